@@ -1,0 +1,180 @@
+"""Benchmark: initial mirror, a 1 % change cycle, an idle cycle and a deletion cycle.
+
+The simulator runs in its own process (rate limit off); every cycle runs as a fresh
+`invoice-sync sync --inline` child process, so the peak RSS reported is that cycle's alone
+(from `wait4`), and `seconds` is the cycle as the engine timed it, without interpreter start-up.
+
+    .venv/bin/python bench/sync_bench.py [--invoices 100000] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).with_name("invoice-sync")
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_DB = "invoice_sync_bench"
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(invoices: int) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connectors.moneybird.simulator",
+            "--invoices",
+            str(invoices),
+            "--port",
+            str(port),
+            "--token",
+            TOKEN,
+            "--no-rate-limit",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return proc, line.split("listening on", 1)[1].strip()
+
+
+def mutate(base_url: str, **counts: int) -> None:
+    request = urllib.request.Request(
+        base_url.rsplit("/api/v2", 1)[0] + "/_simulator/mutate",
+        data=json.dumps(counts).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
+
+
+def fresh_database(kind: str, workdir: Path) -> str:
+    if kind == "sqlite":
+        path = workdir / "bench.db"
+        for p in workdir.glob("bench.db*"):
+            p.unlink()
+        return f"sqlite:///{path}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{PG_DB}"'))
+    admin.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
+
+
+def peak_rss_mb(config: Path) -> tuple[dict[str, float | int | str], float]:
+    """Run one cycle and read the child's own peak RSS from wait4."""
+    env = {**os.environ, "BENCH_MONEYBIRD_TOKEN": TOKEN}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(BIN), "--config", str(config), "--log-level", "WARNING", "sync", "--inline"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"sync failed ({proc.returncode}):\n{out}\n{err}")
+    header, row = out.splitlines()[:2]
+    values: dict[str, float | int | str] = dict(zip(header.split(), row.split(), strict=True))
+    values["wall"] = round(wall, 2)
+    return values, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--invoices", type=int, default=100_000)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+    n = args.invoices
+    simulator, base_url = start_simulator(n)
+    workdir = Path(tempfile.mkdtemp(prefix="invoice-sync-bench-"))
+    results = []
+    try:
+        for kind in args.databases.split(","):
+            url = fresh_database(kind, workdir)
+            config = workdir / f"{kind}.toml"
+            config.write_text(
+                f'database_url = "{url}"\n\n[[sources]]\nname = "bench"\nkind = "moneybird"\n'
+                f'base_url = "{base_url}"\nadministration_id = "123456789"\n'
+                f'token_env = "BENCH_MONEYBIRD_TOKEN"\nsince = "2000-01-01"\nrate_limit = 1000000\n'
+                f'timeout = "120s"\n'
+            )
+            phases = [
+                ("initial", {}),
+                ("1% changed", {"change": n // 100}),
+                ("no change", {}),
+                ("1% deleted", {"delete": n // 100}),
+            ]
+            for phase, counts in phases:
+                if counts:
+                    mutate(base_url, **counts)
+                values, rss = peak_rss_mb(config)
+                seconds = float(values["seconds"])
+                fetched = int(values["new"]) + int(values["changed"])
+                results.append(
+                    {
+                        "database": kind,
+                        "phase": phase,
+                        "invoices": n,
+                        "fetched": fetched,
+                        "requests": int(values["requests"]),
+                        "seconds": seconds,
+                        "wall": values["wall"],
+                        "invoices_per_s": round(fetched / seconds) if fetched and seconds else None,
+                        "peak_rss_mb": round(rss, 1),
+                        "deleted": int(values["deleted"]),
+                    }
+                )
+                print(json.dumps(results[-1]), flush=True)
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print("| database | phase | fetched | requests | seconds | invoices/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['database']} | {r['phase']} | {r['fetched']} | {r['requests']} | {r['seconds']} "
+            f"| {r['invoices_per_s'] or '-'} | {r['peak_rss_mb']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

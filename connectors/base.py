@@ -1,0 +1,66 @@
+"""The connector interface: the three hooks a remote API fills in for the sync engine.
+
+A connector lists ids and versions, fetches a batch of records by id, and normalizes one raw
+record. Diffing, batching, writing, deletion marking and bookkeeping live in the engine
+(`workers.engine`), so adding an API means writing these hooks and nothing else. Connectors never
+touch the database.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from connectors.http import ApiClient
+from connectors.records import Invoice, RawJSON, RemoteVersion
+
+
+class Connector(abc.ABC):
+    #: the `kind` in the config file
+    kind: ClassVar[str]
+    #: most ids one `fetch_batch` call may be given
+    batch_size: ClassVar[int] = 100
+
+    def __init__(self, name: str, client: ApiClient) -> None:
+        self.name = name
+        self.client = client
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        return self.client.requests
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def list_versions(self) -> list[RemoteVersion]:
+        """Every remote id in scope with its current version, in one call if the API allows."""
+
+    @abc.abstractmethod
+    def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]:
+        """The full records for these ids (at most `batch_size`), each with its exact JSON text.
+
+        Ids that no longer exist are simply absent: deletions are the engine's business.
+        """
+
+    @abc.abstractmethod
+    def normalize(self, record: Any, raw: RawJSON) -> Invoice:
+        """Turn one raw record into an `Invoice`; raise `ValueError` naming the bad field."""
+
+    def identify(self, record: Any) -> tuple[str | None, int | None]:
+        """Best-effort id and version of a record that failed `normalize`, for quarantine."""
+        if isinstance(record, dict):
+            remote_id, version = record.get("id"), record.get("version")
+            return (
+                str(remote_id) if remote_id is not None else None,
+                version if isinstance(version, int) and not isinstance(version, bool) else None,
+            )
+        return None, None

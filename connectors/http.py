@@ -1,0 +1,203 @@
+"""The one HTTP client every connector uses: timeouts, pacing, retries, exact JSON.
+
+Retries back off exponentially with jitter (stamina) and honour `Retry-After` / `RateLimit-Reset`
+in all three spellings servers use (delta seconds, epoch seconds, HTTP date). 401/403 and other
+4xx are permanent and never retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+import stamina
+
+from connectors.errors import AuthError, PermanentError, RateLimited, TransientError
+from connectors.ratelimit import Limiter, SlidingWindowLimiter, Unlimited
+from connectors.records import RawJSON
+
+T = TypeVar("T")
+
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+_SKIP = re.compile(r"[\s,]*")
+_EPOCH_THRESHOLD = 1_000_000_000  # larger "seconds" values are epoch timestamps, not deltas
+
+
+def parse_wait(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` or `RateLimit-Reset` header value."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    now = time.time() if now is None else now
+    try:
+        number = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return max(0.0, when.timestamp() - now)
+    if number >= _EPOCH_THRESHOLD:
+        return max(0.0, number - now)
+    return max(0.0, number)
+
+
+def decode_json(content: bytes | str, what: str) -> Any:
+    """Decode JSON with every non-integer number as an exact `Decimal`."""
+    try:
+        text = content.decode() if isinstance(content, bytes) else content
+        return _DECODER.decode(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TransientError(f"{what}: response is not valid JSON ({exc})") from exc
+
+
+def iter_json_array(content: bytes | str, what: str) -> Iterator[tuple[Any, RawJSON]]:
+    """Yield each element of a JSON array with its exact source text.
+
+    Keeping the text lets the mirror store each record as received, byte for byte.
+    """
+    try:
+        text = content.decode() if isinstance(content, bytes) else content
+        pos = _SKIP.match(text, 0).end()  # type: ignore[union-attr]
+        if not text.startswith("[", pos):
+            raise ValueError("expected a JSON array")
+        pos = _SKIP.match(text, pos + 1).end()  # type: ignore[union-attr]
+        items: list[tuple[Any, RawJSON]] = []
+        while not text.startswith("]", pos):
+            if pos >= len(text):
+                raise ValueError("array is not closed")
+            value, end = _DECODER.raw_decode(text, pos)
+            items.append((value, RawJSON(text[pos:end])))
+            pos = _SKIP.match(text, end).end()  # type: ignore[union-attr]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TransientError(f"{what}: response is not a valid JSON array ({exc})") from exc
+    return iter(items)
+
+
+def _backoff(exc: Exception) -> bool | float:
+    if isinstance(exc, RateLimited):
+        base = exc.retry_after if exc.retry_after is not None else 5.0
+        return base + random.uniform(0.05, 0.5)
+    return isinstance(exc, TransientError)
+
+
+class ApiClient:
+    """Sends requests for one remote account (one token), counting every request it sends."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        limiter: Limiter | None = None,
+        timeout: float = 30.0,
+        attempts: int = 6,
+        retry_timeout: float = 600.0,
+        wait_initial: float = 0.5,
+        wait_max: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.limiter: Limiter = limiter or Unlimited()
+        self.requests = 0
+        self.throttled = 0
+        self._attempts = attempts
+        self._retry_timeout = retry_timeout
+        self._wait_initial = wait_initial
+        self._wait_max = wait_max
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            headers=dict(headers),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send with pacing and retries; return a 2xx response or raise a `ConnectorError`."""
+        return self._call(method, path, lambda response, what: response, **kwargs)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(
+            method, path, lambda response, what: decode_json(response.content, what), **kwargs
+        )
+
+    def request_json_array(
+        self, method: str, path: str, **kwargs: Any
+    ) -> Iterator[tuple[Any, RawJSON]]:
+        """Like `request_json` for an array answer, keeping each element's exact text."""
+        return self._call(
+            method, path, lambda response, what: iter_json_array(response.content, what), **kwargs
+        )
+
+    def _call(
+        self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
+    ) -> T:
+        """Decoding sits inside the retry so a truncated body is retried like a dropped line."""
+        what = f"{self.name}: {method} {path}"
+        for attempt in stamina.retry_context(
+            on=_backoff,
+            attempts=self._attempts,
+            timeout=self._retry_timeout,
+            wait_initial=self._wait_initial,
+            wait_max=self._wait_max,
+        ):
+            with attempt:
+                return parse(self._send_once(method, path, what, **kwargs), what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        self.limiter.acquire()
+        self.requests += 1
+        try:
+            response = self._http.request(method, path, **kwargs)
+            response.read()
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"{what}: connection failed ({type(exc).__name__}: {exc})"
+            ) from None
+        self._note_rate_headers(response)
+        status = response.status_code
+        if status < 300:
+            return response
+        if status == 429:
+            self.throttled += 1
+            wait = parse_wait(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = parse_wait(response.headers.get("RateLimit-Reset"))
+            raise RateLimited(f"{what}: rate limited (HTTP 429), retry after {wait}s", wait)
+        if status in (401, 403):
+            raise AuthError(
+                f"{what}: HTTP {status}: the API refused the token (wrong, expired, no scope)"
+            )
+        if status >= 500 or status == 408:
+            raise TransientError(f"{what}: server error HTTP {status}")
+        raise PermanentError(f"{what}: HTTP {status}: {response.text[:200]}")
+
+    def _note_rate_headers(self, response: httpx.Response) -> None:
+        """When the server says the window is spent, wait for its reset instead of earning a 429."""
+        if response.headers.get("RateLimit-Remaining") != "0":
+            return
+        wait = parse_wait(response.headers.get("RateLimit-Reset"))
+        if wait is not None and isinstance(self.limiter, SlidingWindowLimiter):
+            self.limiter.pause_until(time.monotonic() + min(wait, self.limiter.window))

@@ -1,0 +1,1256 @@
+"""A Moneybird API v2 simulator: the sales-invoice synchronization pair over real HTTP.
+
+Why it exists: the connector must be proven against the behaviour that breaks mirrors in
+practice (the `period:this_year` default that silently hides older invoices, the 100-id cap on
+fetches, the 150-per-5-minutes rate limit, dropped connections, truncated bodies, odd money
+spellings) repeatably and at 100,000-invoice scale, without a Moneybird account.
+
+Payloads follow `components/schemas/sales_invoice_response` of the official OpenAPI spec; the
+contract test validates them, so no key here may be invented. Facts the spec does not settle:
+- `administration_id` inside payloads is a JSON integer, as in the spec's own examples; record ids
+  are 18-digit strings and `version` is the epoch second of `updated_at` (as in the examples).
+- Only the `period` and `state` filter keys are honoured; other known keys (`reference`,
+  `updated_after`, ...) are ignored like unknown ones, which only ever widens the answer.
+- An invalid `state` or `period` value answers 400 with the spec's example body.
+- Injected faults `429`, `5xx` and `drop` are answered before authentication and do not use up
+  real rate-limit slots, so fault tests stay deterministic; `slow`, `truncate` and `invalid` answer
+  normally otherwise and do count.
+- Without a rate limit (`rate_limit=None`) no `RateLimit-*` headers are sent at all.
+
+Speed: 100,000 invoices must build in seconds, so construction only plans each invoice (state,
+dates, version) and the full payload is generated on first fetch, deterministically from a
+per-invoice seed. Each payload is then kept only as its `orjson` bytes: a fetch answer is a join
+of cached bytes, and the id/version list is cached until something changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import datetime as dt
+import email.utils
+import functools
+import math
+import random
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, NamedTuple
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+STATES: tuple[str, ...] = (
+    "draft",
+    "scheduled",
+    "open",
+    "pending_payment",
+    "reminded",
+    "late",
+    "paid",
+    "uncollectible",
+)
+_STATE_WEIGHTS = (4, 2, 12, 3, 4, 5, 66, 4)
+_PARTIAL_STATES = frozenset({"open", "late", "reminded"})
+_UNSENT_STATES = frozenset({"draft", "scheduled"})
+FAULT_KINDS = frozenset({"429", "500", "502", "503", "slow", "drop", "truncate", "invalid"})
+FAULT_ENDPOINTS = frozenset({"any", "list", "fetch"})
+MAX_FETCH = 100
+
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+_DAY_MS = 86_400_000
+_OFFICE_START_MS = 7 * 3_600_000  # 08:00/09:00 in the Netherlands, in UTC
+_OFFICE_SPAN_MS = 10 * 3_600_000
+_INVOICE_ID_BASE = 496_081_512_000_000_000
+_CONTACT_ID_BASE = 496_081_400_000_000_000
+
+WORKFLOW_ID = "496081347889071247"
+DOCUMENT_STYLE_ID = "496081348199449753"
+IDENTITY_ID = "496081347126756459"
+USER_ID = "496081346724103269"
+REVENUE_LEDGER_ID = "496081347348006010"
+CASH_LEDGER_ID = "496081347401483902"
+BANK_ACCOUNT_ID = "496081347992031340"
+TAX_RATE_IDS: dict[int, str] = {
+    21: "496081347565061258",
+    9: "496081347612247187",
+    0: "496081347655238292",
+}
+_TAX_REPORT_REFERENCE = {21: "NL/1a", 9: "NL/1b", 0: "NL/1e"}
+_PAYMENT_CONDITIONS = (
+    "We verzoeken u vriendelijk het bovenstaande bedrag van {document.total_price} voor "
+    "{document.due_date} te voldoen op onze bankrekening onder vermelding van de omschrijving "
+    "{document.payment_reference}. Voor vragen kunt u contact opnemen per e-mail."
+)
+_CONDITIONS_JSON = orjson.dumps(_PAYMENT_CONDITIONS)
+
+# (city, first two zipcode digits, area code)
+_CITIES = (
+    ("Amsterdam", 10, "020"), ("Rotterdam", 30, "010"), ("Den Haag", 25, "070"),
+    ("Utrecht", 35, "030"), ("Zwolle", 80, "038"), ("Groningen", 97, "050"),
+    ("Eindhoven", 56, "040"), ("Tilburg", 50, "013"), ("Breda", 48, "076"),
+    ("Nijmegen", 65, "024"), ("Arnhem", 68, "026"), ("Leiden", 23, "071"),
+    ("Haarlem", 20, "023"), ("Amersfoort", 38, "033"), ("Apeldoorn", 73, "055"),
+    ("Enschede", 75, "053"), ("Maastricht", 62, "043"), ("Deventer", 74, "0570"),
+    ("Leeuwarden", 89, "058"), ("'s-Hertogenbosch", 52, "073"), ("Delft", 26, "015"),
+    ("Alkmaar", 18, "072"),
+)
+_STREETS = (
+    "Hoofdstraat", "Kerkstraat", "Dorpsstraat", "Stationsweg", "Molenweg", "Schoolstraat",
+    "Industrieweg", "Oudegracht", "Marktplein", "Nieuwstraat", "Julianalaan", "Beatrixstraat",
+    "Parallelweg", "Kanaalweg", "Vondellaan", "Zuiderkade", "Lindelaan", "Havenstraat",
+)
+_FIRST_NAMES = (
+    "Jan", "Pieter", "Kees", "Sanne", "Lotte", "Emma", "Daan", "Sem", "Fleur", "Anouk", "Thijs",
+    "Bram", "Eva", "Noah", "Julia", "Lars", "Femke", "Joost", "Maarten", "Ingrid", "Ruud",
+    "Marieke", "Wouter", "Esther",
+)
+_LAST_NAMES = (
+    "de Vries", "Jansen", "van Dijk", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder",
+    "de Groot", "Bos", "Vos", "Peters", "Hendriks", "van Leeuwen", "Dekker", "Brouwer", "de Wit",
+    "Dijkstra", "Smits", "van den Berg", "Kok", "Postma", "Hoekstra", "Kuipers",
+)
+_TRADES = (
+    "Bouwbedrijf", "Installatiebedrijf", "Hoveniersbedrijf", "Schildersbedrijf", "Adviesbureau",
+    "Transportbedrijf", "Bakkerij", "Kapsalon", "Klussenbedrijf", "Administratiekantoor",
+    "Fotostudio", "Autobedrijf", "Timmerbedrijf", "Loodgietersbedrijf",
+)
+_BRANDS = (
+    "Noorderlicht", "Polderzicht", "Duinrand", "Groene Hart", "Waddenwind", "Oranjeboom",
+    "De Molenaar", "Vechtdal", "Rivierenland", "Zuiderzee", "Kempenland", "Hofstad",
+)
+_BRAND_KINDS = (
+    "Media", "Software", "Logistiek", "Vastgoed", "Techniek", "Catering", "Design", "Zorg",
+    "Consultancy", "Events", "Holding",
+)
+_MAIL_PROVIDERS = ("gmail.com", "hotmail.com", "ziggo.nl", "kpnmail.nl", "outlook.com")
+_BANKS = (
+    ("INGB", "INGBNL2A"), ("RABO", "RABONL2U"), ("ABNA", "ABNANL2A"), ("TRIO", "TRIONL2U"),
+    ("KNAB", "KNABNL2H"), ("BUNQ", "BUNQNL2A"), ("SNSB", "SNSBNL2A"), ("ASNB", "ASNBNL21"),
+)
+# (description, unit, VAT %, lowest and highest price in cents, quantity kind)
+_CATALOG = (
+    ("Advieswerkzaamheden", "uur", 21, 7500, 14500, "hours"),
+    ("Consultancy", "uur", 21, 8500, 16500, "hours"),
+    ("Ontwikkeling maatwerksoftware", "uur", 21, 6500, 12000, "hours"),
+    ("Onderhoud tuin", "uur", 21, 3500, 5500, "hours"),
+    ("Schilderwerk buitenkozijnen", "uur", 21, 4000, 6000, "hours"),
+    ("Installatie cv-ketel", "x", 21, 180000, 320000, "one"),
+    ("Webhosting pakket (jaar)", "x", 21, 12000, 36000, "one"),
+    ("Licentie boekhoudsoftware", "x", 21, 1500, 4500, "pieces"),
+    ("Voorrijkosten", "x", 21, 3500, 6500, "one"),
+    ("Reiskosten", "km", 21, 23, 23, "km"),
+    ("Fotografie bedrijfsevent", "uur", 21, 7500, 12500, "hours"),
+    ("Vertaalwerk NL-EN", "woorden", 21, 9, 16, "words"),
+    ("Huur vergaderzaal", "dagdeel", 21, 9500, 25000, "pieces"),
+    ("Drukwerk flyers A5", "x", 21, 5, 19, "bulk"),
+    ("Lunchbuffet", "personen", 9, 1250, 2495, "persons"),
+    ("Koffie en gebak", "personen", 9, 450, 895, "persons"),
+    ("Vakliteratuur", "x", 9, 2495, 8900, "pieces"),
+    ("Cursus bedrijfshulpverlening", "deelnemers", 0, 19500, 49500, "pieces"),
+    ("Doorbelaste leges", "x", 0, 3500, 15000, "one"),
+)
+_CODE_FIRST = "123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_CODE_REST = "0" + _CODE_FIRST
+_REFERENCES = ("Project {w}", "Offerte {y}-{n:03d}", "PO {n5}", "Onderhoudscontract {y}", "Order {n5}")
+_REFERENCE_WORDS = ("Nieuwbouw", "Verbouwing", "Website", "Jaarrekening", "Kantoorverhuizing", "Zomerfeest")
+
+
+def money(cents: int) -> str:
+    """Moneybird's own spelling: a dot and at least one decimal (`"363.0"`, `"12.5"`, `"0.05"`)."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{rest // 10}" if rest % 10 == 0 else f"{sign}{whole}.{rest:02d}"
+
+
+def to_cents(value: Any) -> int:
+    """Reads every money spelling the spec allows (`"10,95"`, JSON numbers) back into cents."""
+    amount = Decimal(str(value).replace(",", ".")) * 100
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    """Integer ROUND_HALF_UP for non-negative amounts: cents without Decimal in the hot path."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def _stamp(day: int, ms: int) -> str:
+    """ISO 8601 UTC with milliseconds and `Z`, the way the API writes timestamps."""
+    seconds, millis = divmod(ms, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_iso(day)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+
+
+@functools.cache
+def _iso(day: int) -> str:
+    return dt.date.fromordinal(day).isoformat()
+
+
+def _epoch(day: int, ms: int) -> int:
+    return (day - _EPOCH) * 86_400 + ms // 1000
+
+
+def _now() -> tuple[int, int]:
+    """Today's ordinal and milliseconds since midnight, in UTC, like every API timestamp."""
+    now = dt.datetime.now(dt.UTC)
+    ms = ((now.hour * 60 + now.minute) * 60 + now.second) * 1000 + now.microsecond // 1000
+    return now.date().toordinal(), ms
+
+
+_LETTER_DIGITS = str.maketrans({chr(ord("A") + i): str(10 + i) for i in range(26)})
+
+
+def _iso7064(text: str) -> int:
+    """ISO 7064 mod 97 over letters as numbers (A=10 ... Z=35), shared by IBAN and RF checks."""
+    return int(text.translate(_LETTER_DIGITS)) % 97
+
+
+def rf_reference(code: str) -> tuple[str, str]:
+    """An ISO 11649 creditor reference and its short form: the check digits ignore leading zeros."""
+    check = 98 - _iso7064(f"{code}RF00")
+    return f"RF{check:02d}{code.rjust(21, '0')}", f"RF{check:02d}{code}"
+
+
+def _iban(bank: str, account: int) -> str:
+    number = f"{bank}{account:010d}"
+    return f"NL{98 - _iso7064(f'{number}NL00'):02d}{number}"
+
+
+def _capitalise(name: str) -> str:
+    """Dutch surname prefixes are capitalised only at the start of a name (`Van Dijk Techniek`)."""
+    return name[:1].upper() + name[1:]
+
+
+def _slug(text: str) -> str:
+    return "".join(char for char in text.lower() if char.isalnum())
+
+
+def _jsonable(value: Any) -> Any:
+    """Lets test code pass Decimals and dates to `change_invoice`/`create_invoice` overrides."""
+    if isinstance(value, Decimal):
+        return money(to_cents(value))
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _raw_number(value: Any) -> orjson.Fragment:
+    """`set_raw` may plant Decimals: write them as JSON numbers with exactly their spelling."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload, default=_raw_number)
+
+
+# created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial: sorts by creation
+_PlanRow = tuple[int, int, int, str, int | None, int, int, int, bool]
+
+
+class _Plan(NamedTuple):
+    """What must be known without building the payload: enough to list and filter."""
+
+    seed: int
+    state: str
+    invoice_date: int | None
+    term: int
+    created: int
+    created_ms: int
+    updated: int
+    updated_ms: int
+    partial: bool
+    number: str | None
+    draft_id: int | None
+
+
+class _Record:
+    """One invoice: planned until first needed, afterwards only its serialized payload.
+
+    The body is a tuple of byte strings that concatenate to the JSON object, so generated
+    invoices can share their contact's bytes instead of each holding a copy.
+    """
+
+    __slots__ = ("id", "version", "state", "invoice_date", "plan", "body")
+
+    def __init__(self, remote_id: str, version: int, plan: _Plan) -> None:
+        self.id = remote_id
+        self.version = version
+        self.plan: _Plan | None = plan
+        self.state: Any = plan.state
+        self.invoice_date: Any = None if plan.invoice_date is None else _iso(plan.invoice_date)
+        self.body: tuple[bytes, ...] | None = None
+
+
+@dataclass
+class _Fault:
+    kind: str
+    endpoint: str
+    remaining: int
+    delay: float
+    retry_after: str | None
+    remote_id: str | None
+
+
+class _BadRequest(Exception):
+    """A 400 with Moneybird's `{"error", "symbolic"}` body."""
+
+    def __init__(self, error: str, symbolic: dict[str, str]) -> None:
+        super().__init__(error)
+        self.body = {"error": error, "symbolic": symbolic}
+
+
+class _Factory:
+    """Generates realistic Dutch invoices; every payload depends only on its plan and the seed."""
+
+    def __init__(self, administration_id: str, seed: int, start: dt.date, contacts: int) -> None:
+        self.administration_id = int(administration_id)
+        self.start = start
+        rng = random.Random(seed ^ 0x5EED)
+        self.url_prefix = f"https://moneybird.com/{administration_id}/external/{rng.getrandbits(256):064x}"
+        self.contacts = [self._contact(rng, index) for index in range(contacts)]
+        self.contact_json = {contact["id"]: orjson.dumps(contact) for contact in self.contacts}
+        self.direct_debit = [contact for contact in self.contacts if contact["direct_debit"]]
+
+    def _contact(self, rng: random.Random, index: int) -> dict[str, Any]:
+        city, zip_prefix, area = _CITIES[rng.randrange(len(_CITIES))]
+        first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+        kind = rng.random()
+        if kind < 0.25:
+            company, firstname, lastname = None, first, last
+            email = f"{_slug(first)}.{_slug(last)}@{rng.choice(_MAIL_PROVIDERS)}"
+        else:
+            if kind < 0.6:
+                company = f"{rng.choice((rng.choice(_BRANDS), _capitalise(last)))} {rng.choice(_BRAND_KINDS)} B.V."
+                firstname = lastname = None
+            elif kind < 0.75:
+                company = f"{rng.choice(_TRADES)} {last} V.O.F."
+                firstname = lastname = None
+            else:
+                company, firstname, lastname = f"{rng.choice(_TRADES)} {last}", first, last
+            email = f"{rng.choice(('info', 'administratie', 'facturen'))}@{_slug(company.removesuffix(' B.V.').removesuffix(' V.O.F.'))}.nl"
+        direct_debit = index % 6 == 1
+        bank, bic = rng.choice(_BANKS)
+        iban = _iban(bank, rng.randrange(10**9, 10**10))
+        holder = company or f"{first[0]}. {_capitalise(last)}"
+        created = self.start.toordinal() - rng.randrange(30, 900)
+        created_ms = _OFFICE_START_MS + rng.randrange(_OFFICE_SPAN_MS)
+        updated = created + rng.randrange(0, 300)
+        phone = rng.random()
+        return {
+            "id": str(_CONTACT_ID_BASE + 1_000_000 * (index + 1) + rng.randrange(1_000_000)),
+            "administration_id": self.administration_id,
+            "company_name": company,
+            "firstname": firstname,
+            "lastname": lastname,
+            "address1": f"{rng.choice(_STREETS)} {rng.randrange(1, 240)}",
+            "address2": None,
+            "zipcode": f"{zip_prefix}{rng.randrange(10, 100)}{rng.choice('ABCDEFGHJKLMNPRTVWXZ')}{rng.choice('ABCDEGHJKLMNPRTVWXZ')}",
+            "city": city,
+            "country": "NL",
+            "phone": None
+            if phone < 0.3
+            else f"06-{rng.randrange(10**7, 10**8)}"
+            if phone < 0.65
+            else f"{area}-{rng.randrange(10 ** (9 - len(area)), 10 ** (10 - len(area)))}",
+            "delivery_method": rng.choice(("Email", "Email", "Email", "Email", "Post", "Manual")),
+            "customer_id": str(index + 1),
+            "tax_number": None if company is None else f"NL{rng.randrange(10**8, 10**9):09d}B01",
+            "chamber_of_commerce": None if company is None else f"{rng.randrange(10**7, 10**8)}",
+            "bank_account": iban if direct_debit or rng.random() < 0.4 else None,
+            "is_trusted": False,
+            "attention": None if company is None or rng.random() < 0.6 else f"{first} {last}",
+            "email": email,
+            "email_ubl": company is not None,
+            "send_invoices_to_attention": None,
+            "send_invoices_to_email": email,
+            "direct_debit": direct_debit,
+            "sepa_active": direct_debit,
+            "sepa_iban": iban if direct_debit else None,
+            "sepa_iban_account_name": holder if direct_debit else None,
+            "sepa_bic": bic if direct_debit else None,
+            "sepa_mandate_id": f"MND{index + 1:06d}" if direct_debit else None,
+            "sepa_mandate_date": _iso(created + 1) if direct_debit else None,
+            "sepa_sequence_type": "RCUR",
+            "created_at": _stamp(created, created_ms),
+            "updated_at": _stamp(updated, created_ms),
+            "version": _epoch(updated, created_ms),
+            "sales_invoices_url": f"https://moneybird.com/{self.administration_id}/sales_invoices/{rng.getrandbits(256):064x}/all",
+            "notes": [],
+            "custom_fields": [],
+            "contact_people": [],
+            "archived": False,
+        }
+
+    def plan(self, rng: random.Random, state: str, today: int, partial: bool) -> _PlanRow:
+        """Dates per state that a bookkeeper would recognise, e.g. `late` really is past due."""
+        start = self.start.toordinal()
+
+        def between(low: int, high: int) -> int:
+            low = max(low, start)
+            high = max(min(high, today), low)
+            return low + int(rng.random() * (high - low + 1))
+
+        term = 14 if rng.random() < 0.4 else 30
+        invoice_date: int | None
+        if state == "draft":
+            invoice_date = None
+            created = between(today - 30, today)
+            updated = between(created, created + 3)
+        elif state == "scheduled":
+            invoice_date = between(today - 3, today)
+            created = invoice_date - 1 - int(rng.random() * 10)
+            updated = created
+        elif state in ("open", "pending_payment"):
+            invoice_date = created = between(today - term + 1, today)
+            updated = between(invoice_date, today) if partial or state == "pending_payment" else invoice_date
+        elif state == "late":
+            invoice_date = created = between(today - term - 60, today - term - 1)
+            updated = min(today, invoice_date + term + 1 + int(rng.random() * 20))
+        elif state == "reminded":
+            invoice_date = created = between(today - term - 120, today - term - 8)
+            updated = min(today, invoice_date + term + 7 * (1 + int(rng.random() * 3)))
+        elif state == "paid":
+            invoice_date = created = between(start, today)
+            updated = min(today, invoice_date + int(rng.random() * (term + 15)))
+        else:
+            invoice_date = created = between(start, today - 180)
+            updated = min(today, invoice_date + term + 90 + int(rng.random() * 60))
+        updated_ms = _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS)
+        created_ms = (
+            _OFFICE_START_MS + int(rng.random() * (updated_ms - _OFFICE_START_MS))
+            if created == updated
+            else _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS)
+        )
+        seed = rng.getrandbits(64)
+        return (created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial)
+
+    def serialize(self, remote_id: str, version: int, plan: _Plan) -> tuple[bytes, ...]:
+        """The payload's JSON cut around its contact and conditions, whose bytes are shared."""
+        payload = self.build(remote_id, version, plan)
+        shared = ((b'"contact":', self.contact_json[payload["contact_id"]]), (b'"payment_conditions":', _CONDITIONS_JSON))
+        payload["contact"] = payload["payment_conditions"] = None
+        rest = _dumps(payload)
+        parts: list[bytes] = []
+        for key, value in shared:
+            cut = rest.index(key + b"null") + len(key)
+            parts += (rest[:cut], value)
+            rest = rest[cut + len(b"null") :]
+        parts.append(rest)
+        return tuple(parts)
+
+    def build(self, remote_id: str, version: int, plan: _Plan) -> dict[str, Any]:
+        """The payload; its `contact` is the shared pool object, so never hand it out as is."""
+        rng = random.Random(plan.seed)
+        base_id = int(remote_id)
+        state = plan.state
+        issued = plan.created if plan.invoice_date is None else plan.invoice_date
+        contact = rng.choice(self.direct_debit if state == "pending_payment" and self.direct_debit else self.contacts)
+        created_at = _stamp(plan.created, plan.created_ms)
+        updated_at = _stamp(plan.updated, plan.updated_ms)
+
+        details = []
+        taxable: dict[int, int] = {}
+        for row in range(1, 1 + min(5, 1 + int(rng.expovariate(0.9)))):
+            description, unit, rate, low, high, kind = _CATALOG[rng.randrange(len(_CATALOG))]
+            quantity = self._quantity(rng, kind)  # in hundredths
+            price = low + int(rng.random() * (high - low + 1))
+            if price > 1000:
+                price -= price % 5
+            line_total = _half_up(quantity * price, 100)
+            taxable[rate] = taxable.get(rate, 0) + line_total
+            line_text = money(line_total)
+            whole, rest = divmod(quantity, 100)
+            spoken = str(whole) if rest == 0 else f"{whole},{rest:02d}".rstrip("0")
+            details.append(
+                {
+                    "id": str(base_id + row),
+                    "administration_id": self.administration_id,
+                    "tax_rate_id": TAX_RATE_IDS[rate],
+                    "ledger_account_id": REVENUE_LEDGER_ID,
+                    "project_id": None,
+                    "product_id": None,
+                    "amount": f"{spoken} {unit}",
+                    "amount_decimal": money(quantity),
+                    "description": description,
+                    "price": money(price),
+                    "period": None,
+                    "row_order": row,
+                    "total_price_excl_tax_with_discount": line_text,
+                    "total_price_excl_tax_with_discount_base": line_text,
+                    "tax_report_reference": [_TAX_REPORT_REFERENCE[rate]],
+                    "mandatory_tax_text": None,
+                    "created_at": created_at,
+                    "updated_at": created_at,
+                }
+            )
+        tax_totals = []
+        total_tax = 0
+        for rate, amount in taxable.items():
+            tax = _half_up(amount * rate, 100)
+            total_tax += tax
+            amount_text, tax_text = money(amount), money(tax)
+            tax_totals.append(
+                {
+                    "tax_rate_id": TAX_RATE_IDS[rate],
+                    "taxable_amount": amount_text,
+                    "taxable_amount_base": amount_text,
+                    "tax_amount": tax_text,
+                    "tax_amount_base": tax_text,
+                }
+            )
+        excl = sum(taxable.values())
+        incl = excl + total_tax
+
+        payments = []
+        if state == "paid":
+            if plan.updated > issued and rng.random() < 0.15:
+                first = _half_up(incl * (20 + int(rng.random() * 60)), 100)
+                first_day = issued + int(rng.random() * (plan.updated - issued))
+                payments.append(self._payment(rng, base_id, 1, first, first_day, None))
+                payments.append(self._payment(rng, base_id, 2, incl - first, plan.updated, plan.updated_ms))
+            else:
+                payments.append(self._payment(rng, base_id, 1, incl, plan.updated, plan.updated_ms))
+        elif plan.partial:
+            part = max(1, _half_up(incl * (10 + int(rng.random() * 80)), 100))
+            day = issued + int(rng.random() * (plan.updated - issued + 1))
+            ms = plan.updated_ms if day == plan.updated else None
+            payments.append(self._payment(rng, base_id, 1, part, day, ms))
+        paid = incl if state == "paid" else part if plan.partial and state != "paid" else 0
+        unpaid_text, excl_text, incl_text = money(incl - paid), money(excl), money(incl)
+
+        due_day = issued + plan.term
+        sent = state not in _UNSENT_STATES
+        reminders = 0
+        next_reminder: str | None = None
+        if state in ("open", "pending_payment"):
+            next_reminder = _iso(due_day)
+        elif state == "late":
+            next_reminder = _iso(plan.updated + 1)
+        elif state == "reminded":
+            reminders = max(1, (plan.updated - due_day) // 7)
+            next_reminder = _iso(plan.updated + 14)
+        if state == "draft":
+            payment_reference = short_reference = None
+        else:
+            code = rng.choice(_CODE_FIRST) + "".join(rng.choices(_CODE_REST, k=7))
+            payment_reference, short_reference = rf_reference(code)
+        view_token = f"{rng.getrandbits(256):064x}"
+        events = [self._event("sales_invoice_created", created_at)]
+        if state in ("open", "pending_payment"):
+            events.append(self._event("sales_invoice_state_changed_to_open", _stamp(issued, plan.created_ms)))
+        elif sent:
+            events.append(self._event(f"sales_invoice_state_changed_to_{state}", updated_at))
+        reference_template = rng.choice(_REFERENCES)
+        reference = (
+            None
+            if rng.random() < 0.3
+            else reference_template.format(
+                w=rng.choice(_REFERENCE_WORDS),
+                y=dt.date.fromordinal(plan.created).year,
+                n=rng.randrange(1, 400),
+                n5=rng.randrange(10_000, 100_000),
+            )
+        )
+        return {
+            "id": remote_id,
+            "administration_id": self.administration_id,
+            "contact_id": contact["id"],
+            "contact": contact,
+            "contact_person_id": None,
+            "contact_person": None,
+            "invoice_id": plan.number,
+            "recurring_sales_invoice_id": None,
+            "subscription_id": None,
+            "workflow_id": WORKFLOW_ID,
+            "document_style_id": DOCUMENT_STYLE_ID,
+            "identity_id": IDENTITY_ID,
+            "draft_id": plan.draft_id,
+            "state": state,
+            "invoice_date": None if plan.invoice_date is None else _iso(plan.invoice_date),
+            "due_date": _iso(due_day),
+            "payment_conditions": _PAYMENT_CONDITIONS,
+            "payment_reference": payment_reference,
+            "short_payment_reference": short_reference,
+            "reference": reference,
+            "language": "nl",
+            "currency": "EUR",
+            "discount": "0.0",
+            "original_sales_invoice_id": None,
+            "paused": False,
+            "paid_at": _iso(plan.updated) if state == "paid" else None,
+            "sent_at": _iso(issued) if sent else None,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "public_view_code": f"{rng.randrange(1_000_000):06d}" if sent else None,
+            "public_view_code_expires_at": _stamp(issued + 92, plan.created_ms) if sent else None,
+            "version": version,
+            "details": details,
+            "payments": payments,
+            "total_paid": money(paid),
+            "total_unpaid": unpaid_text,
+            "total_unpaid_base": unpaid_text,
+            "prices_are_incl_tax": False,
+            "total_price_excl_tax": excl_text,
+            "total_price_excl_tax_base": excl_text,
+            "total_price_incl_tax": incl_text,
+            "total_price_incl_tax_base": incl_text,
+            "total_discount": "0.0",
+            "marked_dubious_on": None,
+            "marked_uncollectible_on": _iso(plan.updated) if state == "uncollectible" else None,
+            "reminder_count": reminders,
+            "next_reminder": next_reminder,
+            "original_estimate_id": None,
+            "url": f"{self.url_prefix}/{view_token}/sales_invoice",
+            "payment_url": f"{self.url_prefix}/{view_token}/sales_invoice",
+            "custom_fields": [],
+            "notes": [],
+            "attachments": [],
+            "events": events,
+            "tax_totals": tax_totals,
+            "time_entries": [],
+        }
+
+    @staticmethod
+    def _quantity(rng: random.Random, kind: str) -> int:
+        """Quantities in hundredths, so fractional hours (`1.5`, `2.25`) stay exact integers."""
+        if kind == "hours":
+            return 25 * (2 + int(rng.random() * 63))
+        if kind == "pieces":
+            return 100 * (1 + int(rng.random() * 6))
+        if kind == "km":
+            return 100 * (10 + int(rng.random() * 240))
+        if kind == "words":
+            return 100 * 250 * (1 + int(rng.random() * 20))
+        if kind == "bulk":
+            return 100 * 500 * (1 + int(rng.random() * 10))
+        if kind == "persons":
+            return 100 * (8 + int(rng.random() * 73))
+        return 100
+
+    def _payment(
+        self, rng: random.Random, base_id: int, index: int, cents: int, day: int, ms: int | None
+    ) -> dict[str, Any]:
+        stamp = _stamp(day, _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS) if ms is None else ms)
+        return self.payment(rng, str(base_id + 100 + index), str(base_id), cents, _iso(day), stamp)
+
+    def payment(
+        self, rng: random.Random, payment_id: str, invoice_id: str, cents: int, day: str, stamp: str
+    ) -> dict[str, Any]:
+        """Bank-matched, manual (transfer or cash) and Moneybird Payments, in realistic shares."""
+        kind = rng.random()
+        bank = kind < 0.6
+        manual = None if bank or kind >= 0.9 else ("bank_transfer" if kind < 0.8 else "cash")
+        online = kind >= 0.9
+        if bank and rng.random() < 0.7:
+            identifier: str | None = f"E2E{day.replace('-', '')}{rng.randrange(10**8):08d}"
+        elif online:
+            identifier = f"MBP{rng.getrandbits(48):012X}"
+        else:
+            identifier = None
+        return {
+            "id": payment_id,
+            "administration_id": self.administration_id,
+            "invoice_type": "SalesInvoice",
+            "invoice_id": invoice_id,
+            "financial_account_id": BANK_ACCOUNT_ID if bank else None,
+            "user_id": USER_ID,
+            "payment_transaction_id": str(int(payment_id) + 50) if online else None,
+            "transaction_identifier": identifier,
+            "price": price,
+            "price_base": price,
+            "payment_date": day,
+            "credit_invoice_id": None,
+            "financial_mutation_id": str(int(payment_id) + 20) if bank else None,
+            "ledger_account_id": CASH_LEDGER_ID if manual == "cash" else None,
+            "linked_payment_id": None,
+            "manual_payment_action": manual,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+    def _event(self, action: str, stamp: str) -> dict[str, Any]:
+        return {
+            "administration_id": self.administration_id,
+            "user_id": USER_ID,
+            "action": action,
+            "link_entity_id": None,
+            "link_entity_type": None,
+            "data": {},
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+
+def _month_start(year: int, month: int) -> dt.date:
+    """First day of a month given with an overflowing or negative month number."""
+    year += (month - 1) // 12
+    return dt.date(year, (month - 1) % 12 + 1, 1)
+
+
+def _period(value: str, today: dt.date) -> tuple[str, str]:
+    """Inclusive ISO bounds of a Moneybird period: a preset or `YYYYMM[DD]..YYYYMM[DD]`."""
+    year, month = today.year, today.month
+    quarter_month = month - (month - 1) % 3
+    presets = {
+        "this_month": (month, 1),
+        "prev_month": (month - 1, 1),
+        "next_month": (month + 1, 1),
+        "this_quarter": (quarter_month, 3),
+        "prev_quarter": (quarter_month - 3, 3),
+        "next_quarter": (quarter_month + 3, 3),
+        "this_year": (1, 12),
+        "prev_year": (-11, 12),
+        "next_year": (13, 12),
+    }
+    if value in presets:
+        first, months = presets[value]
+        low = _month_start(year, first)
+        high = _month_start(low.year, low.month + months) - dt.timedelta(days=1)
+        return low.isoformat(), high.isoformat()
+    low_text, _, high_text = value.partition("..")
+    high_text = high_text or low_text
+    try:
+        if len(low_text) not in (6, 8) or len(high_text) not in (6, 8) or not (low_text + high_text).isdigit():
+            raise ValueError(value)
+        low = dt.date(int(low_text[:4]), int(low_text[4:6]), int(low_text[6:] or 1))
+        if len(high_text) == 8:
+            high = dt.date(int(high_text[:4]), int(high_text[4:6]), int(high_text[6:]))
+        else:
+            first = dt.date(int(high_text[:4]), int(high_text[4:6]), 1)
+            high = _month_start(first.year, first.month + 1) - dt.timedelta(days=1)
+    except ValueError:
+        raise _BadRequest("Period is invalid", {"filter": "invalid"}) from None
+    return low.isoformat(), high.isoformat()
+
+
+def _parse_filter(raw: str | None, today: dt.date) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
+    """States (None: all) and period (None: any); no filter at all means `period:this_year`."""
+    if raw is None:
+        return None, _period("this_year", today)
+    states: frozenset[str] | None = None
+    period: tuple[str, str] | None = None
+    for term in raw.split(","):
+        key, _, value = term.strip().partition(":")
+        if key == "state":
+            if value != "all":
+                states = frozenset(value.split("|"))
+                if not states <= set(STATES):
+                    raise _BadRequest("Status is not included in the list", {"filter": "invalid"})
+        elif key == "period":
+            period = _period(value, today)
+    return states, period
+
+
+def _parse_ids(raw: bytes) -> list[str]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _BadRequest("Request body is not valid JSON", {"body": "invalid"}) from None
+    if not isinstance(body, dict) or "ids" not in body:
+        raise _BadRequest("Ids is required", {"ids": "required"})
+    ids = body["ids"]
+    if not isinstance(ids, list) or any(isinstance(i, bool) or not isinstance(i, str | int) for i in ids):
+        raise _BadRequest("Ids is invalid", {"ids": "invalid"})
+    return [str(i) for i in ids]
+
+
+def _reset_epoch(retry_after: str) -> int:
+    """The epoch second a Retry-After value (delta seconds, epoch seconds or HTTP date) points at."""
+    now = time.time()
+    if retry_after.strip().isdigit():
+        value = int(retry_after)
+        return value if value > 1_000_000_000 else math.ceil(now) + value
+    try:
+        return int(email.utils.parsedate_to_datetime(retry_after).timestamp())
+    except (TypeError, ValueError):
+        return math.ceil(now) + 1
+
+
+async def _drop_connection(receive: Receive) -> None:
+    """Close the socket without any response: ASGI has no verb for it, uvicorn's transport does."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if transport is None:
+        raise RuntimeError("the drop fault needs the simulator to run under uvicorn")
+    transport.close()
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _SyncEndpoint:
+    """Raw ASGI rather than a request/response endpoint, so a fault can drop the connection."""
+
+    def __init__(self, simulator: MoneybirdSimulator) -> None:
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.simulator._serve(Request(scope, receive), scope, receive, send)
+
+
+class MoneybirdSimulator:
+    """Moneybird's sales-invoice sync pair with seeded data, test controls and injectable faults."""
+
+    def __init__(
+        self,
+        *,
+        administration_id: str = "123456789",
+        token: str = "sim-token",
+        invoices: int = 50,
+        seed: int = 1,
+        rate_limit: int | None = 150,
+        rate_window: float = 300.0,
+        start_date: dt.date = dt.date(2024, 1, 1),
+    ) -> None:
+        self.administration_id = administration_id
+        self.token = token
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.requests: list[tuple[str, str, int]] = []
+        self.rate_limited = 0
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._factory = _Factory(administration_id, seed, start_date, max(10, min(4000, invoices // 20)))
+        self._live: dict[str, _Record] = {}
+        self._deleted: dict[str, _Record] = {}
+        self._list_cache: dict[tuple[Any, ...], bytes] = {}
+        self._faults: list[_Fault] = []
+        self._windows: dict[str, deque[float]] = {}
+        self._year_numbers: dict[int, int] = {}
+        self._drafts = 0
+        self._next_id = _INVOICE_ID_BASE
+        self._populate(invoices)
+        self.app = Starlette(
+            routes=[
+                Route(
+                    "/api/v2/{administration_id}/sales_invoices/{resource}",
+                    _SyncEndpoint(self),
+                    methods=["GET", "POST"],
+                )
+            ]
+        )
+
+    def _populate(self, count: int) -> None:
+        """Every state and a partly paid invoice always occur, whatever the size; then by weight."""
+        rng = self._rng
+        today = dt.date.today().toordinal()
+        picks: list[tuple[str, bool]] = [(state, state in ("open", "late")) for state in STATES][:count]
+        cumulative = [sum(_STATE_WEIGHTS[: i + 1]) / sum(_STATE_WEIGHTS) for i in range(len(STATES))]
+        for _ in range(count - len(picks)):
+            state = STATES[bisect.bisect(cumulative, rng.random())]
+            picks.append((state, state in _PARTIAL_STATES and rng.random() < 0.25))
+        rows = sorted(self._factory.plan(rng, state, today, partial) for state, partial in picks)
+        numbers: dict[int, str] = {}
+        for position in sorted(
+            (i for i, row in enumerate(rows) if row[4] is not None), key=lambda i: (rows[i][4], i)
+        ):
+            numbers[position] = self._invoice_number(rows[position][4])
+        for position, (created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial) in enumerate(rows):
+            draft_id = None
+            if state == "draft":
+                self._drafts += 1
+                draft_id = self._drafts
+            plan = _Plan(
+                seed, state, invoice_date, term, created, created_ms, updated, updated_ms, partial,
+                numbers.get(position), draft_id,
+            )
+            self._next_id += 1000 + rng.getrandbits(16)
+            remote_id = str(self._next_id)
+            self._live[remote_id] = _Record(remote_id, _epoch(updated, updated_ms), plan)
+
+    def _invoice_number(self, day: int) -> str:
+        year = dt.date.fromordinal(day).year
+        self._year_numbers[year] = self._year_numbers.get(year, 0) + 1
+        return f"{year}-{self._year_numbers[year]:04d}"
+
+    # --- data, for tests -------------------------------------------------------------------
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._live)
+
+    def invoice(self, remote_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self._payload(self._live[str(remote_id)])
+
+    def invoices(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self._payload(record) for record in self._live.values()]
+
+    def create_invoice(self, **overrides: Any) -> dict[str, Any]:
+        """A fresh invoice dated today; `state` and `invoice_date` shape it, other keys overwrite."""
+        with self._lock:
+            state = overrides.pop("state", "open")
+            if state not in STATES:
+                raise ValueError(f"unknown state {state!r}")
+            day, ms = _now()
+            chosen = overrides.pop("invoice_date", None if state == "draft" else dt.date.today())
+            invoice_date = (
+                None if chosen is None else (dt.date.fromisoformat(chosen) if isinstance(chosen, str) else chosen).toordinal()
+            )
+            draft_id = None
+            if state == "draft":
+                self._drafts += 1
+                draft_id = self._drafts
+            plan = _Plan(
+                self._rng.getrandbits(64), state, invoice_date, self._rng.choice((14, 30)), day, ms,
+                day, ms, False, None if draft_id or invoice_date is None else self._invoice_number(invoice_date),
+                draft_id,
+            )
+            self._next_id += 1000 + self._rng.getrandbits(16)
+            record = _Record(str(self._next_id), _epoch(day, ms), plan)
+            payload = self._factory.build(record.id, record.version, plan)
+            payload.update({key: _jsonable(value) for key, value in overrides.items()})
+            self._live[record.id] = record
+            self._store(record, payload)
+            return self._payload(record)
+
+    def change_invoice(self, remote_id: str, **changes: Any) -> dict[str, Any]:
+        """Verbatim top-level changes; a newer `version` and `updated_at` unless given explicitly."""
+        with self._lock:
+            record = self._live[str(remote_id)]
+            payload = self._payload(record)
+            payload.update({key: _jsonable(value) for key, value in changes.items()})
+            self._touch(record, payload, changes)
+            self._store(record, payload)
+            return payload
+
+    def pay_invoice(self, remote_id: str, amount: Decimal | None = None) -> dict[str, Any]:
+        """A bank payment of `amount` (default: all that is unpaid); fully paid turns `paid`."""
+        with self._lock:
+            record = self._live[str(remote_id)]
+            payload = self._payload(record)
+            total = to_cents(payload["total_price_incl_tax"])
+            paid = to_cents(payload["total_paid"])
+            cents = total - paid if amount is None else to_cents(amount)
+            if cents <= 0:
+                raise ValueError(f"invoice {remote_id} has nothing unpaid; pass an explicit amount")
+            day, ms = _now()
+            self._next_id += 1000
+            payload["payments"].append(
+                self._factory.payment(self._rng, str(self._next_id), record.id, cents, _iso(day), _stamp(day, ms))
+            )
+            paid += cents
+            payload["total_paid"] = money(paid)
+            payload["total_unpaid"] = payload["total_unpaid_base"] = money(total - paid)
+            if paid >= total:
+                payload["state"] = "paid"
+                payload["paid_at"] = _iso(day)
+                payload["next_reminder"] = None
+            self._touch(record, payload, {})
+            self._store(record, payload)
+            return payload
+
+    def delete_invoice(self, remote_id: str) -> None:
+        with self._lock:
+            self._deleted[str(remote_id)] = self._live.pop(str(remote_id))
+            self._list_cache.clear()
+
+    def restore_invoice(self, remote_id: str) -> None:
+        with self._lock:
+            self._live[str(remote_id)] = self._deleted.pop(str(remote_id))
+            self._list_cache.clear()
+
+    def set_raw(self, remote_id: str, payload: dict[str, Any]) -> None:
+        """Verbatim, odd spellings included; the listed version follows the payload's own."""
+        with self._lock:
+            self._store(self._live[str(remote_id)], payload)
+
+    def _body(self, record: _Record) -> tuple[bytes, ...]:
+        if record.body is None:
+            assert record.plan is not None
+            record.body = self._factory.serialize(record.id, record.version, record.plan)
+            record.plan = None
+        return record.body
+
+    def _payload(self, record: _Record) -> dict[str, Any]:
+        return orjson.loads(b"".join(self._body(record)))
+
+    def _touch(self, record: _Record, payload: dict[str, Any], explicit: Mapping[str, Any]) -> None:
+        day, ms = _now()
+        if "version" not in explicit:
+            payload["version"] = max(record.version + 1, _epoch(day, ms))
+        if "updated_at" not in explicit:
+            payload["updated_at"] = _stamp(day, ms)
+
+    def _store(self, record: _Record, payload: dict[str, Any]) -> None:
+        record.body = (_dumps(payload),)
+        record.plan = None
+        version = payload.get("version")
+        if isinstance(version, int) and not isinstance(version, bool):
+            record.version = version
+        record.state = payload.get("state")
+        invoice_date = payload.get("invoice_date")
+        record.invoice_date = invoice_date if isinstance(invoice_date, str) else None
+        self._list_cache.clear()
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        endpoint: str = "any",
+        delay: float = 2.0,
+        retry_after: str | None = None,
+        remote_id: str | None = None,
+    ) -> None:
+        """Queue a fault for the next `times` matching requests (`invalid`: fetches only)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if endpoint not in FAULT_ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {sorted(FAULT_ENDPOINTS)}")
+        with self._lock:
+            self._faults.append(
+                _Fault(kind, endpoint, times, delay, retry_after, None if remote_id is None else str(remote_id))
+            )
+
+    def _take(self, matches: Callable[[_Fault], bool]) -> _Fault | None:
+        for fault in self._faults:
+            if matches(fault):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _take_fault(self, endpoint: str) -> _Fault | None:
+        return self._take(lambda f: f.kind != "invalid" and f.endpoint in ("any", endpoint))
+
+    def _take_invalid(self, answered: list[str]) -> str | None:
+        fault = self._take(
+            lambda f: f.kind == "invalid"
+            and f.endpoint != "list"
+            and bool(answered)
+            and (f.remote_id is None or f.remote_id in answered)
+        )
+        if fault is None:
+            return None
+        return fault.remote_id or answered[0]
+
+    def _fault_response(self, fault: _Fault) -> Response:
+        headers: dict[str, str] = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = fault.retry_after
+        if fault.kind == "429":
+            retry_after = fault.retry_after or "1"
+            headers.update(
+                {
+                    "Retry-After": retry_after,
+                    "RateLimit-Limit": str(self.rate_limit or 150),
+                    "RateLimit-Remaining": "0",
+                    "RateLimit-Reset": str(_reset_epoch(retry_after)),
+                }
+            )
+            return Response("Retry later", 429, headers, media_type="text/plain")
+        if fault.kind == "500":
+            return Response(orjson.dumps({"error": "Internal server error"}), 500, headers, media_type="application/json")
+        title = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}[fault.kind]
+        return Response(f"<html><body><h1>{title}</h1></body></html>", int(fault.kind), headers, media_type="text/html")
+
+    # --- serving ---------------------------------------------------------------------------
+
+    async def _serve(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = "list" if request.method == "GET" else "fetch"
+        ids: list[str] | None = None
+        bad_body: _BadRequest | None = None
+        if endpoint == "fetch":
+            try:
+                ids = _parse_ids(await request.body())
+            except _BadRequest as exc:
+                bad_body = exc
+        with self._lock:
+            self.requests.append((request.method, request.url.path, len(ids) if ids else 0))
+            fault = self._take_fault(endpoint)
+        if fault is not None and fault.kind == "drop":
+            await _drop_connection(receive)
+            return
+        if fault is not None and fault.kind in ("429", "500", "502", "503"):
+            await self._fault_response(fault)(scope, receive, send)
+            return
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+        status, body, media_type, headers = self._answer(request, endpoint, ids, bad_body)
+        if fault is not None and fault.kind == "truncate":
+            body = body[: len(body) // 2]
+        await Response(body, status, headers, media_type=media_type)(scope, receive, send)
+
+    def _answer(
+        self, request: Request, endpoint: str, ids: list[str] | None, bad_body: _BadRequest | None
+    ) -> tuple[int, bytes, str, dict[str, str]]:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or credentials.strip() != self.token:
+            return 401, orjson.dumps({"error": "Token is invalid or expired", "symbolic": {"token": "invalid"}}), "application/json", {}
+        params = request.path_params
+        if params["administration_id"] != self.administration_id or params["resource"] not in (
+            "synchronization",
+            "synchronization.json",
+        ):
+            return 404, orjson.dumps({"error": "Not found", "symbolic": {"administration_id": "not_found"}}), "application/json", {}
+        with self._lock:
+            limited, headers = self._admit(self.token)
+            if limited:
+                self.rate_limited += 1
+                return 429, b"Retry later", "text/plain", headers
+            try:
+                if endpoint == "list":
+                    body = self._list(request.query_params.get("filter"))
+                elif bad_body is not None:
+                    raise bad_body
+                else:
+                    body = self._fetch(ids or [])
+            except _BadRequest as exc:
+                return 400, orjson.dumps(exc.body), "application/json", headers
+        return 200, body, "application/json", headers
+
+    def _admit(self, token: str) -> tuple[bool, dict[str, str]]:
+        """A sliding window per token; refused requests do not take a slot."""
+        if self.rate_limit is None:
+            return False, {}
+        now = time.monotonic()
+        window = self._windows.setdefault(token, deque())
+        while window and window[0] <= now - self.rate_window:
+            window.popleft()
+        limited = len(window) >= self.rate_limit
+        if not limited:
+            window.append(now)
+        frees_in = window[0] + self.rate_window - now
+        headers = {
+            "RateLimit-Limit": str(self.rate_limit),
+            "RateLimit-Remaining": str(self.rate_limit - len(window)),
+            "RateLimit-Reset": str(math.ceil(time.time() + frees_in)),
+        }
+        if limited:
+            headers["Retry-After"] = str(max(1, math.ceil(frees_in)))
+        return limited, headers
+
+    def _list(self, raw_filter: str | None) -> bytes:
+        today = dt.date.today()
+        states, period = _parse_filter(raw_filter, today)
+        key = (states, period, today)
+        cached = self._list_cache.get(key)
+        if cached is None:
+            records: Iterable[_Record] = self._live.values()
+            if states is not None:
+                records = [r for r in records if r.state in states]
+            if period is not None:
+                # a draft without an invoice date belongs to a period only if that contains today
+                low, high, undated = period[0], period[1], today.isoformat()
+                records = [r for r in records if low <= (r.invoice_date or undated) <= high]
+            cached = orjson.dumps([{"id": r.id, "version": r.version} for r in records])
+            self._list_cache[key] = cached
+        return cached
+
+    def _fetch(self, ids: list[str]) -> bytes:
+        answered: list[str] = []
+        parts: list[bytes] = []
+        for remote_id in dict.fromkeys(ids[:MAX_FETCH]):
+            record = self._live.get(remote_id)
+            if record is not None:
+                answered.append(remote_id)
+                parts.append(b"".join(self._body(record)))
+        invalid = self._take_invalid(answered)
+        if invalid is not None:
+            position = answered.index(invalid)
+            payload = orjson.loads(parts[position])
+            payload["total_price_incl_tax"] = "12x.5"
+            payload["due_date"] = "not-a-date"
+            parts[position] = _dumps(payload)
+        return b"[" + b",".join(parts) + b"]"
+
+
+class SimulatorServer:
+    """Serves a simulator with uvicorn in a daemon thread on loopback; `port` is real once entered."""
+
+    def __init__(self, simulator: MoneybirdSimulator, port: int = 0) -> None:
+        self.simulator = simulator
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}/api/v2"
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> SimulatorServer:
+        # proto must say TCP: asyncio sets TCP_NODELAY only then, else Nagle adds 40 ms per answer
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", self.port))
+        self._socket.listen(2048)
+        self.port = self._socket.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/api/v2"
+        config = uvicorn.Config(
+            self.simulator.app,
+            host="127.0.0.1",
+            port=self.port,
+            http="h11",
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # leave the host process's logging alone
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name=f"moneybird-sim-{self.port}"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError("the Moneybird simulator did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a Moneybird sales-invoice simulator on loopback.")
+    parser.add_argument("--invoices", type=int, default=1000)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--token", default="sim-token")
+    parser.add_argument("--no-rate-limit", action="store_true")
+    parser.add_argument("--rate-window", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    simulator = MoneybirdSimulator(
+        invoices=args.invoices,
+        seed=args.seed,
+        token=args.token,
+        rate_limit=None if args.no_rate_limit else 150,
+        rate_window=args.rate_window,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with SimulatorServer(simulator, args.port) as server:
+        print(f"listening on {server.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()

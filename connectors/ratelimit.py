@@ -1,0 +1,51 @@
+"""Client-side pacing, so a long sync never trips a vendor's rate limit.
+
+A sliding log (not a token bucket) guarantees at most `limit` requests in *any* window of
+`window` seconds, which is how Moneybird counts. The limiter interface is one method so the
+daemon can swap in a Redis-backed limiter shared by all workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    def acquire(self) -> None:
+        """Block until one more request may be sent."""
+
+
+class Unlimited:
+    def acquire(self) -> None:
+        return None
+
+
+class SlidingWindowLimiter:
+    def __init__(self, limit: int, window: float, *, margin: float = 0.05) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("rate limit needs limit >= 1 and window > 0")
+        self.limit = limit
+        self.window = window * (1 + margin)
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self.window - (now - self._sent[0])
+            time.sleep(max(wait, 0.001))
+
+    def pause_until(self, monotonic_deadline: float) -> None:
+        """The server says the window is spent: hold every slot until its reset time."""
+        with self._lock:
+            filler = monotonic_deadline - self.window
+            self._sent = collections.deque([filler] * self.limit)

@@ -1,0 +1,55 @@
+"""One configured remote account (a `[[sources]]` table in the config file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
+
+KINDS = ("moneybird", "recras", "wefact", "flowtly")
+
+
+def parse_duration(value: object) -> float:
+    """`"5m"`, `"1h30m"`, `"90s"`, `"90"` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '5m', '30s' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)) and value.strip():
+        hours, minutes, secs = match.groups()
+        seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs or 0)
+    else:
+        raise ValueError(f"{value!r} is not a duration like '5m', '30s' or '1h'")
+    if seconds <= 0:
+        raise ValueError(f"{value!r}: a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class SourceConfig(BaseModel):
+    """Keys are a documented contract (README, "Configuration"); unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    kind: Literal["moneybird", "recras", "wefact", "flowtly"]
+    base_url: str = Field(pattern=r"^https?://")
+    token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    administration_id: str | None = Field(default=None, pattern=r"^\d+$")
+    since: dt.date = dt.date(2000, 1, 1)
+    interval: Duration = 300.0
+    rate_limit: int | None = Field(default=150, ge=1)
+    rate_window: Duration = 300.0
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> SourceConfig:
+        if self.kind == "moneybird" and not self.administration_id:
+            raise ValueError("administration_id: required key is missing for kind 'moneybird'")
+        return self

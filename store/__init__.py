@@ -1,0 +1,1 @@
+"""The local mirror: schema, migrations and the only code that writes to the database."""

@@ -1,0 +1,310 @@
+"""Reads and writes of the mirror: every write is one transaction and safe to repeat.
+
+Upserts are keyed by (source, remote id) and guarded by the remote version, so a batch that
+arrives late (two workers racing, a redelivered message) can never put an older invoice back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from connectors.records import Invoice
+from store.schema import invoice_lines, invoices, payments, sync_errors
+
+_CHUNK = 500  # ids per IN (...) clause: well under SQLite's parameter limit
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record that failed validation, kept with its payload until it validates."""
+
+    remote_id: str
+    remote_version: int | None
+    error: str
+    raw: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorState:
+    """What the mirror holds for one source, as the diff needs it."""
+
+    live: dict[str, int]
+    deleted: dict[str, int]
+    quarantined: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    written: int
+    not_newer: int
+    quarantined: int
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert(connection: Connection, table: object) -> postgresql.Insert | sqlite.Insert:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)  # type: ignore[arg-type]
+    if dialect == "sqlite":
+        return sqlite.insert(table)  # type: ignore[arg-type]
+    raise NotImplementedError(f"database {dialect!r} is not supported (use PostgreSQL or SQLite)")
+
+
+class Mirror:
+    """The store's public surface for the sync engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def state(self, source: str) -> MirrorState:
+        live: dict[str, int] = {}
+        deleted: dict[str, int] = {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(invoices.c.remote_id, invoices.c.remote_version, invoices.c.deleted_at)
+                .where(invoices.c.source == source)
+                .execution_options(yield_per=10_000)
+            )
+            for remote_id, version, deleted_at in rows:
+                (live if deleted_at is None else deleted)[remote_id] = version
+            quarantined = frozenset(
+                connection.execute(
+                    select(sync_errors.c.remote_id).where(
+                        sync_errors.c.source == source, sync_errors.c.resolved_at.is_(None)
+                    )
+                ).scalars()
+            )
+        return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
+
+    def mark_deleted(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> int:
+        """Soft-delete: the row and its lines stay for history; only `deleted_at` is set."""
+        return self._set_deleted_at(source, remote_ids, when)
+
+    def restore(self, source: str, remote_ids: Sequence[str]) -> int:
+        return self._set_deleted_at(source, remote_ids, None)
+
+    def _set_deleted_at(
+        self, source: str, remote_ids: Sequence[str], when: dt.datetime | None
+    ) -> int:
+        """Only rows whose state actually flips are touched, so the count is what changed."""
+        flips = invoices.c.deleted_at.is_(None) if when else invoices.c.deleted_at.is_not(None)
+        count = 0
+        with self.engine.begin() as connection:
+            for chunk in _chunks(remote_ids):
+                count += connection.execute(
+                    update(invoices)
+                    .where(invoices.c.source == source, invoices.c.remote_id.in_(chunk), flips)
+                    .values(deleted_at=when)
+                ).rowcount
+        return count
+
+    def write_batch(
+        self,
+        source: str,
+        records: Sequence[Invoice],
+        quarantined: Sequence[Quarantined],
+        *,
+        run_id: int | None = None,
+        rewrite_same_version: bool = False,
+    ) -> BatchWrite:
+        """Write one fetched batch in a single transaction.
+
+        `rewrite_same_version` is the ops resync: the same version is written again (say, after
+        a normalizer fix), but an older one still never replaces a newer one.
+        """
+        now = utcnow()
+        with self.engine.begin() as connection:
+            written_ids = self._upsert_invoices(
+                connection, source, records, now, rewrite_same_version
+            )
+            if written_ids:
+                self._replace_children(connection, source, records, written_ids)
+                self._resolve_errors(connection, source, list(written_ids), now)
+            if quarantined:
+                self._quarantine(connection, source, quarantined, run_id, now)
+        return BatchWrite(
+            written=len(written_ids),
+            not_newer=len(records) - len(written_ids),
+            quarantined=len(quarantined),
+        )
+
+    def _upsert_invoices(
+        self,
+        connection: Connection,
+        source: str,
+        records: Sequence[Invoice],
+        now: dt.datetime,
+        rewrite_same_version: bool,
+    ) -> dict[str, int]:
+        if not records:
+            return {}
+        rows = [
+            {
+                "source": source,
+                "remote_id": r.remote_id,
+                "remote_version": r.remote_version,
+                "number": r.number,
+                "state": r.state,
+                "state_raw": r.state_raw,
+                "customer_remote_id": r.customer_remote_id,
+                "customer_name": r.customer_name,
+                "invoice_date": r.invoice_date,
+                "due_date": r.due_date,
+                "currency": r.currency,
+                "total_excl_tax": r.total_excl_tax,
+                "total_tax": r.total_tax,
+                "total_incl_tax": r.total_incl_tax,
+                "total_paid": r.total_paid,
+                "total_unpaid": r.total_unpaid,
+                "payment_reference": r.payment_reference,
+                "remote_updated_at": r.remote_updated_at,
+                "synced_at": now,
+                "deleted_at": None,
+                "raw": r.raw,
+            }
+            for r in records
+        ]
+        stmt = _insert(connection, invoices)
+        excluded = stmt.excluded
+        newer = (
+            invoices.c.remote_version <= excluded.remote_version
+            if rewrite_same_version
+            else invoices.c.remote_version < excluded.remote_version
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[invoices.c.source, invoices.c.remote_id],
+            set_={name: excluded[name] for name in rows[0] if name not in ("source", "remote_id")},
+            where=newer,
+        ).returning(invoices.c.remote_id, invoices.c.id)
+        return {remote_id: local_id for remote_id, local_id in connection.execute(stmt, rows)}
+
+    def _replace_children(
+        self,
+        connection: Connection,
+        source: str,
+        records: Sequence[Invoice],
+        written_ids: dict[str, int],
+    ) -> None:
+        """Lines are replaced wholesale; payments keep their local id (reconciliation uses it)."""
+        local_ids = list(written_ids.values())
+        connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(local_ids)))
+        line_rows = []
+        payment_rows = []
+        keep: set[str] = set()
+        for record in records:
+            invoice_id = written_ids.get(record.remote_id)
+            if invoice_id is None:
+                continue
+            for line in record.lines:
+                line_rows.append(
+                    {
+                        "invoice_id": invoice_id,
+                        "remote_id": line.remote_id,
+                        "position": line.position,
+                        "description": line.description,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price,
+                        "tax_rate": line.tax_rate,
+                        "amount_excl_tax": line.amount_excl_tax,
+                    }
+                )
+            for payment in record.payments:
+                keep.add(payment.remote_id)
+                payment_rows.append(
+                    {
+                        "source": source,
+                        "remote_id": payment.remote_id,
+                        "invoice_id": invoice_id,
+                        "amount": payment.amount,
+                        "paid_on": payment.paid_on,
+                        "method": payment.method,
+                        "transaction_reference": payment.transaction_reference,
+                        "remote_updated_at": payment.remote_updated_at,
+                    }
+                )
+        if line_rows:
+            connection.execute(invoice_lines.insert(), line_rows)
+        existing = connection.execute(
+            select(payments.c.id, payments.c.remote_id).where(payments.c.invoice_id.in_(local_ids))
+        ).all()
+        vanished = [pid for pid, remote_id in existing if remote_id not in keep]
+        if vanished:
+            connection.execute(delete(payments).where(payments.c.id.in_(vanished)))
+        if payment_rows:
+            stmt = _insert(connection, payments)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[payments.c.source, payments.c.remote_id],
+                set_={
+                    name: stmt.excluded[name]
+                    for name in payment_rows[0]
+                    if name not in ("source", "remote_id")
+                },
+            )
+            connection.execute(stmt, payment_rows)
+
+    def _resolve_errors(
+        self, connection: Connection, source: str, remote_ids: list[str], now: dt.datetime
+    ) -> None:
+        connection.execute(
+            update(sync_errors)
+            .where(
+                sync_errors.c.source == source,
+                sync_errors.c.remote_id.in_(remote_ids),
+                sync_errors.c.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+        )
+
+    def _quarantine(
+        self,
+        connection: Connection,
+        source: str,
+        entries: Sequence[Quarantined],
+        run_id: int | None,
+        now: dt.datetime,
+    ) -> None:
+        stmt = _insert(connection, sync_errors)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[sync_errors.c.source, sync_errors.c.remote_id],
+            set_={
+                "remote_version": stmt.excluded.remote_version,
+                "error": stmt.excluded.error,
+                "raw": stmt.excluded.raw,
+                "sync_run_id": stmt.excluded.sync_run_id,
+                "last_seen_at": stmt.excluded.last_seen_at,
+                "attempts": sync_errors.c.attempts + 1,
+                "resolved_at": None,
+            },
+        )
+        connection.execute(
+            stmt,
+            [
+                {
+                    "source": source,
+                    "remote_id": e.remote_id,
+                    "remote_version": e.remote_version,
+                    "error": e.error,
+                    "raw": e.raw,
+                    "sync_run_id": run_id,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "attempts": 1,
+                    "resolved_at": None,
+                }
+                for e in entries
+            ],
+        )

@@ -1,0 +1,143 @@
+"""Bookkeeping of sync cycles (`sync_runs`) and the per-source status ops read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from store.schema import invoices, sync_errors, sync_runs
+
+RUN_COUNTERS = (
+    "listed",
+    "new",
+    "changed",
+    "unchanged",
+    "deleted",
+    "restored",
+    "quarantined",
+    "requests",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    source: str
+    last_success_at: dt.datetime | None
+    mirrored: int
+    deleted: int
+    quarantined: int
+    last_error: str | None
+    last_error_at: dt.datetime | None
+    last_status: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "last_success_at": self.last_success_at.isoformat() if self.last_success_at else None,
+            "mirrored": self.mirrored,
+            "deleted": self.deleted,
+            "quarantined": self.quarantined,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+        }
+
+
+class Runs:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def start(self, source: str, *, full: bool, when: dt.datetime) -> int:
+        with self.engine.begin() as connection:
+            return int(
+                connection.execute(
+                    insert(sync_runs)
+                    .values(
+                        source=source,
+                        started_at=when,
+                        status="running",
+                        full_resync=full,
+                        **{name: 0 for name in RUN_COUNTERS},
+                    )
+                    .returning(sync_runs.c.id)
+                ).scalar_one()
+            )
+
+    def finish(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        when: dt.datetime,
+        counts: dict[str, int],
+        error: str | None = None,
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(sync_runs)
+                .where(sync_runs.c.id == run_id)
+                .values(status=status, finished_at=when, error=error, **counts)
+            )
+
+    def get(self, run_id: int) -> dict[str, Any]:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(sync_runs).where(sync_runs.c.id == run_id)).one()
+        return dict(row._mapping)
+
+    def status(self, sources: list[str]) -> list[SourceStatus]:
+        result = []
+        with self.engine.connect() as connection:
+            for source in sources:
+                last_success = connection.execute(
+                    select(func.max(sync_runs.c.finished_at)).where(
+                        sync_runs.c.source == source, sync_runs.c.status == "ok"
+                    )
+                ).scalar()
+                mirrored, deleted = connection.execute(
+                    select(
+                        func.count(invoices.c.id) - func.count(invoices.c.deleted_at),
+                        func.count(invoices.c.deleted_at),
+                    ).where(invoices.c.source == source)
+                ).one()
+                quarantined = connection.execute(
+                    select(func.count()).where(
+                        sync_errors.c.source == source, sync_errors.c.resolved_at.is_(None)
+                    )
+                ).scalar_one()
+                last = connection.execute(
+                    select(sync_runs.c.status)
+                    .where(sync_runs.c.source == source)
+                    .order_by(sync_runs.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                error_row = connection.execute(
+                    select(sync_runs.c.error, sync_runs.c.finished_at)
+                    .where(sync_runs.c.source == source, sync_runs.c.error.is_not(None))
+                    .order_by(sync_runs.c.id.desc())
+                    .limit(1)
+                ).first()
+                result.append(
+                    SourceStatus(
+                        source=source,
+                        last_success_at=_aware(last_success),
+                        mirrored=int(mirrored or 0),
+                        deleted=int(deleted or 0),
+                        quarantined=int(quarantined),
+                        last_error=error_row[0] if error_row else None,
+                        last_error_at=error_row[1] if error_row else None,
+                        last_status=last,
+                    )
+                )
+        return result
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """`max()` over a column bypasses the column type on SQLite, so re-attach UTC here."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,139 @@
+"""The mirror's tables: a documented contract with the reporting database (docs/schema.md).
+
+Change them only through an Alembic migration in store/migrations/versions.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from store.types import Money, RawPayload, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("remote_version", BigInteger, nullable=False),
+    Column("number", String(100)),
+    Column("state", String(20), nullable=False),
+    Column("state_raw", String(50)),
+    Column("customer_remote_id", String(100)),
+    Column("customer_name", Text),
+    Column("invoice_date", Date),
+    Column("due_date", Date),
+    Column("currency", String(3), nullable=False),
+    Column("total_excl_tax", Money, nullable=False),
+    Column("total_tax", Money, nullable=False),
+    Column("total_incl_tax", Money, nullable=False),
+    Column("total_paid", Money, nullable=False),
+    Column("total_unpaid", Money, nullable=False),
+    Column("payment_reference", String(100)),
+    Column("remote_updated_at", UTCDateTime),
+    Column("synced_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime),
+    Column("raw", RawPayload, nullable=False),
+    UniqueConstraint("source", "remote_id"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "invoice_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("invoices.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("remote_id", String(100)),
+    Column("position", Integer, nullable=False),
+    Column("description", Text),
+    Column("quantity", Money),
+    Column("unit_price", Money),
+    Column("tax_rate", Money),
+    Column("amount_excl_tax", Money),
+    Index(None, "invoice_id"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column(
+        "invoice_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("invoices.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("amount", Money, nullable=False),
+    Column("paid_on", Date),
+    Column("method", String(100)),
+    Column("transaction_reference", String(200)),
+    Column("remote_updated_at", UTCDateTime),
+    UniqueConstraint("source", "remote_id"),
+    Index(None, "invoice_id"),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(20), nullable=False),
+    Column("full_resync", Boolean, nullable=False, default=False),
+    Column("listed", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    Column("changed", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("deleted", Integer, nullable=False, default=0),
+    Column("restored", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index(None, "source", "started_at"),
+)
+
+sync_errors = Table(
+    "sync_errors",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("remote_version", BigInteger),
+    Column("error", Text, nullable=False),
+    Column("raw", Text),
+    Column("sync_run_id", BigInteger().with_variant(Integer, "sqlite")),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("resolved_at", UTCDateTime),
+    UniqueConstraint("source", "remote_id"),
+)

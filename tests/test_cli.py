@@ -1,0 +1,200 @@
+"""The command line as ops use it: config errors, sync summaries, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
+from tests.conftest import TOKEN, TOKEN_ENV
+from workers.cli import cli
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def good_config(
+    tmp_path: Path, server: SimulatorServer, simulator: MoneybirdSimulator, database_url: str
+) -> Path:
+    return write_config(
+        tmp_path / "invoice-sync.toml",
+        f"""
+database_url = "{database_url}"
+
+[[sources]]
+name = "acme"
+kind = "moneybird"
+base_url = "{server.base_url}"
+administration_id = "{simulator.administration_id}"
+token_env = "{TOKEN_ENV}"
+since = "2020-01-01"
+interval = "5m"
+rate_limit = 150
+rate_window = "5m"
+""",
+    )
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+CONFIG_ERRORS = [
+    ("", None, "config file not found"),
+    ("database_url = [", "broken.toml", "not valid TOML"),
+    (
+        '[[sources]]\nname = "acme"\nkind = "exact"\nbase_url = "http://x"\ntoken_env = "T"\n',
+        "c.toml",
+        "source 'acme': kind: unknown kind 'exact'",
+    ),
+    (
+        '[[sources]]\nname = "acme"\nkind = "moneybird"\nbase_url = "http://x"\ntoken_env = "T"\n',
+        "c.toml",
+        "source 'acme': administration_id",
+    ),
+    (
+        '[[sources]]\nname = "acme"\nkind = "moneybird"\nbase_url = "http://x"\ntoken_env = "T"\nadministration_id = "1"\nintervall = "5m"\n',
+        "c.toml",
+        "source 'acme': intervall: unknown key",
+    ),
+    (
+        '[[sources]]\nname = "acme"\nkind = "moneybird"\nbase_url = "http://x"\ntoken_env = "T"\nadministration_id = "1"\ninterval = "soon"\n',
+        "c.toml",
+        "source 'acme': interval:",
+    ),
+    (
+        '[[sources]]\nname = "acme"\nkind = "moneybird"\nbase_url = "http://x"\nadministration_id = "1"\n',
+        "c.toml",
+        "source 'acme': token_env: required key is missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "filename", "expected"), CONFIG_ERRORS)
+def test_config_errors_are_one_clear_line_and_exit_2(
+    tmp_path: Path, body: str, filename: str | None, expected: str
+) -> None:
+    path = tmp_path / (filename or "missing.toml")
+    if filename:
+        write_config(path, body)
+
+    code, out, err = run("--config", str(path), "sync", "--inline")
+
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] and expected in lines[0]
+
+
+def test_an_unset_token_variable_names_the_source_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOPE_TOKEN", raising=False)
+    path = write_config(
+        tmp_path / "c.toml",
+        f'database_url = "sqlite:///{tmp_path}/m.db"\n[[sources]]\nname = "acme"\nkind = "moneybird"\n'
+        'base_url = "http://127.0.0.1:9"\ntoken_env = "NOPE_TOKEN"\nadministration_id = "1"\n',
+    )
+
+    code, _out, err = run("sync", "--inline", "--config", str(path))
+
+    assert code == 2
+    assert err.strip() == (
+        f"invoice-sync: config error: {path}: source 'acme': token_env: environment variable "
+        "NOPE_TOKEN is not set"
+    )
+
+
+def test_config_is_found_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path / "env.toml", f'database_url = "sqlite:///{tmp_path}/m.db"\n')
+    monkeypatch.setenv("INVOICE_SYNC_CONFIG", str(path))
+
+    code, out, _err = run("status", "--json")
+
+    assert code == 0 and json.loads(out) == {"sources": []}
+
+
+def test_sync_prints_a_summary_and_status_reports_it(
+    tmp_path: Path,
+    server: SimulatorServer,
+    simulator: MoneybirdSimulator,
+    database_url: str,
+    token: str,
+) -> None:
+    path = good_config(tmp_path, server, simulator, database_url)
+
+    code, out, err = run("--config", str(path), "sync", "--inline", "--source", "acme")
+
+    assert code == 0, err
+    header, row = out.splitlines()[:2]
+    assert header.split() == [
+        "source",
+        "listed",
+        "new",
+        "changed",
+        "unchanged",
+        "deleted",
+        "restored",
+        "quarantined",
+        "requests",
+        "seconds",
+        "status",
+    ]
+    assert row.split()[:9] == ["acme", "120", "120", "0", "0", "0", "0", "0", "3"]
+    assert row.split()[-1] == "ok"
+
+    code, out, _ = run("--config", str(path), "status", "--json")
+    status = json.loads(out)["sources"][0]
+    assert code == 0
+    assert (status["source"], status["mirrored"], status["deleted"], status["quarantined"]) == (
+        "acme",
+        120,
+        0,
+        0,
+    )
+    assert status["last_success_at"] is not None and status["last_error"] is None
+
+    code, out, _ = run("--config", str(path), "status")
+    assert "acme: last successful sync" in out and "mirrored 120" in out
+
+
+def test_a_failed_source_gives_exit_code_1(
+    tmp_path: Path,
+    server: SimulatorServer,
+    simulator: MoneybirdSimulator,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+    path = good_config(tmp_path, server, simulator, database_url)
+
+    code, out, _ = run("--config", str(path), "sync", "--inline")
+
+    assert code == 1
+    assert "failed" in out and "401" in out
+    assert TOKEN not in out
+
+
+def test_unknown_source_name_is_a_config_error(
+    tmp_path: Path, server: SimulatorServer, simulator: MoneybirdSimulator, token: str
+) -> None:
+    path = good_config(tmp_path, server, simulator, f"sqlite:///{tmp_path}/m.db")
+
+    code, _out, err = run("--config", str(path), "sync", "--inline", "--source", "nope")
+
+    assert code == 2 and "no source named 'nope'" in err
+
+
+def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.toml", f'database_url = "sqlite:///{tmp_path}/m.db"\n')
+    for _ in range(2):
+        code, out, _ = run("--config", str(path), "db", "upgrade")
+        assert code == 0 and "latest" in out

@@ -1,0 +1,240 @@
+"""End to end: the engine against the simulator over real HTTP, into SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from connectors.moneybird.simulator import MoneybirdSimulator
+from store.schema import invoices, sync_errors, sync_runs
+from tests.mirror_check import assert_mirror_equals, mirror_rows
+from workers.app import App
+
+
+def _source(app: App):  # type: ignore[no-untyped-def]
+    return app.config.sources[0]
+
+
+def _posts(simulator: MoneybirdSimulator) -> list[int]:
+    return [n for method, _path, n in simulator.requests if method == "POST"]
+
+
+def test_initial_sync_equals_the_simulator_field_by_field(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    result = app.sync_inline(_source(app))
+
+    assert result.status == "ok", result.error
+    assert (result.listed, result.new, result.changed, result.deleted) == (120, 120, 0, 0)
+    assert result.requests == 1 + math.ceil(120 / 100) == len(simulator.requests)
+    assert all(n <= 100 for n in _posts(simulator))
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_incremental_sync_fetches_only_changed_ids(app: App, simulator: MoneybirdSimulator) -> None:
+    app.sync_inline(_source(app))
+    changed = simulator.ids()[:7]
+    for remote_id in changed:
+        simulator.change_invoice(remote_id, reference="changed")
+    created = simulator.create_invoice()
+    simulator.requests.clear()
+
+    result = app.sync_inline(_source(app))
+
+    assert (result.new, result.changed, result.unchanged) == (1, 7, 113)
+    assert result.requests == 2 == len(simulator.requests)
+    assert _posts(simulator) == [8]
+    assert_mirror_equals(app.engine, simulator)
+    assert str(created["id"]) in mirror_rows(app.engine)
+
+
+def test_idle_cycle_is_one_request_and_writes_nothing(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    app.sync_inline(_source(app))
+    before = mirror_rows(app.engine)
+    simulator.requests.clear()
+
+    result = app.sync_inline(_source(app))
+
+    assert (result.new, result.changed, result.unchanged, result.requests) == (0, 0, 120, 1)
+    assert mirror_rows(app.engine) == before
+
+
+def test_many_changes_use_batches_of_100(app: App, simulator: MoneybirdSimulator) -> None:
+    app.sync_inline(_source(app))
+    for remote_id in simulator.ids()[:101]:
+        simulator.change_invoice(remote_id, reference="bulk edit")
+    simulator.requests.clear()
+
+    result = app.sync_inline(_source(app))
+
+    assert result.changed == 101
+    assert result.requests == 1 + math.ceil(101 / 100)
+    assert sorted(_posts(simulator)) == [1, 100]
+
+
+def test_deleted_invoices_are_marked_and_come_back(app: App, simulator: MoneybirdSimulator) -> None:
+    app.sync_inline(_source(app))
+    gone = simulator.ids()[:3]
+    for remote_id in gone:
+        simulator.delete_invoice(remote_id)
+
+    result = app.sync_inline(_source(app))
+
+    assert result.deleted == 3
+    rows = mirror_rows(app.engine)
+    assert len(rows) == 120, "deleted invoices keep their row and history"
+    for remote_id in gone:
+        assert rows[remote_id]["deleted_at"] is not None
+        assert rows[remote_id]["lines"], "lines of a deleted invoice stay"
+    assert app.runs.status(["acme"])[0].deleted == 3
+
+    simulator.restore_invoice(gone[0])
+    simulator.restore_invoice(gone[1])
+    simulator.change_invoice(gone[1], reference="edited while deleted")
+    simulator.requests.clear()
+    result = app.sync_inline(_source(app))
+
+    assert result.restored == 2
+    assert _posts(simulator) == [1], "an unchanged reappearance needs no fetch"
+    rows = mirror_rows(app.engine)
+    assert rows[gone[0]]["deleted_at"] is None and rows[gone[1]]["deleted_at"] is None
+    assert rows[gone[2]]["deleted_at"] is not None
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_full_resync_refetches_everything(app: App, simulator: MoneybirdSimulator) -> None:
+    app.sync_inline(_source(app))
+    simulator.requests.clear()
+
+    result = app.sync_inline(_source(app), full=True)
+
+    assert result.status == "ok"
+    assert result.requests == 1 + math.ceil(120 / 100)
+    assert sum(_posts(simulator)) == 120
+    assert (result.new, result.changed, result.unchanged) == (0, 0, 120)
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_a_malformed_invoice_is_quarantined_while_its_batch_lands(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    bad_id = simulator.ids()[5]
+    simulator.add_fault("invalid", endpoint="fetch", remote_id=bad_id)
+
+    result = app.sync_inline(_source(app))
+
+    assert result.status == "ok"
+    assert result.quarantined == 1
+    rows = mirror_rows(app.engine)
+    assert bad_id not in rows and len(rows) == 119
+    with app.engine.connect() as connection:
+        error = connection.execute(sa.select(sync_errors)).one()
+    assert error.remote_id == bad_id and error.source == "acme"
+    assert error.remote_version == simulator.invoice(bad_id)["version"]
+    assert "total_price_incl_tax" in error.error or "due_date" in error.error
+    assert error.raw and bad_id in error.raw
+    assert app.runs.status(["acme"])[0].quarantined == 1
+
+    simulator.requests.clear()
+    result = app.sync_inline(_source(app))  # the fault is spent: the record now validates
+
+    assert result.quarantined == 0
+    assert _posts(simulator) == [1], "a quarantined id is retried next cycle"
+    with app.engine.connect() as connection:
+        assert connection.execute(sa.select(sync_errors.c.resolved_at)).scalar_one() is not None
+    assert app.runs.status(["acme"])[0].quarantined == 0
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_every_money_spelling_the_api_allows_is_exact(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    remote_id = simulator.ids()[0]
+    payload = simulator.invoice(remote_id)
+    payload["total_price_excl_tax"] = "10,95"
+    payload["total_price_incl_tax"] = "13.2495"
+    payload["total_paid"] = "0.0"
+    payload["total_unpaid"] = "13.2495"
+    payload["payments"] = []
+    payload["details"] = payload["details"][:1]
+    payload["details"][0]["price"] = "10.95"
+    payload["details"][0]["amount_decimal"] = "1.0"
+    payload["details"][0]["total_price_excl_tax_with_discount"] = 10.95
+    payload["tax_totals"] = []
+    simulator.set_raw(remote_id, payload)
+
+    app.sync_inline(_source(app))
+
+    row = mirror_rows(app.engine)[remote_id]
+    assert row["total_excl_tax"] == Decimal("10.95")
+    assert row["total_incl_tax"] == Decimal("13.2495")
+    assert row["total_tax"] == Decimal("2.2995")
+    assert row["lines"][0]["amount_excl_tax"] == Decimal("10.95")
+    assert '"total_price_excl_tax":"10,95"' in row["raw"].replace(" ", "")
+    assert "10.95" in row["raw"], "a JSON number keeps its spelling in raw"
+
+
+def test_an_older_version_never_replaces_a_newer_one(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    from workers.engine import sync_batch
+
+    remote_id = simulator.ids()[0]
+    app.sync_inline(_source(app))
+    old = simulator.invoice(remote_id)
+    simulator.change_invoice(remote_id, reference="newer")
+    app.sync_inline(_source(app))
+    newer_version = simulator.invoice(remote_id)["version"]
+
+    simulator.set_raw(remote_id, old)  # a late batch carrying the older payload
+    with app.connector(_source(app)) as connector:
+        result = sync_batch(connector, app.mirror, [remote_id], run_id=None, full=True)
+
+    assert result.not_newer == 1 and result.written == 0
+    row = mirror_rows(app.engine)[remote_id]
+    assert row["remote_version"] == newer_version
+    assert '"newer"' in row["raw"]
+
+
+def test_rerunning_a_batch_changes_nothing(app: App, simulator: MoneybirdSimulator) -> None:
+    from workers.engine import sync_batch
+
+    app.sync_inline(_source(app))
+    before = mirror_rows(app.engine)
+    with app.connector(_source(app)) as connector:
+        for _ in range(2):
+            result = sync_batch(
+                connector, app.mirror, simulator.ids()[:100], run_id=None, full=False
+            )
+            assert result.written == 0 and result.not_newer == 100
+
+    assert mirror_rows(app.engine) == before
+
+
+def test_every_cycle_writes_a_sync_runs_row(app: App, simulator: MoneybirdSimulator) -> None:
+    app.sync_inline(_source(app))
+    simulator.delete_invoice(simulator.ids()[0])
+    app.sync_inline(_source(app))
+
+    with app.engine.connect() as connection:
+        runs = connection.execute(sa.select(sync_runs).order_by(sync_runs.c.id)).all()
+    assert [(r.status, r.new, r.deleted, r.requests) for r in runs] == [
+        ("ok", 120, 0, 3),
+        ("ok", 0, 1, 1),
+    ]
+    assert all(r.finished_at >= r.started_at for r in runs)
+    assert all(r.started_at.tzinfo is not None for r in runs)
+
+
+def test_ids_stay_strings_and_money_is_exact_in_the_database(app: App) -> None:
+    app.sync_inline(_source(app))
+    with app.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(invoices.c.remote_id, invoices.c.total_incl_tax).limit(1)
+        ).one()
+    assert isinstance(row.remote_id, str) and len(row.remote_id) >= 15
+    assert isinstance(row.total_incl_tax, Decimal)

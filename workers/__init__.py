@@ -1,0 +1,1 @@
+"""invoice-sync's processes: the CLI, the sync engine, and (later) the daemon's actors."""

@@ -1,0 +1,49 @@
+"""Wiring: from a loaded config to a migrated database and ready connectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from connectors.base import Connector
+from connectors.registry import UnsupportedKind, build_connector
+from connectors.source import SourceConfig
+from store.db import make_engine, upgrade
+from store.mirror import Mirror
+from store.runs import Runs
+from workers.config import AppConfig, ConfigError
+from workers.engine import CycleResult, run_cycle
+from workers.logs import register_secret
+
+
+@dataclass
+class App:
+    config: AppConfig
+    engine: Engine
+    mirror: Mirror
+    runs: Runs
+
+    @classmethod
+    def open(cls, config: AppConfig, *, migrate: bool = True) -> App:
+        engine = make_engine(config.database_url)
+        if migrate:
+            upgrade(engine)
+        return cls(config, engine, Mirror(engine), Runs(engine))
+
+    def connector(self, source: SourceConfig) -> Connector:
+        token = self.config.token(source)
+        register_secret(token)
+        try:
+            return build_connector(source, token)
+        except UnsupportedKind as exc:
+            raise ConfigError(f"{self.config.path}: {exc}") from None
+
+    def sync_inline(
+        self, source: SourceConfig, *, full: bool = False, on_progress=None
+    ) -> CycleResult:  # type: ignore[no-untyped-def]
+        with self.connector(source) as connector:
+            return run_cycle(connector, self.mirror, self.runs, full=full, on_progress=on_progress)
+
+    def close(self) -> None:
+        self.engine.dispose()
