@@ -82,12 +82,14 @@ class Spec:
         return self.document["paths"][SYNC_PATH][method]
 
     def response_pointer(self, method: str, status: str) -> str:
-        """Pointer to an operation's JSON response schema, following a `$ref` to a shared response."""
+        """Pointer to an operation's JSON response schema, via a `$ref` to a shared response."""
         response = self.operation(method)["responses"][status]
         if "$ref" in response:
             base = response["$ref"].removeprefix("#")
         else:
-            base = "/" + "/".join(_escape(p) for p in ("paths", SYNC_PATH, method, "responses", status))
+            base = "/" + "/".join(
+                _escape(p) for p in ("paths", SYNC_PATH, method, "responses", status)
+            )
         return f"{base}/content/application~1json/schema"
 
     def validator(self, pointer: str) -> Draft202012Validator:
@@ -133,7 +135,9 @@ def client(served: tuple[MoneybirdSimulator, SimulatorServer]) -> Iterator[httpx
 
 
 @pytest.fixture(scope="module")
-def everything(served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client) -> list[dict[str, Any]]:
+def everything(
+    served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client
+) -> list[dict[str, Any]]:
     """All 60 invoices as served, fetched the way the connector does: list, then batches of 100."""
     listing = client.get("synchronization.json", params={"filter": "state:all"}).json()
     ids = [item["id"] for item in listing]
@@ -172,7 +176,11 @@ def _rf_valid(reference: str) -> bool:
 
 
 def test_the_id_version_list_matches_the_spec(spec: Spec, client: httpx.Client) -> None:
-    for params in ({}, {"filter": "state:all"}, {"filter": "period:20240101..20261231,state:open|late"}):
+    for params in (
+        {},
+        {"filter": "state:all"},
+        {"filter": "period:20240101..20261231,state:open|late"},
+    ):
         response = client.get("synchronization.json", params=params)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/json")
@@ -189,14 +197,21 @@ def test_fetched_invoices_match_the_spec(spec: Spec, everything: list[dict[str, 
     assert spec.errors(spec.response_pointer("post", "200"), everything) == []
 
 
-def test_error_bodies_match_the_spec(spec: Spec, served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client) -> None:
+def test_error_bodies_match_the_spec(
+    spec: Spec, served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client
+) -> None:
     bad_filter = client.get("synchronization.json", params={"filter": "state:bogus"})
     assert bad_filter.status_code == 400
     assert spec.errors(spec.response_pointer("get", "400"), bad_filter.json()) == []
-    assert bad_filter.json() == {"error": "Status is not included in the list", "symbolic": {"filter": "invalid"}}
+    assert bad_filter.json() == {
+        "error": "Status is not included in the list",
+        "symbolic": {"filter": "invalid"},
+    }
 
     for body in (b"{", b'{"id": [1]}', b'{"ids": "1"}', b'{"ids": [true]}'):
-        bad_body = client.post("synchronization.json", content=body, headers={"Content-Type": "application/json"})
+        bad_body = client.post(
+            "synchronization.json", content=body, headers={"Content-Type": "application/json"}
+        )
         assert bad_body.status_code == 400
         assert spec.errors(spec.response_pointer("post", "400"), bad_body.json()) == []
         assert set(bad_body.json()) == {"error", "symbolic"}
@@ -205,9 +220,18 @@ def test_error_bodies_match_the_spec(spec: Spec, served: tuple[MoneybirdSimulato
     assert all("401" not in spec.operation(method)["responses"] for method in ("get", "post"))
     simulator, server = served
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
-        unauthorized = httpx.get(f"{server.base_url}/{simulator.administration_id}/sales_invoices/synchronization.json", headers=headers)
+        unauthorized = httpx.get(
+            f"{server.base_url}/{simulator.administration_id}/sales_invoices/synchronization.json",
+            headers=headers,
+        )
         assert unauthorized.status_code == 401
-        assert spec.errors("/components/responses/401_unauthorized/content/application~1json/schema", unauthorized.json()) == []
+        assert (
+            spec.errors(
+                "/components/responses/401_unauthorized/content/application~1json/schema",
+                unauthorized.json(),
+            )
+            == []
+        )
         assert unauthorized.json()["error"] == "Token is invalid or expired"
 
     elsewhere = client.get(f"{server.base_url}/987654321/sales_invoices/synchronization.json")
@@ -222,14 +246,30 @@ def test_the_data_is_realistic_and_consistent(everything: list[dict[str, Any]]) 
     for invoice in everything:
         money_values = [
             invoice[key]
-            for key in ("total_paid", "total_unpaid", "total_unpaid_base", "total_price_excl_tax",
-                        "total_price_excl_tax_base", "total_price_incl_tax", "total_price_incl_tax_base",
-                        "total_discount", "discount")
+            for key in (
+                "total_paid",
+                "total_unpaid",
+                "total_unpaid_base",
+                "total_price_excl_tax",
+                "total_price_excl_tax_base",
+                "total_price_incl_tax",
+                "total_price_incl_tax_base",
+                "total_discount",
+                "discount",
+            )
         ]
-        money_values += [d[key] for d in invoice["details"] for key in ("price", "amount_decimal", "total_price_excl_tax_with_discount")]
+        money_values += [
+            d[key]
+            for d in invoice["details"]
+            for key in ("price", "amount_decimal", "total_price_excl_tax_with_discount")
+        ]
         money_values += [p[key] for p in invoice["payments"] for key in ("price", "price_base")]
-        money_values += [t[key] for t in invoice["tax_totals"] for key in ("taxable_amount", "tax_amount")]
-        assert all(isinstance(v, str) and NUMBER.match(v) and "." in v for v in money_values), money_values
+        money_values += [
+            t[key] for t in invoice["tax_totals"] for key in ("taxable_amount", "tax_amount")
+        ]
+        assert all(isinstance(v, str) and NUMBER.match(v) and "." in v for v in money_values), (
+            money_values
+        )
 
         if invoice["state"] == "draft":
             assert invoice["invoice_id"] is None and isinstance(invoice["draft_id"], int)
@@ -237,9 +277,15 @@ def test_the_data_is_realistic_and_consistent(everything: list[dict[str, Any]]) 
         else:
             assert re.fullmatch(r"20\d\d-\d{4,}", invoice["invoice_id"])
             assert invoice["invoice_id"].startswith(invoice["invoice_date"][:4])
-            assert _rf_valid(invoice["payment_reference"]) and _rf_valid(invoice["short_payment_reference"])
+            assert _rf_valid(invoice["payment_reference"]) and _rf_valid(
+                invoice["short_payment_reference"]
+            )
             reference, short = invoice["payment_reference"], invoice["short_payment_reference"]
-            assert len(reference) == 25 and reference[:4] == short[:4] and reference[4:].lstrip("0") == short[4:]
+            assert (
+                len(reference) == 25
+                and reference[:4] == short[:4]
+                and reference[4:].lstrip("0") == short[4:]
+            )
             issued = dt.date.fromisoformat(invoice["invoice_date"])
             assert dt.date(2024, 1, 1) <= issued <= dt.date.today()
             assert (dt.date.fromisoformat(invoice["due_date"]) - issued).days in (14, 30)
@@ -249,9 +295,13 @@ def test_the_data_is_realistic_and_consistent(everything: list[dict[str, Any]]) 
         assert [d["row_order"] for d in details] == list(range(1, len(details) + 1))
         by_rate: dict[str, Decimal] = {}
         for detail in details:
-            line = (_money(detail["amount_decimal"]) * _money(detail["price"])).quantize(CENT, ROUND_HALF_UP)
+            line = (_money(detail["amount_decimal"]) * _money(detail["price"])).quantize(
+                CENT, ROUND_HALF_UP
+            )
             assert _money(detail["total_price_excl_tax_with_discount"]) == line
-            assert detail["amount"].endswith((" x", " uur", " km", " woorden", " dagdeel", " personen", " deelnemers"))
+            assert detail["amount"].endswith(
+                (" x", " uur", " km", " woorden", " dagdeel", " personen", " deelnemers")
+            )
             by_rate[detail["tax_rate_id"]] = by_rate.get(detail["tax_rate_id"], Decimal(0)) + line
         excl = _money(invoice["total_price_excl_tax"])
         assert sum(by_rate.values()) == excl
@@ -267,8 +317,13 @@ def test_the_data_is_realistic_and_consistent(everything: list[dict[str, Any]]) 
 
         paid = sum((_money(p["price"]) for p in invoice["payments"]), Decimal(0))
         assert _money(invoice["total_paid"]) == paid
-        assert _money(invoice["total_unpaid"]) == _money(invoice["total_unpaid_base"]) == incl - paid
-        assert all(p["invoice_id"] == invoice["id"] and p["invoice_type"] == "SalesInvoice" for p in invoice["payments"])
+        assert (
+            _money(invoice["total_unpaid"]) == _money(invoice["total_unpaid_base"]) == incl - paid
+        )
+        assert all(
+            p["invoice_id"] == invoice["id"] and p["invoice_type"] == "SalesInvoice"
+            for p in invoice["payments"]
+        )
         if invoice["state"] == "paid":
             assert paid == incl and 1 <= len(invoice["payments"]) <= 2
             assert invoice["paid_at"] == max(p["payment_date"] for p in invoice["payments"])
@@ -276,16 +331,23 @@ def test_the_data_is_realistic_and_consistent(everything: list[dict[str, Any]]) 
         elif invoice["payments"]:
             assert invoice["state"] in ("open", "late", "reminded") and 0 < paid < incl
             partly_paid += 1
-        assert invoice["version"] == int(dt.datetime.fromisoformat(invoice["updated_at"]).timestamp())
+        assert invoice["version"] == int(
+            dt.datetime.fromisoformat(invoice["updated_at"]).timestamp()
+        )
     assert fully_paid and partly_paid
     contacts = [invoice["contact"] for invoice in everything]
     assert any(c["company_name"] is None and c["firstname"] and c["lastname"] for c in contacts)
     assert any(c["company_name"] and c["company_name"].endswith(" B.V.") for c in contacts)
-    assert all(re.fullmatch(r"\d{4}[A-Z]{2}", c["zipcode"]) and c["country"] == "NL" for c in contacts)
+    assert all(
+        re.fullmatch(r"\d{4}[A-Z]{2}", c["zipcode"]) and c["country"] == "NL" for c in contacts
+    )
 
 
 def test_the_same_seed_gives_the_same_data() -> None:
-    first, second = MoneybirdSimulator(invoices=30, seed=11), MoneybirdSimulator(invoices=30, seed=11)
+    first, second = (
+        MoneybirdSimulator(invoices=30, seed=11),
+        MoneybirdSimulator(invoices=30, seed=11),
+    )
     assert first.invoices() == second.invoices()
     assert MoneybirdSimulator(invoices=30, seed=12).invoices() != first.invoices()
 
@@ -293,10 +355,14 @@ def test_the_same_seed_gives_the_same_data() -> None:
 # --- filters and fetching ------------------------------------------------------------------
 
 
-def test_no_filter_means_period_this_year(served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client) -> None:
+def test_no_filter_means_period_this_year(
+    served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client
+) -> None:
     simulator = served[0]
     year = str(dt.date.today().year)
-    expected = {p["id"] for p in simulator.invoices() if (p["invoice_date"] or year).startswith(year)}
+    expected = {
+        p["id"] for p in simulator.invoices() if (p["invoice_date"] or year).startswith(year)
+    }
     listed = _listed(client)
     assert set(listed) == expected
     assert len(listed) < 60, "the default hides earlier years"
@@ -305,10 +371,14 @@ def test_no_filter_means_period_this_year(served: tuple[MoneybirdSimulator, Simu
 
 def test_state_all_alone_replaces_the_period_default(client: httpx.Client) -> None:
     assert len(_listed(client, "state:all")) == 60
-    assert len(_listed(client, "filter:open")) == 60, "unknown keys are ignored, defaults still replaced"
+    assert len(_listed(client, "filter:open")) == 60, (
+        "unknown keys are ignored, defaults still replaced"
+    )
 
 
-def test_period_and_state_filters(served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client) -> None:
+def test_period_and_state_filters(
+    served: tuple[MoneybirdSimulator, SimulatorServer], client: httpx.Client
+) -> None:
     payloads = served[0].invoices()
     today = dt.date.today()
     low, high = "2025-03-01", "2025-08-31"
@@ -317,7 +387,9 @@ def test_period_and_state_filters(served: tuple[MoneybirdSimulator, SimulatorSer
     assert set(_listed(client, "period:202503..202508,state:all")) == in_2025
     drafts = {p["id"] for p in payloads if p["state"] == "draft"}
     around_today = f"period:{today - dt.timedelta(days=1):%Y%m%d}..{today:%Y%m%d}"
-    assert drafts <= set(_listed(client, around_today)), "undated drafts fall in a period containing today"
+    assert drafts <= set(_listed(client, around_today)), (
+        "undated drafts fall in a period containing today"
+    )
     assert not drafts & set(_listed(client, "period:20240101..20241231"))
     late_or_paid = {p["id"] for p in payloads if p["state"] in ("late", "paid")}
     assert set(_listed(client, "state:late|paid")) == late_or_paid
@@ -330,7 +402,11 @@ def test_a_fetch_answers_at_most_100_and_skips_unknown_ids() -> None:
         ids = simulator.ids()
         answer = client.post("synchronization.json", json={"ids": ids}).json()
         assert [invoice["id"] for invoice in answer] == ids[:100]
-        assert simulator.requests[-1] == ("POST", f"/api/v2/{simulator.administration_id}/sales_invoices/synchronization.json", 150)
+        assert simulator.requests[-1] == (
+            "POST",
+            f"/api/v2/{simulator.administration_id}/sales_invoices/synchronization.json",
+            150,
+        )
 
         simulator.delete_invoice(ids[1])
         mixed = [ids[0], "1", ids[1], int(ids[2]), "496081512000000001", "not-a-number"]
@@ -342,34 +418,56 @@ def test_a_fetch_answers_at_most_100_and_skips_unknown_ids() -> None:
 # --- changes -------------------------------------------------------------------------------
 
 
-def test_changes_bump_the_version_and_show_up(fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
+def test_changes_bump_the_version_and_show_up(
+    fresh: tuple[MoneybirdSimulator, httpx.Client],
+) -> None:
     simulator, client = fresh
     before = _listed(client, "state:all")
-    remote_id = next(p["id"] for p in simulator.invoices() if p["state"] == "open" and not p["payments"])
+    remote_id = next(
+        p["id"] for p in simulator.invoices() if p["state"] == "open" and not p["payments"]
+    )
 
     changed = simulator.change_invoice(remote_id, reference="Gewijzigd")
     after = _listed(client, "state:all")
-    assert after[remote_id] > before[remote_id] and after[remote_id] == simulator.invoice(remote_id)["version"]
+    assert (
+        after[remote_id] > before[remote_id]
+        and after[remote_id] == simulator.invoice(remote_id)["version"]
+    )
     assert {k for k in after if after[k] != before[k]} == {remote_id}
     fetched = client.post("synchronization.json", json={"ids": [remote_id]}).json()[0]
     assert fetched == changed == simulator.invoice(remote_id)
-    assert fetched["reference"] == "Gewijzigd" and fetched["updated_at"] > simulator.invoice(remote_id)["created_at"]
+    assert (
+        fetched["reference"] == "Gewijzigd"
+        and fetched["updated_at"] > simulator.invoice(remote_id)["created_at"]
+    )
 
     part = simulator.pay_invoice(remote_id, Decimal("10.05"))
-    assert part["state"] == "open" and part["total_paid"] == "10.05" and part["version"] > changed["version"]
+    assert (
+        part["state"] == "open"
+        and part["total_paid"] == "10.05"
+        and part["version"] > changed["version"]
+    )
     paid = simulator.pay_invoice(remote_id)
-    assert paid["state"] == "paid" and _money(paid["total_unpaid"]) == 0 and len(paid["payments"]) == 2
+    assert (
+        paid["state"] == "paid" and _money(paid["total_unpaid"]) == 0 and len(paid["payments"]) == 2
+    )
     assert _money(paid["total_paid"]) == _money(paid["total_price_incl_tax"])
     assert paid["paid_at"] == dt.datetime.now(dt.UTC).date().isoformat()
 
     created = simulator.create_invoice(reference="Nieuw")
-    assert created["state"] == "open" and created["reference"] == "Nieuw" and created["id"] in _listed(client)
+    assert (
+        created["state"] == "open"
+        and created["reference"] == "Nieuw"
+        and created["id"] in _listed(client)
+    )
     draft = simulator.create_invoice(state="draft")
     assert draft["invoice_id"] is None and draft["draft_id"] and draft["invoice_date"] is None
     assert len(_listed(client, "state:all")) == 62
 
 
-def test_delete_then_restore_brings_back_the_same_payload(fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
+def test_delete_then_restore_brings_back_the_same_payload(
+    fresh: tuple[MoneybirdSimulator, httpx.Client],
+) -> None:
     simulator, client = fresh
     remote_id = simulator.ids()[3]
     original = simulator.invoice(remote_id)
@@ -381,7 +479,9 @@ def test_delete_then_restore_brings_back_the_same_payload(fresh: tuple[Moneybird
     assert client.post("synchronization.json", json={"ids": [remote_id]}).json() == [original]
 
 
-def test_set_raw_serves_odd_money_spellings_verbatim(fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
+def test_set_raw_serves_odd_money_spellings_verbatim(
+    fresh: tuple[MoneybirdSimulator, httpx.Client],
+) -> None:
     simulator, client = fresh
     remote_id = simulator.ids()[0]
     payload = simulator.invoice(remote_id)
@@ -398,7 +498,9 @@ def test_set_raw_serves_odd_money_spellings_verbatim(fresh: tuple[MoneybirdSimul
 # --- faults --------------------------------------------------------------------------------
 
 
-def test_injected_429_carries_the_rate_limit_headers(fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
+def test_injected_429_carries_the_rate_limit_headers(
+    fresh: tuple[MoneybirdSimulator, httpx.Client],
+) -> None:
     simulator, client = fresh
     simulator.add_fault("429", times=2)
     simulator.add_fault("429", retry_after="Wed, 21 Oct 2026 07:28:00 GMT")
@@ -406,24 +508,32 @@ def test_injected_429_carries_the_rate_limit_headers(fresh: tuple[MoneybirdSimul
         response = client.get("synchronization.json")
         assert response.status_code == 429 and response.text == "Retry later"
         assert response.headers["Retry-After"] == expected
-        assert response.headers["RateLimit-Limit"] and response.headers["RateLimit-Remaining"] == "0"
+        assert (
+            response.headers["RateLimit-Limit"] and response.headers["RateLimit-Remaining"] == "0"
+        )
         assert int(response.headers["RateLimit-Reset"]) > 1_700_000_000
     assert client.get("synchronization.json").status_code == 200
     assert len(simulator.requests) == 4 and simulator.rate_limited == 0
 
 
 @pytest.mark.parametrize("status", ["500", "502", "503"])
-def test_injected_server_errors_hit_only_their_endpoint(fresh: tuple[MoneybirdSimulator, httpx.Client], status: str) -> None:
+def test_injected_server_errors_hit_only_their_endpoint(
+    fresh: tuple[MoneybirdSimulator, httpx.Client], status: str
+) -> None:
     simulator, client = fresh
     simulator.add_fault(status, endpoint="fetch")
     assert client.get("synchronization.json").status_code == 200
-    assert client.post("synchronization.json", json={"ids": simulator.ids()[:2]}).status_code == int(status)
+    assert client.post(
+        "synchronization.json", json={"ids": simulator.ids()[:2]}
+    ).status_code == int(status)
     assert client.post("synchronization.json", json={"ids": simulator.ids()[:2]}).status_code == 200
     assert [method for method, _, _ in simulator.requests] == ["GET", "POST", "POST"]
     assert simulator.requests[1][2] == 2, "faulted requests are logged too"
 
 
-def test_a_dropped_connection_has_no_response(fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
+def test_a_dropped_connection_has_no_response(
+    fresh: tuple[MoneybirdSimulator, httpx.Client],
+) -> None:
     simulator, client = fresh
     simulator.add_fault("drop", endpoint="list")
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
@@ -438,7 +548,14 @@ def test_a_truncated_body_is_not_json(fresh: tuple[MoneybirdSimulator, httpx.Cli
     assert response.status_code == 200
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(response.content)
-    assert len(orjson.loads(client.post("synchronization.json", json={"ids": simulator.ids()[:5]}).content)) == 5
+    assert (
+        len(
+            orjson.loads(
+                client.post("synchronization.json", json={"ids": simulator.ids()[:5]}).content
+            )
+        )
+        == 5
+    )
 
 
 def test_a_slow_answer_still_arrives(fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
@@ -449,7 +566,9 @@ def test_a_slow_answer_still_arrives(fresh: tuple[MoneybirdSimulator, httpx.Clie
     assert time.monotonic() - started >= 0.4
 
 
-def test_an_invalid_record_carries_the_planted_values(spec: Spec, fresh: tuple[MoneybirdSimulator, httpx.Client]) -> None:
+def test_an_invalid_record_carries_the_planted_values(
+    spec: Spec, fresh: tuple[MoneybirdSimulator, httpx.Client]
+) -> None:
     simulator, client = fresh
     ids = simulator.ids()[:4]
     simulator.add_fault("invalid", remote_id=ids[2])
@@ -457,7 +576,9 @@ def test_an_invalid_record_carries_the_planted_values(spec: Spec, fresh: tuple[M
     first = client.post("synchronization.json", json={"ids": ids[:2]}).json()
     assert first[0]["total_price_incl_tax"] == "12x.5" and first[0]["due_date"] == "not-a-date"
     assert first[1] == simulator.invoice(ids[1])
-    assert spec.errors(spec.response_pointer("post", "200"), first), "the planted values break the contract"
+    assert spec.errors(spec.response_pointer("post", "200"), first), (
+        "the planted values break the contract"
+    )
 
     second = client.post("synchronization.json", json={"ids": ids}).json()
     assert [i["total_price_incl_tax"] == "12x.5" for i in second] == [False, False, True, False]
@@ -479,7 +600,9 @@ def test_the_real_rate_limit_slides() -> None:
     simulator = MoneybirdSimulator(invoices=5, token=TOKEN, rate_limit=3, rate_window=1.0)
     with SimulatorServer(simulator) as server, _client(server, simulator) as client:
         started = time.monotonic()
-        remaining = [client.get("synchronization.json").headers["RateLimit-Remaining"] for _ in range(3)]
+        remaining = [
+            client.get("synchronization.json").headers["RateLimit-Remaining"] for _ in range(3)
+        ]
         assert remaining == ["2", "1", "0"]
         refused = client.get("synchronization.json")
         assert refused.status_code == 429 and refused.text == "Retry later"
@@ -497,8 +620,18 @@ def test_the_real_rate_limit_slides() -> None:
 
 def test_the_command_line_serves_in_the_foreground() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.moneybird.simulator", "--invoices", "20", "--port", "0",
-         "--token", TOKEN, "--no-rate-limit"],
+        [
+            sys.executable,
+            "-m",
+            "connectors.moneybird.simulator",
+            "--invoices",
+            "20",
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--no-rate-limit",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[1],

@@ -69,7 +69,6 @@ FAULT_ENDPOINTS = frozenset({"any", "list", "fetch"})
 MAX_FETCH = 100
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()
-_DAY_MS = 86_400_000
 _OFFICE_START_MS = 7 * 3_600_000  # 08:00/09:00 in the Netherlands, in UTC
 _OFFICE_SPAN_MS = 10 * 3_600_000
 _INVOICE_ID_BASE = 496_081_512_000_000_000
@@ -95,6 +94,8 @@ _PAYMENT_CONDITIONS = (
 )
 _CONDITIONS_JSON = orjson.dumps(_PAYMENT_CONDITIONS)
 
+# Realistic Dutch master data. Kept compact: these are tables, not code.
+# fmt: off
 # (city, first two zipcode digits, area code)
 _CITIES = (
     ("Amsterdam", 10, "020"), ("Rotterdam", 30, "010"), ("Den Haag", 25, "070"),
@@ -161,10 +162,16 @@ _CATALOG = (
     ("Cursus bedrijfshulpverlening", "deelnemers", 0, 19500, 49500, "pieces"),
     ("Doorbelaste leges", "x", 0, 3500, 15000, "one"),
 )
+_ZIP_LETTERS = "ABCDEGHJKLMNPRTVWXZ"  # without S, so never the unused SA, SD or SS
 _CODE_FIRST = "123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _CODE_REST = "0" + _CODE_FIRST
-_REFERENCES = ("Project {w}", "Offerte {y}-{n:03d}", "PO {n5}", "Onderhoudscontract {y}", "Order {n5}")
-_REFERENCE_WORDS = ("Nieuwbouw", "Verbouwing", "Website", "Jaarrekening", "Kantoorverhuizing", "Zomerfeest")
+_REFERENCES = (
+    "Project {w}", "Offerte {y}-{n:03d}", "PO {n5}", "Onderhoudscontract {y}", "Order {n5}",
+)
+_REFERENCE_WORDS = (
+    "Nieuwbouw", "Verbouwing", "Website", "Jaarrekening", "Kantoorverhuizing", "Zomerfeest",
+)
+# fmt: on
 
 
 def money(cents: int) -> str:
@@ -228,6 +235,16 @@ def _iban(bank: str, account: int) -> str:
     return f"NL{98 - _iso7064(f'{number}NL00'):02d}{number}"
 
 
+def _phone(rng: random.Random, area: str) -> str | None:
+    """Mobile or landline; a landline number has ten digits whatever its area code's length."""
+    kind = rng.random()
+    if kind < 0.3:
+        return None
+    if kind < 0.65:
+        return f"06-{rng.randrange(10**7, 10**8)}"
+    return f"{area}-{rng.randrange(10 ** (9 - len(area)), 10 ** (10 - len(area)))}"
+
+
 def _capitalise(name: str) -> str:
     """Dutch surname prefixes are capitalised only at the start of a name (`Van Dijk Techniek`)."""
     return name[:1].upper() + name[1:]
@@ -259,7 +276,7 @@ def _dumps(payload: Any) -> bytes:
     return orjson.dumps(payload, default=_raw_number)
 
 
-# created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial: sorts by creation
+# created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial
 _PlanRow = tuple[int, int, int, str, int | None, int, int, int, bool]
 
 
@@ -286,7 +303,7 @@ class _Record:
     invoices can share their contact's bytes instead of each holding a copy.
     """
 
-    __slots__ = ("id", "version", "state", "invoice_date", "plan", "body")
+    __slots__ = ("body", "id", "invoice_date", "plan", "state", "version")
 
     def __init__(self, remote_id: str, version: int, plan: _Plan) -> None:
         self.id = remote_id
@@ -322,7 +339,8 @@ class _Factory:
         self.administration_id = int(administration_id)
         self.start = start
         rng = random.Random(seed ^ 0x5EED)
-        self.url_prefix = f"https://moneybird.com/{administration_id}/external/{rng.getrandbits(256):064x}"
+        self.site = f"https://moneybird.com/{administration_id}"
+        self.url_prefix = f"{self.site}/external/{rng.getrandbits(256):064x}"
         self.contacts = [self._contact(rng, index) for index in range(contacts)]
         self.contact_json = {contact["id"]: orjson.dumps(contact) for contact in self.contacts}
         self.direct_debit = [contact for contact in self.contacts if contact["direct_debit"]]
@@ -336,14 +354,16 @@ class _Factory:
             email = f"{_slug(first)}.{_slug(last)}@{rng.choice(_MAIL_PROVIDERS)}"
         else:
             if kind < 0.6:
-                company = f"{rng.choice((rng.choice(_BRANDS), _capitalise(last)))} {rng.choice(_BRAND_KINDS)} B.V."
+                brand = rng.choice((rng.choice(_BRANDS), _capitalise(last)))
+                company = f"{brand} {rng.choice(_BRAND_KINDS)} B.V."
                 firstname = lastname = None
             elif kind < 0.75:
                 company = f"{rng.choice(_TRADES)} {last} V.O.F."
                 firstname = lastname = None
             else:
                 company, firstname, lastname = f"{rng.choice(_TRADES)} {last}", first, last
-            email = f"{rng.choice(('info', 'administratie', 'facturen'))}@{_slug(company.removesuffix(' B.V.').removesuffix(' V.O.F.'))}.nl"
+            domain = _slug(company.removesuffix(" B.V.").removesuffix(" V.O.F."))
+            email = f"{rng.choice(('info', 'administratie', 'facturen'))}@{domain}.nl"
         direct_debit = index % 6 == 1
         bank, bic = rng.choice(_BANKS)
         iban = _iban(bank, rng.randrange(10**9, 10**10))
@@ -351,7 +371,8 @@ class _Factory:
         created = self.start.toordinal() - rng.randrange(30, 900)
         created_ms = _OFFICE_START_MS + rng.randrange(_OFFICE_SPAN_MS)
         updated = created + rng.randrange(0, 300)
-        phone = rng.random()
+        phone = _phone(rng, area)
+        zip_letters = "".join(rng.choices(_ZIP_LETTERS, k=2))
         return {
             "id": str(_CONTACT_ID_BASE + 1_000_000 * (index + 1) + rng.randrange(1_000_000)),
             "administration_id": self.administration_id,
@@ -360,14 +381,10 @@ class _Factory:
             "lastname": lastname,
             "address1": f"{rng.choice(_STREETS)} {rng.randrange(1, 240)}",
             "address2": None,
-            "zipcode": f"{zip_prefix}{rng.randrange(10, 100)}{rng.choice('ABCDEFGHJKLMNPRTVWXZ')}{rng.choice('ABCDEGHJKLMNPRTVWXZ')}",
+            "zipcode": f"{zip_prefix}{rng.randrange(10, 100)}{zip_letters}",
             "city": city,
             "country": "NL",
-            "phone": None
-            if phone < 0.3
-            else f"06-{rng.randrange(10**7, 10**8)}"
-            if phone < 0.65
-            else f"{area}-{rng.randrange(10 ** (9 - len(area)), 10 ** (10 - len(area)))}",
+            "phone": phone,
             "delivery_method": rng.choice(("Email", "Email", "Email", "Email", "Post", "Manual")),
             "customer_id": str(index + 1),
             "tax_number": None if company is None else f"NL{rng.randrange(10**8, 10**9):09d}B01",
@@ -390,7 +407,7 @@ class _Factory:
             "created_at": _stamp(created, created_ms),
             "updated_at": _stamp(updated, created_ms),
             "version": _epoch(updated, created_ms),
-            "sales_invoices_url": f"https://moneybird.com/{self.administration_id}/sales_invoices/{rng.getrandbits(256):064x}/all",
+            "sales_invoices_url": f"{self.site}/sales_invoices/{rng.getrandbits(256):064x}/all",
             "notes": [],
             "custom_fields": [],
             "contact_people": [],
@@ -418,7 +435,11 @@ class _Factory:
             updated = created
         elif state in ("open", "pending_payment"):
             invoice_date = created = between(today - term + 1, today)
-            updated = between(invoice_date, today) if partial or state == "pending_payment" else invoice_date
+            updated = (
+                between(invoice_date, today)
+                if partial or state == "pending_payment"
+                else invoice_date
+            )
         elif state == "late":
             invoice_date = created = between(today - term - 60, today - term - 1)
             updated = min(today, invoice_date + term + 1 + int(rng.random() * 20))
@@ -443,7 +464,10 @@ class _Factory:
     def serialize(self, remote_id: str, version: int, plan: _Plan) -> tuple[bytes, ...]:
         """The payload's JSON cut around its contact and conditions, whose bytes are shared."""
         payload = self.build(remote_id, version, plan)
-        shared = ((b'"contact":', self.contact_json[payload["contact_id"]]), (b'"payment_conditions":', _CONDITIONS_JSON))
+        shared = (
+            (b'"contact":', self.contact_json[payload["contact_id"]]),
+            (b'"payment_conditions":', _CONDITIONS_JSON),
+        )
         payload["contact"] = payload["payment_conditions"] = None
         rest = _dumps(payload)
         parts: list[bytes] = []
@@ -460,7 +484,9 @@ class _Factory:
         base_id = int(remote_id)
         state = plan.state
         issued = plan.created if plan.invoice_date is None else plan.invoice_date
-        contact = rng.choice(self.direct_debit if state == "pending_payment" and self.direct_debit else self.contacts)
+        contact = rng.choice(
+            self.direct_debit if state == "pending_payment" and self.direct_debit else self.contacts
+        )
         created_at = _stamp(plan.created, plan.created_ms)
         updated_at = _stamp(plan.updated, plan.updated_ms)
 
@@ -518,20 +544,23 @@ class _Factory:
         incl = excl + total_tax
 
         payments = []
+        paid = 0
         if state == "paid":
+            paid = incl
             if plan.updated > issued and rng.random() < 0.15:
                 first = _half_up(incl * (20 + int(rng.random() * 60)), 100)
                 first_day = issued + int(rng.random() * (plan.updated - issued))
                 payments.append(self._payment(rng, base_id, 1, first, first_day, None))
-                payments.append(self._payment(rng, base_id, 2, incl - first, plan.updated, plan.updated_ms))
+                payments.append(
+                    self._payment(rng, base_id, 2, incl - first, plan.updated, plan.updated_ms)
+                )
             else:
                 payments.append(self._payment(rng, base_id, 1, incl, plan.updated, plan.updated_ms))
         elif plan.partial:
-            part = max(1, _half_up(incl * (10 + int(rng.random() * 80)), 100))
+            paid = max(1, _half_up(incl * (10 + int(rng.random() * 80)), 100))
             day = issued + int(rng.random() * (plan.updated - issued + 1))
             ms = plan.updated_ms if day == plan.updated else None
-            payments.append(self._payment(rng, base_id, 1, part, day, ms))
-        paid = incl if state == "paid" else part if plan.partial and state != "paid" else 0
+            payments.append(self._payment(rng, base_id, 1, paid, day, ms))
         unpaid_text, excl_text, incl_text = money(incl - paid), money(excl), money(incl)
 
         due_day = issued + plan.term
@@ -553,7 +582,9 @@ class _Factory:
         view_token = f"{rng.getrandbits(256):064x}"
         events = [self._event("sales_invoice_created", created_at)]
         if state in ("open", "pending_payment"):
-            events.append(self._event("sales_invoice_state_changed_to_open", _stamp(issued, plan.created_ms)))
+            events.append(
+                self._event("sales_invoice_state_changed_to_open", _stamp(issued, plan.created_ms))
+            )
         elif sent:
             events.append(self._event(f"sales_invoice_state_changed_to_{state}", updated_at))
         reference_template = rng.choice(_REFERENCES)
@@ -646,13 +677,16 @@ class _Factory:
     def _payment(
         self, rng: random.Random, base_id: int, index: int, cents: int, day: int, ms: int | None
     ) -> dict[str, Any]:
-        stamp = _stamp(day, _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS) if ms is None else ms)
+        stamp = _stamp(
+            day, _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS) if ms is None else ms
+        )
         return self.payment(rng, str(base_id + 100 + index), str(base_id), cents, _iso(day), stamp)
 
     def payment(
         self, rng: random.Random, payment_id: str, invoice_id: str, cents: int, day: str, stamp: str
     ) -> dict[str, Any]:
         """Bank-matched, manual (transfer or cash) and Moneybird Payments, in realistic shares."""
+        price = money(cents)
         kind = rng.random()
         bank = kind < 0.6
         manual = None if bank or kind >= 0.9 else ("bank_transfer" if kind < 0.8 else "cash")
@@ -726,7 +760,11 @@ def _period(value: str, today: dt.date) -> tuple[str, str]:
     low_text, _, high_text = value.partition("..")
     high_text = high_text or low_text
     try:
-        if len(low_text) not in (6, 8) or len(high_text) not in (6, 8) or not (low_text + high_text).isdigit():
+        if (
+            len(low_text) not in (6, 8)
+            or len(high_text) not in (6, 8)
+            or not (low_text + high_text).isdigit()
+        ):
             raise ValueError(value)
         low = dt.date(int(low_text[:4]), int(low_text[4:6]), int(low_text[6:] or 1))
         if len(high_text) == 8:
@@ -739,7 +777,9 @@ def _period(value: str, today: dt.date) -> tuple[str, str]:
     return low.isoformat(), high.isoformat()
 
 
-def _parse_filter(raw: str | None, today: dt.date) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
+def _parse_filter(
+    raw: str | None, today: dt.date
+) -> tuple[frozenset[str] | None, tuple[str, str] | None]:
     """States (None: all) and period (None: any); no filter at all means `period:this_year`."""
     if raw is None:
         return None, _period("this_year", today)
@@ -765,13 +805,15 @@ def _parse_ids(raw: bytes) -> list[str]:
     if not isinstance(body, dict) or "ids" not in body:
         raise _BadRequest("Ids is required", {"ids": "required"})
     ids = body["ids"]
-    if not isinstance(ids, list) or any(isinstance(i, bool) or not isinstance(i, str | int) for i in ids):
+    if not isinstance(ids, list) or any(
+        isinstance(i, bool) or not isinstance(i, str | int) for i in ids
+    ):
         raise _BadRequest("Ids is invalid", {"ids": "invalid"})
     return [str(i) for i in ids]
 
 
 def _reset_epoch(retry_after: str) -> int:
-    """The epoch second a Retry-After value (delta seconds, epoch seconds or HTTP date) points at."""
+    """The epoch second a Retry-After (delta seconds, epoch seconds or HTTP date) points at."""
     now = time.time()
     if retry_after.strip().isdigit():
         value = int(retry_after)
@@ -824,7 +866,9 @@ class MoneybirdSimulator:
         self.rate_limited = 0
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._factory = _Factory(administration_id, seed, start_date, max(10, min(4000, invoices // 20)))
+        self._factory = _Factory(
+            administration_id, seed, start_date, max(10, min(4000, invoices // 20))
+        )
         self._live: dict[str, _Record] = {}
         self._deleted: dict[str, _Record] = {}
         self._list_cache: dict[tuple[Any, ...], bytes] = {}
@@ -848,8 +892,12 @@ class MoneybirdSimulator:
         """Every state and a partly paid invoice always occur, whatever the size; then by weight."""
         rng = self._rng
         today = dt.date.today().toordinal()
-        picks: list[tuple[str, bool]] = [(state, state in ("open", "late")) for state in STATES][:count]
-        cumulative = [sum(_STATE_WEIGHTS[: i + 1]) / sum(_STATE_WEIGHTS) for i in range(len(STATES))]
+        picks: list[tuple[str, bool]] = [(state, state in ("open", "late")) for state in STATES][
+            :count
+        ]
+        cumulative = [
+            sum(_STATE_WEIGHTS[: i + 1]) / sum(_STATE_WEIGHTS) for i in range(len(STATES))
+        ]
         for _ in range(count - len(picks)):
             state = STATES[bisect.bisect(cumulative, rng.random())]
             picks.append((state, state in _PARTIAL_STATES and rng.random() < 0.25))
@@ -859,14 +907,33 @@ class MoneybirdSimulator:
             (i for i, row in enumerate(rows) if row[4] is not None), key=lambda i: (rows[i][4], i)
         ):
             numbers[position] = self._invoice_number(rows[position][4])
-        for position, (created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial) in enumerate(rows):
+        for position, (
+            created,
+            created_ms,
+            seed,
+            state,
+            invoice_date,
+            term,
+            updated,
+            updated_ms,
+            partial,
+        ) in enumerate(rows):
             draft_id = None
             if state == "draft":
                 self._drafts += 1
                 draft_id = self._drafts
             plan = _Plan(
-                seed, state, invoice_date, term, created, created_ms, updated, updated_ms, partial,
-                numbers.get(position), draft_id,
+                seed,
+                state,
+                invoice_date,
+                term,
+                created,
+                created_ms,
+                updated,
+                updated_ms,
+                partial,
+                numbers.get(position),
+                draft_id,
             )
             self._next_id += 1000 + rng.getrandbits(16)
             remote_id = str(self._next_id)
@@ -892,7 +959,7 @@ class MoneybirdSimulator:
             return [self._payload(record) for record in self._live.values()]
 
     def create_invoice(self, **overrides: Any) -> dict[str, Any]:
-        """A fresh invoice dated today; `state` and `invoice_date` shape it, other keys overwrite."""
+        """A new invoice dated today; `state` and `invoice_date` shape it, other keys overwrite."""
         with self._lock:
             state = overrides.pop("state", "open")
             if state not in STATES:
@@ -900,15 +967,27 @@ class MoneybirdSimulator:
             day, ms = _now()
             chosen = overrides.pop("invoice_date", None if state == "draft" else dt.date.today())
             invoice_date = (
-                None if chosen is None else (dt.date.fromisoformat(chosen) if isinstance(chosen, str) else chosen).toordinal()
+                None
+                if chosen is None
+                else (
+                    dt.date.fromisoformat(chosen) if isinstance(chosen, str) else chosen
+                ).toordinal()
             )
             draft_id = None
             if state == "draft":
                 self._drafts += 1
                 draft_id = self._drafts
             plan = _Plan(
-                self._rng.getrandbits(64), state, invoice_date, self._rng.choice((14, 30)), day, ms,
-                day, ms, False, None if draft_id or invoice_date is None else self._invoice_number(invoice_date),
+                self._rng.getrandbits(64),
+                state,
+                invoice_date,
+                self._rng.choice((14, 30)),
+                day,
+                ms,
+                day,
+                ms,
+                False,
+                None if draft_id or invoice_date is None else self._invoice_number(invoice_date),
                 draft_id,
             )
             self._next_id += 1000 + self._rng.getrandbits(16)
@@ -920,7 +999,7 @@ class MoneybirdSimulator:
             return self._payload(record)
 
     def change_invoice(self, remote_id: str, **changes: Any) -> dict[str, Any]:
-        """Verbatim top-level changes; a newer `version` and `updated_at` unless given explicitly."""
+        """Verbatim top-level changes; a newer `version` and `updated_at` unless given as well."""
         with self._lock:
             record = self._live[str(remote_id)]
             payload = self._payload(record)
@@ -942,7 +1021,9 @@ class MoneybirdSimulator:
             day, ms = _now()
             self._next_id += 1000
             payload["payments"].append(
-                self._factory.payment(self._rng, str(self._next_id), record.id, cents, _iso(day), _stamp(day, ms))
+                self._factory.payment(
+                    self._rng, str(self._next_id), record.id, cents, _iso(day), _stamp(day, ms)
+                )
             )
             paid += cents
             payload["total_paid"] = money(paid)
@@ -1014,10 +1095,19 @@ class MoneybirdSimulator:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         if endpoint not in FAULT_ENDPOINTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {sorted(FAULT_ENDPOINTS)}")
+            raise ValueError(
+                f"unknown endpoint {endpoint!r}; expected one of {sorted(FAULT_ENDPOINTS)}"
+            )
         with self._lock:
             self._faults.append(
-                _Fault(kind, endpoint, times, delay, retry_after, None if remote_id is None else str(remote_id))
+                _Fault(
+                    kind,
+                    endpoint,
+                    times,
+                    delay,
+                    retry_after,
+                    None if remote_id is None else str(remote_id),
+                )
             )
 
     def _take(self, matches: Callable[[_Fault], bool]) -> _Fault | None:
@@ -1034,10 +1124,12 @@ class MoneybirdSimulator:
 
     def _take_invalid(self, answered: list[str]) -> str | None:
         fault = self._take(
-            lambda f: f.kind == "invalid"
-            and f.endpoint != "list"
-            and bool(answered)
-            and (f.remote_id is None or f.remote_id in answered)
+            lambda f: (
+                f.kind == "invalid"
+                and f.endpoint != "list"
+                and bool(answered)
+                and (f.remote_id is None or f.remote_id in answered)
+            )
         )
         if fault is None:
             return None
@@ -1059,9 +1151,19 @@ class MoneybirdSimulator:
             )
             return Response("Retry later", 429, headers, media_type="text/plain")
         if fault.kind == "500":
-            return Response(orjson.dumps({"error": "Internal server error"}), 500, headers, media_type="application/json")
+            return Response(
+                orjson.dumps({"error": "Internal server error"}),
+                500,
+                headers,
+                media_type="application/json",
+            )
         title = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}[fault.kind]
-        return Response(f"<html><body><h1>{title}</h1></body></html>", int(fault.kind), headers, media_type="text/html")
+        return Response(
+            f"<html><body><h1>{title}</h1></body></html>",
+            int(fault.kind),
+            headers,
+            media_type="text/html",
+        )
 
     # --- serving ---------------------------------------------------------------------------
 
@@ -1095,13 +1197,27 @@ class MoneybirdSimulator:
     ) -> tuple[int, bytes, str, dict[str, str]]:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or credentials.strip() != self.token:
-            return 401, orjson.dumps({"error": "Token is invalid or expired", "symbolic": {"token": "invalid"}}), "application/json", {}
+            return (
+                401,
+                orjson.dumps(
+                    {"error": "Token is invalid or expired", "symbolic": {"token": "invalid"}}
+                ),
+                "application/json",
+                {},
+            )
         params = request.path_params
         if params["administration_id"] != self.administration_id or params["resource"] not in (
             "synchronization",
             "synchronization.json",
         ):
-            return 404, orjson.dumps({"error": "Not found", "symbolic": {"administration_id": "not_found"}}), "application/json", {}
+            return (
+                404,
+                orjson.dumps(
+                    {"error": "Not found", "symbolic": {"administration_id": "not_found"}}
+                ),
+                "application/json",
+                {},
+            )
         with self._lock:
             limited, headers = self._admit(self.token)
             if limited:
@@ -1175,7 +1291,7 @@ class MoneybirdSimulator:
 
 
 class SimulatorServer:
-    """Serves a simulator with uvicorn in a daemon thread on loopback; `port` is real once entered."""
+    """Serves a simulator with uvicorn in a daemon thread on loopback; `port` is set on entry."""
 
     def __init__(self, simulator: MoneybirdSimulator, port: int = 0) -> None:
         self.simulator = simulator
@@ -1206,7 +1322,10 @@ class SimulatorServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name=f"moneybird-sim-{self.port}"
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            daemon=True,
+            name=f"moneybird-sim-{self.port}",
         )
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -1228,7 +1347,9 @@ class SimulatorServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve a Moneybird sales-invoice simulator on loopback.")
+    parser = argparse.ArgumentParser(
+        description="Serve a Moneybird sales-invoice simulator on loopback."
+    )
     parser.add_argument("--invoices", type=int, default=1000)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
