@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import stamina
 
 from connectors.errors import AuthError, PermanentError, RateLimited, TransientError
@@ -27,6 +28,7 @@ from connectors.records import RawJSON
 T = TypeVar("T")
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)
+_INEXACT = object()
 _SKIP = re.compile(r"[\s,]*")
 _EPOCH_THRESHOLD = 1_000_000_000  # larger "seconds" values are epoch timestamps, not deltas
 
@@ -52,36 +54,56 @@ def parse_wait(value: str | None, *, now: float | None = None) -> float | None:
     return max(0.0, number)
 
 
-def decode_json(content: bytes | str, what: str) -> Any:
-    """Decode JSON with every non-integer number as an exact `Decimal`."""
+def _decode_fast(content: bytes) -> Any:
+    """orjson's answer when it is provably exact, else `_INEXACT`.
+
+    orjson reads numbers with a fraction as floats. If re-encoding reproduces the body byte for
+    byte, every float's shortest repr is the number as sent, so `Decimal(repr(x))` is exact.
+    Compact bodies without fractions (Moneybird sends money as strings) pass; others take the
+    exact decoder.
+    """
     try:
-        text = content.decode() if isinstance(content, bytes) else content
-        return _DECODER.decode(text)
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _INEXACT
+    return value if orjson.dumps(value) == content.strip() else _INEXACT
+
+
+def decode_json(content: bytes, what: str) -> Any:
+    """Decode JSON so that no number loses a digit (see `_decode_fast`)."""
+    value = _decode_fast(content)
+    if value is not _INEXACT:
+        return value
+    try:
+        return _DECODER.decode(content.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise TransientError(f"{what}: response is not valid JSON ({exc})") from exc
 
 
-def iter_json_array(content: bytes | str, what: str) -> Iterator[tuple[Any, RawJSON]]:
-    """Yield each element of a JSON array with its exact source text.
+def iter_json_array(content: bytes, what: str) -> Iterator[tuple[Any, RawJSON]]:
+    """Yield each element of a JSON array with its JSON text, every number spelled as received.
 
-    Keeping the text lets the mirror store each record as received, byte for byte.
+    Either way each element's text is exactly the bytes it had in the body.
     """
+    items = _decode_fast(content)
+    if isinstance(items, list):
+        return iter([(item, RawJSON(orjson.dumps(item).decode())) for item in items])
     try:
-        text = content.decode() if isinstance(content, bytes) else content
+        text = content.decode()
         pos = _SKIP.match(text, 0).end()  # type: ignore[union-attr]
         if not text.startswith("[", pos):
             raise ValueError("expected a JSON array")
         pos = _SKIP.match(text, pos + 1).end()  # type: ignore[union-attr]
-        items: list[tuple[Any, RawJSON]] = []
+        exact: list[tuple[Any, RawJSON]] = []
         while not text.startswith("]", pos):
             if pos >= len(text):
                 raise ValueError("array is not closed")
             value, end = _DECODER.raw_decode(text, pos)
-            items.append((value, RawJSON(text[pos:end])))
+            exact.append((value, RawJSON(text[pos:end])))
             pos = _SKIP.match(text, end).end()  # type: ignore[union-attr]
     except (ValueError, UnicodeDecodeError) as exc:
         raise TransientError(f"{what}: response is not a valid JSON array ({exc})") from exc
-    return iter(items)
+    return iter(exact)
 
 
 def _backoff(exc: Exception) -> bool | float:

@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 
+_PLAIN = re.compile(r"-?\d+(?:\.\d+)?")  # the common spelling, parsed without more checks
 _MONEY = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)$")
 
 
@@ -18,6 +19,8 @@ def parse_decimal(value: object, field: str) -> Decimal:
     APIs spell money as `"363.0"`, `"10,95"`, `" 5 "`, JSON numbers (parsed to `Decimal` or `int`
     by our JSON decoder) or integers; all become the exact `Decimal` they denote.
     """
+    if type(value) is str and _PLAIN.fullmatch(value):
+        return Decimal(value)
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected an amount, got boolean {value!r}")
     if isinstance(value, Decimal):

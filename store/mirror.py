@@ -7,12 +7,29 @@ arrives late (two workers racing, a redelivered message) can never put an older 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Engine,
+    String,
+    Table,
+    any_,
+    column,
+    delete,
+    literal,
+    literal_column,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice
 from store.schema import invoice_lines, invoices, payments, sync_errors
@@ -55,6 +72,21 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]
         yield items[start : start + size]
 
 
+def _among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
+    """`col IN values`; on PostgreSQL one array parameter, which compiles and binds far faster."""
+    if connection.dialect.name == "postgresql":
+        item_type = BigInteger() if isinstance(values[0], int) else String()
+        return col == any_(literal(list(values), ARRAY(item_type)))
+    return col.in_(values)
+
+
+def _inserted_flag(connection: Connection) -> Any:
+    """In an upsert's RETURNING: true for a row inserted rather than updated (PostgreSQL only)."""
+    if connection.dialect.name == "postgresql":
+        return literal_column("(xmax = 0)", Boolean())
+    return literal(False)
+
+
 def _insert(connection: Connection, table: object) -> postgresql.Insert | sqlite.Insert:
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -62,6 +94,70 @@ def _insert(connection: Connection, table: object) -> postgresql.Insert | sqlite
     if dialect == "sqlite":
         return sqlite.insert(table)  # type: ignore[arg-type]
     raise NotImplementedError(f"database {dialect!r} is not supported (use PostgreSQL or SQLite)")
+
+
+def _copy_rows(
+    connection: Connection, table: str, columns: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """PostgreSQL COPY: several times faster than multi-row INSERTs for a batch's rows."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(f'"{c}"' for c in columns)
+    with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
+def _copy_to_stage(
+    connection: Connection, target: Table, columns: list[str], rows: list[dict[str, Any]]
+) -> TableClause:
+    """COPY rows into a per-session temp table shaped like `target`, emptied at commit."""
+    name = f"stage_{target.name}"
+    created = connection.connection.info.setdefault("invoice_sync_stages", set())
+    if name not in created:
+        names = ", ".join(f'"{c}"' for c in columns)
+        connection.exec_driver_sql(
+            f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
+            f'SELECT {names} FROM "{target.name}" WITH NO DATA'
+        )
+        created.add(name)
+    _copy_rows(connection, name, columns, rows)
+    return table(name, *(column(c) for c in columns))
+
+
+def _upsert(
+    connection: Connection,
+    target: Table,
+    rows: list[dict[str, Any]],
+    *,
+    keys: tuple[str, ...],
+    keep: tuple[str, ...] = (),
+    overrides: Callable[[Any], dict[str, Any]] | None = None,
+    where: Callable[[Any], Any] | None = None,
+    returning: tuple[Any, ...] = (),
+) -> CursorResult[Any]:
+    """INSERT .. ON CONFLICT DO UPDATE for both backends; PostgreSQL stages the rows with COPY.
+
+    `keep` columns are written on insert only; `where` guards the update (the version check).
+    """
+    columns = list(rows[0])
+    stmt = _insert(connection, target)
+    params: list[dict[str, Any]] | None = rows
+    if connection.dialect.name == "postgresql":
+        stage = _copy_to_stage(connection, target, columns, rows)
+        stmt = stmt.from_select(columns, select(*stage.c))
+        params = None
+    excluded = stmt.excluded
+    set_ = {name: excluded[name] for name in columns if name not in keys and name not in keep}
+    if overrides:
+        set_.update(overrides(excluded))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[target.c[k] for k in keys],
+        set_=set_,
+        where=where(excluded) if where is not None else None,
+    )
+    if returning:
+        stmt = stmt.returning(*returning)  # type: ignore[assignment]
+    return connection.execute(stmt, params)
 
 
 class Mirror:
@@ -128,11 +224,16 @@ class Mirror:
         """
         now = utcnow()
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Safe for a mirror: a commit lost in a crash left no version behind, so the
+                # next cycle fetches that batch again.
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            fresh: set[int] = set()
             written_ids = self._upsert_invoices(
-                connection, source, records, now, rewrite_same_version
+                connection, source, records, now, rewrite_same_version, fresh
             )
             if written_ids:
-                self._replace_children(connection, source, records, written_ids)
+                self._replace_children(connection, source, records, written_ids, fresh)
                 self._resolve_errors(connection, source, list(written_ids), now)
             if quarantined:
                 self._quarantine(connection, source, quarantined, run_id, now)
@@ -149,7 +250,9 @@ class Mirror:
         records: Sequence[Invoice],
         now: dt.datetime,
         rewrite_same_version: bool,
+        fresh: set[int],
     ) -> dict[str, int]:
+        """Remote id -> local id of the rows written; newly inserted ones are added to `fresh`."""
         if not records:
             return {}
         rows = [
@@ -178,19 +281,24 @@ class Mirror:
             }
             for r in records
         ]
-        stmt = _insert(connection, invoices)
-        excluded = stmt.excluded
-        newer = (
-            invoices.c.remote_version <= excluded.remote_version
-            if rewrite_same_version
-            else invoices.c.remote_version < excluded.remote_version
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[invoices.c.source, invoices.c.remote_id],
-            set_={name: excluded[name] for name in rows[0] if name not in ("source", "remote_id")},
+        if rewrite_same_version:
+            newer = lambda excluded: invoices.c.remote_version <= excluded.remote_version  # noqa: E731
+        else:
+            newer = lambda excluded: invoices.c.remote_version < excluded.remote_version  # noqa: E731
+        result = _upsert(
+            connection,
+            invoices,
+            rows,
+            keys=("source", "remote_id"),
             where=newer,
-        ).returning(invoices.c.remote_id, invoices.c.id)
-        return {remote_id: local_id for remote_id, local_id in connection.execute(stmt, rows)}
+            returning=(invoices.c.remote_id, invoices.c.id, _inserted_flag(connection)),
+        )
+        written: dict[str, int] = {}
+        for remote_id, local_id, inserted in result:
+            written[remote_id] = local_id
+            if inserted:
+                fresh.add(local_id)
+        return written
 
     def _replace_children(
         self,
@@ -198,10 +306,19 @@ class Mirror:
         source: str,
         records: Sequence[Invoice],
         written_ids: dict[str, int],
+        fresh: set[int],
     ) -> None:
-        """Lines are replaced wholesale; payments keep their local id (reconciliation uses it)."""
-        local_ids = list(written_ids.values())
-        connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(local_ids)))
+        """Lines are replaced wholesale; payments keep their local id (reconciliation uses it).
+
+        A freshly inserted invoice has no children yet, so the first sync skips the lookups.
+        """
+        local_ids = [local_id for local_id in written_ids.values() if local_id not in fresh]
+        if local_ids:
+            connection.execute(
+                delete(invoice_lines).where(
+                    _among(connection, invoice_lines.c.invoice_id, local_ids)
+                )
+            )
         line_rows = []
         payment_rows = []
         keep: set[str] = set()
@@ -236,38 +353,44 @@ class Mirror:
                         "remote_updated_at": payment.remote_updated_at,
                     }
                 )
-        if line_rows:
+        if line_rows and connection.dialect.name == "postgresql":
+            _copy_rows(connection, invoice_lines.name, list(line_rows[0]), line_rows)
+        elif line_rows:
             connection.execute(invoice_lines.insert(), line_rows)
-        existing = connection.execute(
-            select(payments.c.id, payments.c.remote_id).where(payments.c.invoice_id.in_(local_ids))
-        ).all()
+        existing = (
+            connection.execute(
+                select(payments.c.id, payments.c.remote_id).where(
+                    _among(connection, payments.c.invoice_id, local_ids)
+                )
+            ).all()
+            if local_ids
+            else []
+        )
         vanished = [pid for pid, remote_id in existing if remote_id not in keep]
         if vanished:
-            connection.execute(delete(payments).where(payments.c.id.in_(vanished)))
+            connection.execute(delete(payments).where(_among(connection, payments.c.id, vanished)))
         if payment_rows:
-            stmt = _insert(connection, payments)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[payments.c.source, payments.c.remote_id],
-                set_={
-                    name: stmt.excluded[name]
-                    for name in payment_rows[0]
-                    if name not in ("source", "remote_id")
-                },
-            )
-            connection.execute(stmt, payment_rows)
+            _upsert(connection, payments, payment_rows, keys=("source", "remote_id"))
 
     def _resolve_errors(
         self, connection: Connection, source: str, remote_ids: list[str], now: dt.datetime
     ) -> None:
-        connection.execute(
-            update(sync_errors)
-            .where(
-                sync_errors.c.source == source,
-                sync_errors.c.remote_id.in_(remote_ids),
-                sync_errors.c.resolved_at.is_(None),
+        """Mostly there is nothing in quarantine: look first, update only what is there."""
+        open_errors = connection.execute(
+            select(sync_errors.c.remote_id).where(
+                sync_errors.c.source == source, sync_errors.c.resolved_at.is_(None)
             )
-            .values(resolved_at=now)
-        )
+        ).scalars()
+        resolved = set(open_errors).intersection(remote_ids)
+        if resolved:
+            connection.execute(
+                update(sync_errors)
+                .where(
+                    sync_errors.c.source == source,
+                    _among(connection, sync_errors.c.remote_id, sorted(resolved)),
+                )
+                .values(resolved_at=now)
+            )
 
     def _quarantine(
         self,
@@ -277,21 +400,9 @@ class Mirror:
         run_id: int | None,
         now: dt.datetime,
     ) -> None:
-        stmt = _insert(connection, sync_errors)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[sync_errors.c.source, sync_errors.c.remote_id],
-            set_={
-                "remote_version": stmt.excluded.remote_version,
-                "error": stmt.excluded.error,
-                "raw": stmt.excluded.raw,
-                "sync_run_id": stmt.excluded.sync_run_id,
-                "last_seen_at": stmt.excluded.last_seen_at,
-                "attempts": sync_errors.c.attempts + 1,
-                "resolved_at": None,
-            },
-        )
-        connection.execute(
-            stmt,
+        _upsert(
+            connection,
+            sync_errors,
             [
                 {
                     "source": source,
@@ -307,4 +418,7 @@ class Mirror:
                 }
                 for e in entries
             ],
+            keys=("source", "remote_id"),
+            keep=("first_seen_at",),
+            overrides=lambda excluded: {"attempts": sync_errors.c.attempts + 1},
         )

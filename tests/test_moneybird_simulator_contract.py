@@ -28,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 
 from connectors.moneybird.simulator import STATES, MoneybirdSimulator, SimulatorServer
 
-SPEC_PATH = Path("/work/shared/specs/moneybird-openapi.yml")
+SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "moneybird-openapi.yml"
 SPEC_URI = "urn:moneybird-openapi"
 SYNC_PATH = "/{administration_id}/sales_invoices/synchronization{format}"
 TOKEN = "contract-token"

@@ -109,3 +109,14 @@ def test_sliding_window_never_exceeds_the_limit() -> None:
         stamps.append(time.monotonic())
     for i in range(len(stamps) - 5):
         assert stamps[i + 5] - stamps[i] >= 0.3 - 1e-3
+
+
+def test_compact_bodies_take_the_fast_path_without_losing_a_digit() -> None:
+    fast = list(iter_json_array(b'[{"a":0.1,"id":"496081512464123498"},{"a":12.5}]', "test"))
+    assert fast[0][1] == '{"a":0.1,"id":"496081512464123498"}'
+    assert parse_decimal(fast[0][0]["a"], "a") == Decimal("0.1")
+    assert fast[0][0]["id"] == "496081512464123498"
+
+    trailing_zero = list(iter_json_array(b'[{"a":12.50}]', "test"))
+    assert trailing_zero[0][0]["a"] == Decimal("12.50") and str(trailing_zero[0][0]["a"]) == "12.50"
+    assert trailing_zero[0][1] == '{"a":12.50}'

@@ -276,10 +276,6 @@ def _dumps(payload: Any) -> bytes:
     return orjson.dumps(payload, default=_raw_number)
 
 
-# created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial
-_PlanRow = tuple[int, int, int, str, int | None, int, int, int, bool]
-
-
 class _Plan(NamedTuple):
     """What must be known without building the payload: enough to list and filter."""
 
@@ -292,8 +288,8 @@ class _Plan(NamedTuple):
     updated: int
     updated_ms: int
     partial: bool
-    number: str | None
-    draft_id: int | None
+    number: str | None = None
+    draft_id: int | None = None
 
 
 class _Record:
@@ -414,7 +410,7 @@ class _Factory:
             "archived": False,
         }
 
-    def plan(self, rng: random.Random, state: str, today: int, partial: bool) -> _PlanRow:
+    def plan(self, rng: random.Random, state: str, today: int, partial: bool) -> _Plan:
         """Dates per state that a bookkeeper would recognise, e.g. `late` really is past due."""
         start = self.start.toordinal()
 
@@ -459,7 +455,9 @@ class _Factory:
             else _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS)
         )
         seed = rng.getrandbits(64)
-        return (created, created_ms, seed, state, invoice_date, term, updated, updated_ms, partial)
+        return _Plan(
+            seed, state, invoice_date, term, created, created_ms, updated, updated_ms, partial
+        )
 
     def serialize(self, remote_id: str, version: int, plan: _Plan) -> tuple[bytes, ...]:
         """The payload's JSON cut around its contact and conditions, whose bytes are shared."""
@@ -892,52 +890,34 @@ class MoneybirdSimulator:
         """Every state and a partly paid invoice always occur, whatever the size; then by weight."""
         rng = self._rng
         today = dt.date.today().toordinal()
-        picks: list[tuple[str, bool]] = [(state, state in ("open", "late")) for state in STATES][
-            :count
-        ]
-        cumulative = [
-            sum(_STATE_WEIGHTS[: i + 1]) / sum(_STATE_WEIGHTS) for i in range(len(STATES))
-        ]
+        forced = [(state, state in ("open", "late")) for state in STATES]
+        picks: list[tuple[str, bool]] = forced[:count]
+        total = sum(_STATE_WEIGHTS)
+        cumulative = [sum(_STATE_WEIGHTS[: i + 1]) / total for i in range(len(STATES))]
         for _ in range(count - len(picks)):
             state = STATES[bisect.bisect(cumulative, rng.random())]
             picks.append((state, state in _PARTIAL_STATES and rng.random() < 0.25))
-        rows = sorted(self._factory.plan(rng, state, today, partial) for state, partial in picks)
+        plans = sorted(
+            (self._factory.plan(rng, state, today, partial) for state, partial in picks),
+            key=lambda plan: (plan.created, plan.created_ms, plan.seed),
+        )
         numbers: dict[int, str] = {}
-        for position in sorted(
-            (i for i, row in enumerate(rows) if row[4] is not None), key=lambda i: (rows[i][4], i)
-        ):
-            numbers[position] = self._invoice_number(rows[position][4])
-        for position, (
-            created,
-            created_ms,
-            seed,
-            state,
-            invoice_date,
-            term,
-            updated,
-            updated_ms,
-            partial,
-        ) in enumerate(rows):
-            draft_id = None
-            if state == "draft":
-                self._drafts += 1
-                draft_id = self._drafts
-            plan = _Plan(
-                seed,
-                state,
-                invoice_date,
-                term,
-                created,
-                created_ms,
-                updated,
-                updated_ms,
-                partial,
-                numbers.get(position),
-                draft_id,
-            )
+        dated = [(plan.invoice_date, i) for i, plan in enumerate(plans) if plan.invoice_date]
+        for invoice_date, position in sorted(dated):
+            numbers[position] = self._invoice_number(invoice_date)
+        for position, plan in enumerate(plans):
+            draft_id = self._next_draft_id() if plan.state == "draft" else None
             self._next_id += 1000 + rng.getrandbits(16)
             remote_id = str(self._next_id)
-            self._live[remote_id] = _Record(remote_id, _epoch(updated, updated_ms), plan)
+            self._live[remote_id] = _Record(
+                remote_id,
+                _epoch(plan.updated, plan.updated_ms),
+                plan._replace(number=numbers.get(position), draft_id=draft_id),
+            )
+
+    def _next_draft_id(self) -> int:
+        self._drafts += 1
+        return self._drafts
 
     def _invoice_number(self, day: int) -> str:
         year = dt.date.fromordinal(day).year
@@ -973,10 +953,7 @@ class MoneybirdSimulator:
                     dt.date.fromisoformat(chosen) if isinstance(chosen, str) else chosen
                 ).toordinal()
             )
-            draft_id = None
-            if state == "draft":
-                self._drafts += 1
-                draft_id = self._drafts
+            draft_id = self._next_draft_id() if state == "draft" else None
             plan = _Plan(
                 self._rng.getrandbits(64),
                 state,
@@ -1168,7 +1145,7 @@ class MoneybirdSimulator:
     # --- serving ---------------------------------------------------------------------------
 
     async def _serve(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = "list" if request.method == "GET" else "fetch"
+        endpoint = "fetch" if request.method == "POST" else "list"
         ids: list[str] | None = None
         bad_body: _BadRequest | None = None
         if endpoint == "fetch":
