@@ -50,6 +50,7 @@ def start_simulator(invoices: int) -> tuple[subprocess.Popen[str], str]:
             "--token",
             TOKEN,
             "--no-rate-limit",
+            "--warm",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -33,6 +33,7 @@ from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice
 from store.schema import invoice_lines, invoices, payments, sync_errors
+from store.types import RawPayload
 
 _CHUNK = 500  # ids per IN (...) clause: well under SQLite's parameter limit
 
@@ -119,6 +120,12 @@ def _copy_to_stage(
             f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
             f'SELECT {names} FROM "{target.name}" WITH NO DATA'
         )
+        # Staged rows live for one transaction: spend no CPU compressing them.
+        for col in target.columns:
+            if col.name in columns and isinstance(col.type, RawPayload):
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{name}" ALTER COLUMN "{col.name}" SET STORAGE EXTERNAL'
+                )
         created.add(name)
     _copy_rows(connection, name, columns, rows)
     return table(name, *(column(c) for c in columns))

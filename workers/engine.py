@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,15 +117,19 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
     return plan
 
 
-def sync_batch(
-    connector: Connector,
-    mirror: Mirror,
-    remote_ids: Sequence[str],
-    *,
-    run_id: int | None,
-    full: bool,
-) -> BatchResult:
-    """Fetch, normalize and write one batch; a bad record is quarantined, the rest lands."""
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """One batch fetched and normalized, not yet written."""
+
+    requested: tuple[str, ...]
+    invoices: list[Invoice]
+    quarantined: list[Quarantined]
+
+
+def fetch_batch(
+    connector: Connector, remote_ids: Sequence[str], run_id: int | None
+) -> FetchedBatch:
+    """Fetch and normalize; a record that fails validation is set aside for quarantine."""
     log = get_logger(source=connector.name, run_id=run_id)
     by_id: dict[str, Invoice] = {}
     quarantined: list[Quarantined] = []
@@ -142,21 +147,57 @@ def sync_batch(
         current = by_id.get(invoice.remote_id)
         if current is None or invoice.remote_version > current.remote_version:
             by_id[invoice.remote_id] = invoice
-    returned = set(by_id) | {q.remote_id for q in quarantined}
+    return FetchedBatch(tuple(remote_ids), list(by_id.values()), quarantined)
+
+
+def write_batch(
+    mirror: Mirror, source: str, fetched: FetchedBatch, *, run_id: int | None, full: bool
+) -> BatchResult:
+    """One transaction; a quarantined record does not stop the rest of its batch landing."""
     write = mirror.write_batch(
-        connector.name,
-        list(by_id.values()),
-        quarantined,
-        run_id=run_id,
-        rewrite_same_version=full,
+        source, fetched.invoices, fetched.quarantined, run_id=run_id, rewrite_same_version=full
     )
+    returned = {i.remote_id for i in fetched.invoices} | {q.remote_id for q in fetched.quarantined}
     return BatchResult(
-        requested=len(remote_ids),
+        requested=len(fetched.requested),
         written=write.written,
         not_newer=write.not_newer,
         quarantined=write.quarantined,
-        missing=sum(1 for remote_id in remote_ids if remote_id not in returned),
+        missing=sum(1 for remote_id in fetched.requested if remote_id not in returned),
     )
+
+
+def sync_batch(
+    connector: Connector,
+    mirror: Mirror,
+    remote_ids: Sequence[str],
+    *,
+    run_id: int | None,
+    full: bool,
+) -> BatchResult:
+    """Fetch, normalize and write one batch: the unit of work a batch message carries."""
+    fetched = fetch_batch(connector, remote_ids, run_id)
+    return write_batch(mirror, connector.name, fetched, run_id=run_id, full=full)
+
+
+def _pipelined(
+    connector: Connector, mirror: Mirror, plan: CyclePlan, run_id: int
+) -> Iterator[tuple[int, BatchResult]]:
+    """Fetch batch n+1 in a thread while batch n is written: the network, the database server
+    and this process then work at the same time. At most two batches are held in memory."""
+    batches = plan.batches(connector.batch_size)
+    if not batches:
+        return
+    done = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as pool:
+        pending = pool.submit(fetch_batch, connector, batches[0], run_id)
+        for index in range(len(batches)):
+            fetched = pending.result()
+            if index + 1 < len(batches):
+                pending = pool.submit(fetch_batch, connector, batches[index + 1], run_id)
+            outcome = write_batch(mirror, plan.source, fetched, run_id=run_id, full=plan.full)
+            done += outcome.requested
+            yield done, outcome
 
 
 def run_cycle(
@@ -177,13 +218,10 @@ def run_cycle(
         plan = plan_cycle(connector, mirror, run_id, full=full)
         for name in ("listed", "new", "changed", "unchanged", "deleted", "restored"):
             setattr(result, name, getattr(plan, name))
-        done = 0
         if on_progress:
             on_progress(0, len(plan.to_fetch))
-        for batch in plan.batches(connector.batch_size):
-            outcome = sync_batch(connector, mirror, batch, run_id=run_id, full=full)
+        for done, outcome in _pipelined(connector, mirror, plan, run_id):
             result.quarantined += outcome.quarantined
-            done += len(batch)
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
         result.status = "ok"

@@ -882,9 +882,33 @@ class MoneybirdSimulator:
                     "/api/v2/{administration_id}/sales_invoices/{resource}",
                     _SyncEndpoint(self),
                     methods=["GET", "POST"],
-                )
+                ),
+                Route("/_simulator/mutate", self._mutate_endpoint, methods=["POST"]),
             ]
         )
+
+    def mutate(self, *, change: int = 0, delete: int = 0, create: int = 0) -> dict[str, int]:
+        """Edit, delete and create random invoices: what a benchmark in another process needs."""
+        ids = self.ids()
+        picked = self._rng.sample(ids, min(len(ids), change + delete))
+        for remote_id in picked[:change]:
+            self.change_invoice(remote_id, reference="changed by mutate")
+        for remote_id in picked[change:]:
+            self.delete_invoice(remote_id)
+        for _ in range(create):
+            self.create_invoice()
+        return {
+            "changed": min(change, len(picked)),
+            "deleted": len(picked[change:]),
+            "created": create,
+        }
+
+    async def _mutate_endpoint(self, request: Request) -> Response:
+        counts = await request.json()
+        done = self.mutate(
+            **{k: int(v) for k, v in counts.items() if k in ("change", "delete", "create")}
+        )
+        return Response(orjson.dumps(done), media_type="application/json")
 
     def _populate(self, count: int) -> None:
         """Every state and a partly paid invoice always occur, whatever the size; then by weight."""
@@ -1027,6 +1051,12 @@ class MoneybirdSimulator:
         """Verbatim, odd spellings included; the listed version follows the payload's own."""
         with self._lock:
             self._store(self._live[str(remote_id)], payload)
+
+    def warm(self) -> None:
+        """Serialize every payload now, so a benchmark times the client, not the first fetch."""
+        with self._lock:
+            for record in self._live.values():
+                self._body(record)
 
     def _body(self, record: _Record) -> tuple[bytes, ...]:
         if record.body is None:
@@ -1333,6 +1363,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default="sim-token")
     parser.add_argument("--no-rate-limit", action="store_true")
     parser.add_argument("--rate-window", type=float, default=300.0)
+    parser.add_argument("--warm", action="store_true", help="serialize all payloads up front")
     args = parser.parse_args(argv)
     simulator = MoneybirdSimulator(
         invoices=args.invoices,
@@ -1341,6 +1372,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=None if args.no_rate_limit else 150,
         rate_window=args.rate_window,
     )
+    if args.warm:
+        simulator.warm()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
