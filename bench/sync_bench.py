@@ -123,11 +123,12 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     n = args.invoices
-    simulator, base_url = start_simulator(n)
     workdir = Path(tempfile.mkdtemp(prefix="invoice-sync-bench-"))
     results = []
+    simulator = None
     try:
         for kind in args.databases.split(","):
+            simulator, base_url = start_simulator(n)  # the same seeded data for every database
             url = fresh_database(kind, workdir)
             config = workdir / f"{kind}.toml"
             config.write_text(
@@ -163,9 +164,11 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(results[-1]), flush=True)
+            simulator.terminate()
+            simulator.wait(timeout=10)
     finally:
-        simulator.terminate()
-        simulator.wait(timeout=10)
+        if simulator is not None and simulator.poll() is None:
+            simulator.kill()
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print("| database | phase | fetched | requests | seconds | invoices/s | peak RSS MB |")

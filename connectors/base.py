@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from connectors.http import ApiClient
-from connectors.records import Invoice, RawJSON, RemoteVersion
+from connectors.records import Invoice, RawJSON
 
 
 class Connector(abc.ABC):
@@ -41,8 +41,8 @@ class Connector(abc.ABC):
         self.close()
 
     @abc.abstractmethod
-    def list_versions(self) -> list[RemoteVersion]:
-        """Every remote id in scope with its current version, in one call if the API allows."""
+    def list_versions(self) -> dict[str, int]:
+        """Every remote id in scope -> its current version, in one call if the API allows."""
 
     @abc.abstractmethod
     def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]:

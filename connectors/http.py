@@ -155,10 +155,10 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send with pacing and retries; return a 2xx response or raise a `ConnectorError`."""
-        return self._call(method, path, lambda response, what: response, **kwargs)
+        return self.call(method, path, lambda response, what: response, **kwargs)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._call(
+        return self.call(
             method, path, lambda response, what: decode_json(response.content, what), **kwargs
         )
 
@@ -166,14 +166,15 @@ class ApiClient:
         self, method: str, path: str, **kwargs: Any
     ) -> Iterator[tuple[Any, RawJSON]]:
         """Like `request_json` for an array answer, keeping each element's exact text."""
-        return self._call(
+        return self.call(
             method, path, lambda response, what: iter_json_array(response.content, what), **kwargs
         )
 
-    def _call(
+    def call(
         self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
     ) -> T:
-        """Decoding sits inside the retry so a truncated body is retried like a dropped line."""
+        """Send, then `parse(response, what)`; parsing sits inside the retry, so a truncated
+        body is retried like a dropped connection."""
         what = f"{self.name}: {method} {path}"
         for attempt in stamina.retry_context(
             on=_backoff,

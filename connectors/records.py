@@ -23,14 +23,6 @@ class RawJSON(str):
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteVersion:
-    """One row of a connector's id/version listing."""
-
-    remote_id: str
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class InvoiceLine:
     remote_id: str | None
     position: int

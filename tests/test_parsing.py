@@ -120,3 +120,26 @@ def test_compact_bodies_take_the_fast_path_without_losing_a_digit() -> None:
     trailing_zero = list(iter_json_array(b'[{"a":12.50}]', "test"))
     assert trailing_zero[0][0]["a"] == Decimal("12.50") and str(trailing_zero[0][0]["a"]) == "12.50"
     assert trailing_zero[0][1] == '{"a":12.50}'
+
+
+def _listing(body: bytes) -> dict[str, int]:
+    import httpx
+
+    from connectors.moneybird.connector import MoneybirdConnector
+
+    connector = MoneybirdConnector.__new__(MoneybirdConnector)
+    return connector._parse_listing(httpx.Response(200, content=body), "listing")
+
+
+def test_the_id_version_list_is_read_in_any_spelling() -> None:
+    assert _listing(b'[{"id":"1","version":5},{"id":"2","version":7}]') == {"1": 5, "2": 7}
+    assert _listing(b'[{"version": 5, "id": 1}, {"id": "2", "version": "7"}]') == {"1": 5, "2": 7}
+    assert _listing(b"[]") == {}
+
+
+@pytest.mark.parametrize("body", [b'[{"id":"1"}]', b'{"id":"1","version":2}', b'[{"id":"1","version":true}]'])
+def test_a_malformed_id_version_list_fails_the_cycle_clearly(body: bytes) -> None:
+    from connectors.errors import ConnectorError
+
+    with pytest.raises(ConnectorError, match="listing"):
+        _listing(body)

@@ -84,13 +84,8 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
     listing = connector.list_versions()
     state = mirror.state(source)
     plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing))
-    seen: set[str] = set()
     restore: list[str] = []
-    for item in listing:
-        remote_id, version = item.remote_id, item.version
-        if remote_id in seen:
-            continue
-        seen.add(remote_id)
+    for remote_id, version in listing.items():
         stored = state.live.get(remote_id)
         if stored is None:
             stored = state.deleted.get(remote_id)
@@ -109,7 +104,7 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
         plan.unchanged += 1
         if full or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
-    vanished = [remote_id for remote_id in state.live if remote_id not in seen]
+    vanished = [remote_id for remote_id in state.live if remote_id not in listing]
     if vanished:
         plan.deleted = mirror.mark_deleted(source, vanished, utcnow())
     if restore:

@@ -22,9 +22,11 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from connectors.base import Connector
 from connectors.errors import ConnectorError
-from connectors.http import ApiClient
+from connectors.http import ApiClient, decode_json
 from connectors.parsing import (
     parse_date,
     parse_decimal,
@@ -34,7 +36,7 @@ from connectors.parsing import (
     parse_timestamp,
 )
 from connectors.ratelimit import SlidingWindowLimiter
-from connectors.records import Invoice, InvoiceLine, Payment, RawJSON, RemoteVersion
+from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
 
 _STATES = {
@@ -49,6 +51,7 @@ _STATES = {
 }
 _OPEN_LIKE = frozenset({"open", "pending_payment", "reminded"})
 _AMOUNT_TEXT = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)")
+_LISTING_ITEM = re.compile(rb'\{\s*"id"\s*:\s*"?(\d+)"?\s*,\s*"version"\s*:\s*(\d+)\s*\}')
 _HALF_CENT = Decimal("0.005")
 _HUNDRED = Decimal(100)
 
@@ -92,21 +95,35 @@ class MoneybirdConnector(Connector):
         until = dt.date(today.year + 10, 12, 31)
         return f"period:{self.since:%Y%m%d}..{until:%Y%m%d},state:all"
 
-    def list_versions(self) -> list[RemoteVersion]:
-        listing = self.client.request_json(
-            "GET", self._path, params={"filter": self.period_filter()}
+    def list_versions(self) -> dict[str, int]:
+        return self.client.call(
+            "GET", self._path, self._parse_listing, params={"filter": self.period_filter()}
         )
+
+    def _parse_listing(self, response: httpx.Response, what: str) -> dict[str, int]:
+        """Read 100,000 `{"id": .., "version": ..}` pairs without building 100,000 dicts.
+
+        The regex fast path is taken only when it accounts for every object in the body;
+        anything unusual goes through the full JSON decoder and per-item validation.
+        """
+        body = response.content
+        versions: dict[str, int] = {}
+        matched = 0
+        for match in _LISTING_ITEM.finditer(body):
+            versions[match[1].decode()] = int(match[2])
+            matched += 1
+        if matched == body.count(b"{") and body.strip()[:1] == b"[" and body.strip()[-1:] == b"]":
+            return versions
+        listing = decode_json(body, what)
         if not isinstance(listing, list):
-            raise ConnectorError(f"{self.name}: the id/version list is not a JSON array")
-        versions = []
+            raise ConnectorError(f"{what}: the id/version list is not a JSON array")
+        versions = {}
         for position, item in enumerate(listing):
             try:
-                versions.append(
-                    RemoteVersion(parse_id(item.get("id"), "id"), _version(item.get("version")))
-                )
+                versions[parse_id(item.get("id"), "id")] = _version(item.get("version"))
             except (AttributeError, ValueError) as exc:
                 raise ConnectorError(
-                    f"{self.name}: item {position} of the id/version list is malformed: {exc}"
+                    f"{what}: item {position} of the id/version list is malformed: {exc}"
                 ) from None
         return versions
 
