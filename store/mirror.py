@@ -178,12 +178,16 @@ class Mirror:
         deleted: dict[str, int] = {}
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(invoices.c.remote_id, invoices.c.remote_version, invoices.c.deleted_at)
+                select(
+                    invoices.c.remote_id,
+                    invoices.c.remote_version,
+                    invoices.c.deleted_at.is_(None),  # a bool: no timestamp parsing per row
+                )
                 .where(invoices.c.source == source)
                 .execution_options(yield_per=10_000)
             )
-            for remote_id, version, deleted_at in rows:
-                (live if deleted_at is None else deleted)[remote_id] = version
+            for remote_id, version, is_live in rows:
+                (live if is_live else deleted)[remote_id] = version
             quarantined = frozenset(
                 connection.execute(
                     select(sync_errors.c.remote_id).where(
