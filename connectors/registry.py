@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connectors.base import Connector
 from connectors.moneybird.connector import MoneybirdConnector
+from connectors.ratelimit import Limiter
 from connectors.source import SourceConfig
 
 CONNECTORS: dict[str, type[MoneybirdConnector]] = {"moneybird": MoneybirdConnector}
@@ -13,7 +14,7 @@ class UnsupportedKind(Exception):
     pass
 
 
-def build_connector(source: SourceConfig, token: str) -> Connector:
+def build_connector(source: SourceConfig, token: str, limiter: Limiter | None = None) -> Connector:
     try:
         cls = CONNECTORS[source.kind]
     except KeyError:
@@ -21,4 +22,4 @@ def build_connector(source: SourceConfig, token: str) -> Connector:
             f"source {source.name!r}: kind {source.kind!r} has no connector yet "
             f"(available: {', '.join(sorted(CONNECTORS))})"
         ) from None
-    return cls.from_config(source, token)
+    return cls.from_config(source, token, limiter)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +16,8 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration; a test checks it against Alembic's own view of the scripts.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
+_LOCK_KEY = 0x1A5C_0001  # pg_advisory_lock key for migrations
 
 
 def normalize_url(url: str) -> str:
@@ -62,16 +66,43 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations; safe to call on every start.
+    """Apply migrations; safe to call on every start, from many processes at once.
 
     At head it only reads `alembic_version`, so the routine start of every cycle does not
-    import Alembic (10 MB and a tenth of a second).
+    import Alembic (10 MB and a tenth of a second). Otherwise one process migrates under a
+    lock (an advisory lock in PostgreSQL, a lock file beside a SQLite file) while the others wait.
     """
     if revision == "head" and current_revision(engine) == HEAD_REVISION:
         return
     from alembic import command
 
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with _migration_lock(engine):
+        if revision == "head" and current_revision(engine) == HEAD_REVISION:
+            return
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+                connection.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -197,6 +197,23 @@ class Mirror:
             )
         return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
 
+    def behind(self, source: str, planned: dict[str, int]) -> list[str]:
+        """The ids whose mirrored version is still older than planned (or that are missing).
+
+        A batch message delivered again, or planned twice by a superseded cycle, then costs a
+        query instead of an API request.
+        """
+        ids = list(planned)
+        with self.engine.connect() as connection:
+            stored = dict(
+                connection.execute(
+                    select(invoices.c.remote_id, invoices.c.remote_version).where(
+                        invoices.c.source == source, _among(connection, invoices.c.remote_id, ids)
+                    )
+                ).all()
+            )
+        return [i for i in ids if i not in stored or stored[i] < planned[i]]
+
     def mark_deleted(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> int:
         """Soft-delete: the row and its lines stay for history; only `deleted_at` is set."""
         return self._set_deleted_at(source, remote_ids, when)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from store.schema import invoices, sync_errors, sync_runs
+from store.schema import invoices, sync_errors, sync_run_batches, sync_runs
 
 RUN_COUNTERS = (
     "listed",
@@ -81,6 +82,132 @@ class Runs:
                 .where(sync_runs.c.id == run_id)
                 .values(status=status, finished_at=when, error=error, **counts)
             )
+
+    def expect_batches(self, run_id: int, batches: int, counts: dict[str, int]) -> None:
+        """A daemon cycle has planned: record its counts and how many batches will report."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(sync_runs).where(sync_runs.c.id == run_id).values(batches=batches, **counts)
+            )
+
+    def batch_done(
+        self,
+        run_id: int,
+        batch_no: int,
+        *,
+        requested: int,
+        written: int,
+        quarantined: int,
+        requests: int,
+        when: dt.datetime,
+    ) -> bool:
+        """Record one finished batch (once, however often it is delivered); True if it was new."""
+        stmt = (
+            (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(
+                sync_run_batches
+            )
+            .values(
+                run_id=run_id,
+                batch_no=batch_no,
+                requested=requested,
+                written=written,
+                quarantined=quarantined,
+                requests=requests,
+                finished_at=when,
+            )
+            .on_conflict_do_nothing()
+        )
+        with self.engine.begin() as connection:
+            return bool(connection.execute(stmt).rowcount)
+
+    def complete_if_done(self, run_id: int, when: dt.datetime) -> bool:
+        """Finish a daemon run once all its batches reported; run after the batch committed,
+        so of two batches finishing together the later one always sees both."""
+        done = select(func.count()).where(sync_run_batches.c.run_id == run_id).scalar_subquery()
+        totals = {
+            name: select(func.coalesce(func.sum(sync_run_batches.c[name]), 0))
+            .where(sync_run_batches.c.run_id == run_id)
+            .scalar_subquery()
+            for name in ("quarantined", "requests")
+        }
+        with self.engine.begin() as connection:
+            return bool(
+                connection.execute(
+                    update(sync_runs)
+                    .where(
+                        sync_runs.c.id == run_id,
+                        sync_runs.c.status == "running",
+                        sync_runs.c.batches.is_not(None),
+                        done >= sync_runs.c.batches,
+                    )
+                    .values(
+                        status="ok",
+                        finished_at=when,
+                        quarantined=totals["quarantined"],
+                        requests=sync_runs.c.requests + totals["requests"],
+                    )
+                ).rowcount
+            )
+
+    def latest_id(self, source: str) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.coalesce(func.max(sync_runs.c.id), 0)).where(
+                        sync_runs.c.source == source
+                    )
+                ).scalar_one()
+            )
+
+    def followed_run(
+        self, source: str, after_id: int, absorbing_id: int | None
+    ) -> dict[str, Any] | None:
+        """For `sync --wait`: the first finished run that answers a trigger sent when `after_id`
+        was the newest run; `absorbing_id` is the run that was running then, which absorbs a
+        coalesced trigger."""
+        covers = sync_runs.c.id > after_id
+        if absorbing_id is not None:
+            covers = covers | (sync_runs.c.id == absorbing_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(sync_runs)
+                .where(sync_runs.c.source == source, sync_runs.c.status != "running", covers)
+                .order_by(sync_runs.c.id)
+                .limit(1)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def running(self, source: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(sync_runs)
+                .where(sync_runs.c.source == source, sync_runs.c.status == "running")
+                .order_by(sync_runs.c.id.desc())
+                .limit(1)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def last_progress(self, run_id: int) -> dt.datetime:
+        """When a run last showed life: its newest finished batch, else its start."""
+        with self.engine.connect() as connection:
+            started = connection.execute(
+                select(sync_runs.c.started_at).where(sync_runs.c.id == run_id)
+            ).scalar_one()
+            latest = connection.execute(
+                select(func.max(sync_run_batches.c.finished_at)).where(
+                    sync_run_batches.c.run_id == run_id
+                )
+            ).scalar()
+        return max(started, _aware(latest)) if latest is not None else started
+
+    def interrupt_running(self, source: str, when: dt.datetime, reason: str) -> int:
+        """Close runs whose batches will never all report (lost with Redis, say)."""
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(sync_runs)
+                .where(sync_runs.c.source == source, sync_runs.c.status == "running")
+                .values(status="interrupted", finished_at=when, error=reason)
+            ).rowcount
 
     def get(self, run_id: int) -> dict[str, Any]:
         with self.engine.connect() as connection:

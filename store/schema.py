@@ -118,7 +118,25 @@ sync_runs = Table(
     Column("quarantined", Integer, nullable=False, default=0),
     Column("requests", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("batches", Integer),
     Index(None, "source", "started_at"),
+)
+
+sync_run_batches = Table(
+    "sync_run_batches",
+    metadata,
+    Column(
+        "run_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sync_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("batch_no", Integer, primary_key=True),
+    Column("requested", Integer, nullable=False),
+    Column("written", Integer, nullable=False),
+    Column("quarantined", Integer, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
 )
 
 sync_errors = Table(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from connectors.base import Connector
+from connectors.ratelimit import Limiter
 from connectors.registry import UnsupportedKind, build_connector
 from connectors.source import SourceConfig
 from store.db import make_engine, upgrade
@@ -31,11 +32,11 @@ class App:
             upgrade(engine)
         return cls(config, engine, Mirror(engine), Runs(engine))
 
-    def connector(self, source: SourceConfig) -> Connector:
+    def connector(self, source: SourceConfig, limiter: Limiter | None = None) -> Connector:
         token = self.config.token(source)
         register_secret(token)
         try:
-            return build_connector(source, token)
+            return build_connector(source, token, limiter)
         except UnsupportedKind as exc:
             raise ConfigError(f"{self.config.path}: {exc}") from None
 

@@ -98,18 +98,18 @@ def db_upgrade(obj: Context) -> None:
 @click.option(
     "--full", is_flag=True, help="Ignore stored versions and refetch everything (resync)."
 )
+@click.option("--wait", is_flag=True, help="Without --inline: follow the cycles to their end.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait waits at most.")
 @click.pass_obj
-def sync(obj: Context, inline: bool, sources: tuple[str, ...], full: bool) -> None:
-    """Run one sync cycle per source and print a summary."""
+def sync(
+    obj: Context, inline: bool, sources: tuple[str, ...], full: bool, wait: bool, timeout: float
+) -> None:
+    """Run one sync cycle per source (in the daemon, or here with --inline); print a summary."""
     from workers.app import App
 
     if not inline:
-        click.echo(
-            "invoice-sync: queueing cycles for the daemon is not available yet; "
-            "use `invoice-sync sync --inline`",
-            err=True,
-        )
-        sys.exit(2)
+        _enqueue(obj, sources, full, wait, timeout)
+        return
     try:
         config = obj.config()
         selected = config.select(sources)
@@ -129,6 +129,52 @@ def sync(obj: Context, inline: bool, sources: tuple[str, ...], full: bool) -> No
         app.close()
     click.echo(format_summary(results))
     sys.exit(1 if any(r.status != "ok" for r in results) else 0)
+
+
+def _enqueue(
+    obj: Context, sources: tuple[str, ...], full: bool, wait: bool, timeout: float
+) -> None:
+    """Put one cycle message per source on the queue for the running workers."""
+    import time
+
+    from workers import broker
+    from workers.app import App
+
+    try:
+        config = obj.config()
+        selected = config.select(sources)
+        app = App.open(config)
+    except ConfigError as exc:
+        _fail_config(exc)
+    broker.configure(config)
+    from workers.actors import sync_cycle
+
+    try:
+        baseline = {}
+        for source in selected:
+            running = app.runs.running(source.name)
+            baseline[source.name] = (app.runs.latest_id(source.name), running and running["id"])
+        for source in selected:
+            message = sync_cycle.send(source.name, full)
+            click.echo(f"{source.name}: cycle enqueued, message {message.message_id}")
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        results: dict[str, CycleResult] = {}
+        while len(results) < len(selected) and time.monotonic() < deadline:
+            for source in selected:
+                if source.name not in results:
+                    run = app.runs.followed_run(source.name, *baseline[source.name])
+                    if run is not None:
+                        results[source.name] = CycleResult.from_run(run)
+            time.sleep(0.2)
+    finally:
+        app.close()
+    missing = [s.name for s in selected if s.name not in results]
+    click.echo(format_summary([results[s.name] for s in selected if s.name in results]))
+    if missing:
+        click.echo(f"still running after {timeout:g}s: {', '.join(missing)}", err=True)
+    sys.exit(1 if missing or any(r.status != "ok" for r in results.values()) else 0)
 
 
 def _sync_with_progress(app: Any, source: Any, full: bool) -> CycleResult:
@@ -167,9 +213,14 @@ def format_summary(results: list[CycleResult]) -> str:
 @cli.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 when a source's last success is older than 3 intervals."
+)
 @click.pass_obj
-def status(obj: Context, as_json: bool) -> None:
-    """Per source: last successful sync, mirrored/deleted/quarantined counts, last error."""
+def status(obj: Context, as_json: bool, check: bool) -> None:
+    """Per source: last success and its age, counts, running/queued cycles, last error."""
+    import datetime as dt
+
     from workers.app import App
 
     try:
@@ -179,19 +230,116 @@ def status(obj: Context, as_json: bool) -> None:
         _fail_config(exc)
     try:
         statuses = app.runs.status([s.name for s in config.sources])
+        running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
     finally:
         app.close()
-    if as_json:
-        click.echo(json.dumps({"sources": [s.as_dict() for s in statuses]}, indent=2))
-        return
-    for s in statuses:
-        last = s.last_success_at.isoformat(timespec="seconds") if s.last_success_at else "never"
-        click.echo(
-            f"{s.source}: last successful sync {last}; mirrored {s.mirrored}, "
-            f"deleted {s.deleted}, quarantined {s.quarantined}"
+    queue, queued, redis_error = _queue_state(config)
+    now = dt.datetime.now(dt.UTC)
+    report = []
+    stale_sources = []
+    for source, s in zip(config.sources, statuses, strict=True):
+        age = (now - s.last_success_at).total_seconds() if s.last_success_at else None
+        stale = age is None or age > 3 * source.interval
+        if stale:
+            stale_sources.append(source.name)
+        report.append(
+            {
+                **s.as_dict(),
+                "last_success_age_seconds": round(age, 1) if age is not None else None,
+                "stale": stale,
+                "running": running[source.name],
+                "queued_messages": queued.get(source.name, 0) if queued is not None else None,
+            }
         )
-        if s.last_error:
-            click.echo(f"  last error: {s.last_error}")
+    if as_json:
+        body = {"sources": report, "queue": queue, "redis_error": redis_error}
+        click.echo(json.dumps(body, indent=2))
+    else:
+        for r in report:
+            last = r["last_success_at"] or "never"
+            age = f" ({r['last_success_age_seconds']:.0f}s ago)" if r["last_success_at"] else ""
+            click.echo(
+                f"{r['source']}: last successful sync {last}{age}; mirrored {r['mirrored']}, "
+                f"deleted {r['deleted']}, quarantined {r['quarantined']}"
+            )
+            activity = "running" if r["running"] else "idle"
+            if r["queued_messages"]:
+                activity += f", {r['queued_messages']} message(s) queued"
+            click.echo(f"  {activity}{'; STALE' if r['stale'] else ''}")
+            if r["last_error"]:
+                click.echo(f"  last error: {r['last_error']}")
+        if queue is not None:
+            click.echo(f"queue: {queue['ready']} ready, {queue['delayed']} delayed")
+        else:
+            click.echo(f"queue: unknown ({redis_error})")
+    if check and stale_sources:
+        click.echo(f"stale: {', '.join(stale_sources)}", err=True)
+        sys.exit(1)
+
+
+def _queue_state(
+    config: AppConfig,
+) -> tuple[dict[str, int] | None, dict[str, int] | None, str | None]:
+    """Queue depth from Redis; status still answers (from the database) when Redis is down."""
+    import redis
+
+    from workers import broker
+
+    try:
+        return broker.queue_depth(config), broker.queued_sources(config), None
+    except redis.RedisError as exc:
+        return None, None, f"Redis unavailable: {type(exc).__name__}"
+
+
+@cli.command()
+@config_option
+@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
+@click.option("--threads", "-t", default=4, show_default=True, help="Threads per process.")
+@click.pass_obj
+def worker(obj: Context, processes: int, threads: int) -> None:
+    """Run dramatiq workers for the sync actors (same as `dramatiq workers.actors`)."""
+    import os
+
+    from workers.broker import QUEUE
+
+    try:
+        obj.config()
+    except ConfigError as exc:
+        _fail_config(exc)
+    from workers.config import config_path
+
+    os.environ["INVOICE_SYNC_CONFIG"] = str(config_path(obj.config_path).resolve())
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.actors",
+        "--queues",
+        QUEUE,
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
+    os.execv(sys.executable, argv)
+
+
+@cli.command()
+@config_option
+@click.pass_obj
+def scheduler(obj: Context) -> None:
+    """Enqueue a cycle per source on its interval. Run exactly one per deployment."""
+    from workers import broker
+    from workers.scheduler import run_scheduler
+
+    try:
+        config = obj.config()
+    except ConfigError as exc:
+        _fail_config(exc)
+    broker.configure(config)
+    from workers.actors import sync_cycle
+
+    run_scheduler(config, sync_cycle.send)
 
 
 @cli.command()

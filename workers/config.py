@@ -28,6 +28,8 @@ class AppConfig(BaseModel):
 
     database_url: str = "sqlite:///invoice-sync.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_namespace: str = Field(default="invoice-sync", pattern=r"^[A-Za-z0-9_.:-]+$")
+    metrics_port: int | None = Field(default=9191, ge=0, le=65535)
     sources: tuple[SourceConfig, ...] = Field(default=())
     path: Path | None = None
 
@@ -53,6 +55,9 @@ class AppConfig(BaseModel):
                 f"(configured: {', '.join(by_name) or 'none'})"
             )
         return [by_name[n] for n in names]
+
+    def source(self, name: str) -> SourceConfig:
+        return self.select([name])[0]
 
     def token(self, source: SourceConfig) -> str:
         value = os.environ.get(source.token_env, "")

@@ -37,6 +37,8 @@ class CyclePlan:
     deleted: int = 0
     restored: int = 0
     to_fetch: list[str] = field(default_factory=list)
+    #: the listed version of every id (the listing itself, not a copy)
+    versions: dict[str, int] = field(default_factory=dict)
 
     def batches(self, size: int) -> list[list[str]]:
         return [self.to_fetch[i : i + size] for i in range(0, len(self.to_fetch), size)]
@@ -70,6 +72,19 @@ class CycleResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_run(cls, run: dict[str, Any]) -> CycleResult:
+        """Rebuild the summary of a run the daemon did, from its `sync_runs` row."""
+        finished, started = run["finished_at"], run["started_at"]
+        return cls(
+            source=run["source"],
+            run_id=run["id"],
+            status=run["status"],
+            **{name: run[name] for name in RUN_COUNTERS},
+            seconds=round((finished - started).total_seconds(), 3) if finished else 0.0,
+            error=run["error"],
+        )
+
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in RUN_COUNTERS}
 
@@ -83,7 +98,7 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
     source = connector.name
     listing = connector.list_versions()
     state = mirror.state(source)
-    plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing))
+    plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing), versions=listing)
     restore: list[str] = []
     for remote_id, version in listing.items():
         stored = state.live.get(remote_id)

@@ -35,7 +35,7 @@ from connectors.parsing import (
     parse_optional_id,
     parse_timestamp,
 )
-from connectors.ratelimit import SlidingWindowLimiter
+from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
 
@@ -67,12 +67,12 @@ class MoneybirdConnector(Connector):
         self._path = f"{administration_id}/sales_invoices/synchronization.json"
 
     @classmethod
-    def from_config(cls, source: SourceConfig, token: str) -> MoneybirdConnector:
-        limiter = (
-            SlidingWindowLimiter(source.rate_limit, source.rate_window)
-            if source.rate_limit
-            else None
-        )
+    def from_config(
+        cls, source: SourceConfig, token: str, limiter: Limiter | None = None
+    ) -> MoneybirdConnector:
+        """`limiter` defaults to an in-process window; the daemon passes one shared in Redis."""
+        if limiter is None and source.rate_limit:
+            limiter = SlidingWindowLimiter(source.rate_limit, source.rate_window)
         client = ApiClient(
             name=source.name,
             base_url=source.base_url,

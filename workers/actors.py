@@ -1,0 +1,73 @@
+"""The daemon's dramatiq actors: `dramatiq workers.actors` (or `invoice-sync worker`) runs them.
+
+Worker processes read the config named by `$INVOICE_SYNC_CONFIG` (else ./invoice-sync.toml).
+Transient failures (network, 5xx, 429 after the client's own retries, database unavailable) are
+retried by dramatiq with jittered exponential backoff; permanent ones (bad token, config) are not.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+
+from connectors.errors import PermanentError
+from workers import broker as broker_module
+from workers.app import App
+from workers.config import ConfigError, load_config
+from workers.daemon import Daemon
+from workers.logs import configure as configure_logging
+
+if broker_module._broker is None:  # a worker process: configure from the environment
+    configure_logging()
+    broker_module.configure(load_config(None))
+
+CYCLE_TIME_LIMIT_MS = 10 * 60 * 1000
+BATCH_TIME_LIMIT_MS = 10 * 60 * 1000
+PERMANENT = (PermanentError, ConfigError)
+
+
+_daemon: Daemon | None = None
+_daemon_lock = threading.Lock()
+
+
+def daemon() -> Daemon:
+    """One per worker process, made by whichever thread gets the first message."""
+    global _daemon
+    with _daemon_lock:
+        if _daemon is None:
+            config = broker_module.current_config()
+            _daemon = Daemon(App.open(config), broker_module.redis_client(config))
+        return _daemon
+
+
+@dramatiq.actor(
+    queue_name=broker_module.QUEUE,
+    max_retries=5,
+    min_backoff=2_000,
+    max_backoff=120_000,
+    time_limit=CYCLE_TIME_LIMIT_MS,
+    throws=PERMANENT,
+)
+def sync_cycle(source: str, full: bool = False) -> None:
+    daemon().cycle(source, full, _enqueue_batch)
+
+
+@dramatiq.actor(
+    queue_name=broker_module.QUEUE,
+    max_retries=8,
+    min_backoff=2_000,
+    max_backoff=300_000,
+    time_limit=BATCH_TIME_LIMIT_MS,
+    throws=PERMANENT,
+)
+def sync_batch(
+    source: str, run_id: int, batch_no: int, ids: list[str], versions: list[int], full: bool
+) -> None:
+    daemon().batch(source, run_id, batch_no, ids, versions, full)
+
+
+def _enqueue_batch(
+    source: str, run_id: int, batch_no: int, ids: list[str], versions: list[int], full: bool
+) -> None:
+    sync_batch.send(source, run_id, batch_no, ids, versions, full)

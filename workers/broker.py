@@ -1,0 +1,89 @@
+"""The dramatiq broker on Redis, and the middleware that puts message context on log lines.
+
+Exactly one broker per process. Worker processes (`dramatiq workers.actors`) configure it from
+the config file named by `$INVOICE_SYNC_CONFIG`; the CLI configures it from `--config` before it
+imports the actors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import redis
+import structlog
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import Middleware
+
+from workers.config import AppConfig
+
+QUEUE = "invoice-sync"
+
+_broker: RedisBroker | None = None
+_config: AppConfig | None = None
+
+
+class LogContext(Middleware):
+    """Every log line written while a message is processed names its actor, message and source."""
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        structlog.contextvars.clear_contextvars()
+        context = {"actor": message.actor_name, "message_id": message.message_id}
+        if message.args:
+            context["source"] = message.args[0]
+        structlog.contextvars.bind_contextvars(**context)
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        structlog.contextvars.clear_contextvars()
+
+    after_skip_message = after_process_message
+
+
+def configure(config: AppConfig) -> RedisBroker:
+    """Set the process's broker (once; later calls return the same one)."""
+    global _broker, _config
+    if _broker is None:
+        _broker = RedisBroker(url=config.redis_url, namespace=config.redis_namespace)
+        _broker.add_middleware(LogContext())
+        dramatiq.set_broker(_broker)
+        _config = config
+    return _broker
+
+
+def current_config() -> AppConfig:
+    if _config is None:
+        raise RuntimeError("the broker is not configured yet")
+    return _config
+
+
+def redis_client(config: AppConfig) -> redis.Redis:
+    return redis.Redis.from_url(config.redis_url)
+
+
+def queue_depth(config: AppConfig) -> dict[str, int]:
+    """Messages waiting (ready and delayed) in our queue."""
+    client = redis_client(config)
+    prefix = f"{config.redis_namespace}:{QUEUE}"
+    return {"ready": int(client.llen(prefix)), "delayed": int(client.llen(f"{prefix}.DQ"))}
+
+
+def queued_sources(config: AppConfig) -> dict[str, int]:
+    """Per source, how many of its messages wait in the queue (read from the message bodies)."""
+    import json
+
+    client = redis_client(config)
+    counts: dict[str, int] = {}
+    for key in (
+        f"{config.redis_namespace}:{QUEUE}.msgs",
+        f"{config.redis_namespace}:{QUEUE}.DQ.msgs",
+    ):
+        for raw in client.hvals(key):
+            try:
+                args = json.loads(raw).get("args") or []
+            except ValueError:
+                continue
+            if args:
+                counts[str(args[0])] = counts.get(str(args[0]), 0) + 1
+    return counts

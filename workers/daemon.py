@@ -1,0 +1,170 @@
+"""What the daemon's two actors do, kept apart from dramatiq so it reads (and tests) plainly.
+
+A cycle plans (lists, diffs, marks deletions) under a per-source Redis mutex and enqueues one
+batch message per <= 100 ids; batch messages fetch and write exactly as the inline path does
+(`workers.engine`). Durable state is the database: a run is finished when as many batches have
+reported in `sync_run_batches` as it enqueued. Redis only holds triggers, the mutex, the shared
+rate-limit window and a marker saying the run's batches are still queued; if Redis loses them,
+the next cycle sees the marker gone, closes the run as interrupted and re-derives the work from
+the versions in the mirror.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from dramatiq.rate_limits import ConcurrentRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
+
+from connectors.errors import ConnectorError, PermanentError
+from connectors.ratelimit import Limiter
+from connectors.source import SourceConfig
+from store.mirror import utcnow
+from workers.app import App
+from workers.engine import plan_cycle, sync_batch
+from workers.limiter import RedisWindowLimiter, account_key
+from workers.logs import get_logger, redact_text
+
+MARKER_TTL = dt.timedelta(hours=6)
+CYCLE_LOCK_TTL_MS = 15 * 60 * 1000
+
+EnqueueBatch = Callable[[str, int, int, list[str], list[int], bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    run_id: int | None
+    batches: int
+    coalesced: bool
+    reason: str = ""
+
+
+class Daemon:
+    """Shared by the actors of one worker process: one App, one Redis client."""
+
+    def __init__(self, app: App, client: redis.Redis) -> None:
+        self.app = app
+        self.redis = client
+        self.namespace = app.config.redis_namespace
+        self._mutex_backend = RedisBackend(client=client)
+
+    def limiter(self, source: SourceConfig) -> Limiter | None:
+        if not source.rate_limit:
+            return None
+        key = account_key(self.namespace, source.kind, self.app.config.token(source))
+        return RedisWindowLimiter(self.redis, key, source.rate_limit, source.rate_window)
+
+    def _marker(self, run_id: int) -> str:
+        return f"{self.namespace}:run:{run_id}:queued"
+
+    def cycle(self, source_name: str, full: bool, enqueue: EnqueueBatch) -> CycleOutcome:
+        """Plan one cycle and enqueue its batches; a trigger while one runs is coalesced."""
+        source = self.app.config.source(source_name)
+        log = get_logger(source=source_name)
+        mutex = ConcurrentRateLimiter(
+            self._mutex_backend,
+            f"{self.namespace}:cycle:{source_name}",
+            limit=1,
+            ttl=CYCLE_LOCK_TTL_MS,
+        )
+        with mutex.acquire(raise_on_failure=False) as acquired:
+            if not acquired:
+                log.info("cycle coalesced: another cycle of this source is listing")
+                return CycleOutcome(None, 0, True, "listing")
+            previous = self.app.runs.running(source_name)
+            if previous is not None:
+                lease = dt.timedelta(seconds=3 * source.interval)
+                alive = utcnow() - self.app.runs.last_progress(previous["id"]) < lease
+                if alive and self.redis.exists(self._marker(previous["id"])):
+                    log.info(
+                        "cycle coalesced: the previous run's batches are in flight",
+                        previous_run_id=previous["id"],
+                    )
+                    return CycleOutcome(None, 0, True, "batches in flight")
+                self.app.runs.interrupt_running(
+                    source_name,
+                    utcnow(),
+                    "its batches stopped reporting (Redis flushed or restarted, or a worker "
+                    "died); a new cycle re-derived the work",
+                )
+            return self._plan(source, full, enqueue)
+
+    def _plan(self, source: SourceConfig, full: bool, enqueue: EnqueueBatch) -> CycleOutcome:
+        runs = self.app.runs
+        run_id = runs.start(source.name, full=full, when=utcnow())
+        try:
+            with self.app.connector(source, self.limiter(source)) as connector:
+                plan = plan_cycle(connector, self.app.mirror, run_id, full=full)
+                requests = connector.requests
+                batches = plan.batches(connector.batch_size)
+        except ConnectorError as exc:
+            runs.finish(
+                run_id,
+                status="failed",
+                when=utcnow(),
+                counts={},
+                error=redact_text(f"{type(exc).__name__}: {exc}"),
+            )
+            raise
+        counts = {
+            name: getattr(plan, name)
+            for name in ("listed", "new", "changed", "unchanged", "deleted", "restored")
+        }
+        if batches:
+            self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)
+        runs.expect_batches(run_id, len(batches), {**counts, "requests": requests})
+        for batch_no, ids in enumerate(batches):
+            enqueue(source.name, run_id, batch_no, ids, [plan.versions[i] for i in ids], full)
+        runs.complete_if_done(run_id, utcnow())
+        get_logger(source=source.name, run_id=run_id).info(
+            "cycle planned", batches=len(batches), **counts
+        )
+        return CycleOutcome(run_id, len(batches), False)
+
+    def batch(
+        self,
+        source_name: str,
+        run_id: int,
+        batch_no: int,
+        ids: list[str],
+        versions: list[int],
+        full: bool,
+    ) -> None:
+        """Fetch and write one batch, then report it; safe to run twice.
+
+        Ids the mirror already holds at the planned version (another delivery of this message,
+        or a superseded cycle's twin) are not fetched again, unless this is a full resync.
+        """
+        source = self.app.config.source(source_name)
+        runs = self.app.runs
+        planned = dict(zip(ids, versions, strict=True))
+        needed = ids if full else self.app.mirror.behind(source_name, planned)
+        written = quarantined = requests = 0
+        try:
+            if needed:
+                with self.app.connector(source, self.limiter(source)) as connector:
+                    result = sync_batch(
+                        connector, self.app.mirror, needed, run_id=run_id, full=full
+                    )
+                    written, quarantined = result.written, result.quarantined
+                    requests = connector.requests
+        except PermanentError as exc:
+            error = redact_text(f"{type(exc).__name__}: {exc}")
+            runs.finish(run_id, status="failed", when=utcnow(), counts={}, error=error)
+            self.redis.delete(self._marker(run_id))
+            raise
+        runs.batch_done(
+            run_id,
+            batch_no,
+            requested=len(ids),
+            written=written,
+            quarantined=quarantined,
+            requests=requests,
+            when=utcnow(),
+        )
+        if runs.complete_if_done(run_id, utcnow()):
+            self.redis.delete(self._marker(run_id))
+            get_logger(source=source_name, run_id=run_id).info("run finished")
