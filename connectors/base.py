@@ -31,6 +31,11 @@ class Connector(abc.ABC):
         """HTTP requests sent so far, retries included."""
         return self.client.requests
 
+    @property
+    def throttled(self) -> int:
+        """HTTP 429 answers received so far."""
+        return self.client.throttled
+
     def close(self) -> None:
         self.client.close()
 

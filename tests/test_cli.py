@@ -200,3 +200,20 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     for _ in range(2):
         code, out, _ = run("--config", str(path), "db", "upgrade")
         assert code == 0 and "latest" in out
+
+
+def test_status_check_fails_for_a_stale_source_and_passes_after_a_sync(
+    tmp_path: Path, server: SimulatorServer, simulator: MoneybirdSimulator, database_url: str, token: str
+) -> None:
+    path = good_config(tmp_path, server, simulator, database_url)
+
+    code, out, err = run("--config", str(path), "status", "--check")
+    assert code == 1 and "STALE" in out and "stale: acme" in err
+
+    run("--config", str(path), "sync", "--inline")
+    code, out, _err = run("--config", str(path), "status", "--check", "--json")
+    report = json.loads(out)["sources"][0]
+    assert code == 0
+    assert report["stale"] is False and report["running"] is False
+    assert 0 <= report["last_success_age_seconds"] < 60
+    assert report["queued_messages"] == 0

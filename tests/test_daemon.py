@@ -47,11 +47,18 @@ def drop_namespace(name: str) -> None:
         client.delete(*keys)
 
 
-def write_config(path: Path, database_url: str, namespace: str, base_url: str, **source: str) -> Path:
+def write_config(
+    path: Path,
+    database_url: str,
+    namespace: str,
+    base_url: str,
+    metrics_port: int = 0,
+    **source: str,
+) -> Path:
     extra = "".join(f"{key} = {value}\n" for key, value in source.items())
     path.write_text(
         f'database_url = "{database_url}"\nredis_url = "{REDIS_URL}"\n'
-        f'redis_namespace = "{namespace}"\n\n[[sources]]\nname = "acme"\nkind = "moneybird"\n'
+        f'redis_namespace = "{namespace}"\nmetrics_port = {metrics_port}\n\n[[sources]]\nname = "acme"\nkind = "moneybird"\n'
         f'base_url = "{base_url}"\nadministration_id = "123456789"\ntoken_env = "{TOKEN_ENV}"\n'
         f'since = "2020-01-01"\ntimeout = "10s"\n{extra}'
     )
@@ -59,18 +66,31 @@ def write_config(path: Path, database_url: str, namespace: str, base_url: str, *
 
 
 class Worker:
-    """A real `dramatiq workers.actors` process tree, killable like a crashed machine."""
+    """A real `invoice-sync worker` (dramatiq) process tree, killable like a crashed machine."""
 
     def __init__(self, config: Path, log: Path, threads: int = 2) -> None:
         self.config, self.log, self.threads = config, log, threads
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = {**os.environ, "INVOICE_SYNC_CONFIG": str(self.config), TOKEN_ENV: TOKEN}
+        env = {**os.environ, TOKEN_ENV: TOKEN}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "workers.actors", "--queues", QUEUE,
-             "--processes", "1", "--threads", str(self.threads)],
-            cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "workers",
+                "--config",
+                str(self.config),
+                "worker",
+                "--processes",
+                "1",
+                "--threads",
+                str(self.threads),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -96,13 +116,28 @@ def daemon_setup(
     servers: list[SimulatorServer] = []
     workers: list[Worker] = []
 
-    def start(invoices: int = 120, threads: int = 2, sim: dict | None = None, **source: str):
-        simulator = MoneybirdSimulator(invoices=invoices, seed=11, token=TOKEN, **(sim or {"rate_limit": None}))
+    def start(
+        invoices: int = 120,
+        threads: int = 2,
+        sim: dict | None = None,
+        metrics_port: int = 0,
+        **source: str,
+    ):
+        simulator = MoneybirdSimulator(
+            invoices=invoices, seed=11, token=TOKEN, **(sim or {"rate_limit": None})
+        )
         server = SimulatorServer(simulator).__enter__()
         servers.append(server)
         source.setdefault("interval", '"2s"')
         source.setdefault("rate_limit", "100000")
-        config = write_config(tmp_path / "daemon.toml", database_url, namespace, server.base_url, **source)
+        config = write_config(
+            tmp_path / "daemon.toml",
+            database_url,
+            namespace,
+            server.base_url,
+            metrics_port,
+            **source,
+        )
         worker = Worker(config, tmp_path / "worker.log", threads)
         workers.append(worker)
         return simulator, config, worker.start()
@@ -122,7 +157,9 @@ def daemon_setup(
 def enqueue_cycle(namespace: str, full: bool = False) -> None:
     broker = RedisBroker(url=REDIS_URL, namespace=namespace)
     broker.enqueue(
-        dramatiq.Message(queue_name=QUEUE, actor_name="sync_cycle", args=("acme", full), kwargs={}, options={})
+        dramatiq.Message(
+            queue_name=QUEUE, actor_name="sync_cycle", args=("acme", full), kwargs={}, options={}
+        )
     )
     broker.close()
 
@@ -140,7 +177,9 @@ def runs(database_url: str) -> list[sa.Row]:
         engine.dispose()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 40.0, what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 40.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -178,7 +217,9 @@ def test_the_scheduler_enqueues_each_source_on_its_interval(tmp_path: Path) -> N
 
 
 def test_a_cycle_through_redis_and_a_real_worker_mirrors_the_simulator(
-    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]], database_url: str, namespace: str
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
 ) -> None:
     simulator, _config, _worker = daemon_setup()
     enqueue_cycle(namespace)
@@ -191,7 +232,9 @@ def test_a_cycle_through_redis_and_a_real_worker_mirrors_the_simulator(
 
 
 def test_two_triggers_at_once_run_one_cycle(
-    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]], database_url: str, namespace: str
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
 ) -> None:
     simulator, _config, _worker = daemon_setup(threads=2)
     simulator.add_fault("slow", endpoint="list", delay=2.0)
@@ -208,7 +251,9 @@ def test_two_triggers_at_once_run_one_cycle(
 
 
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
-    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]], database_url: str, namespace: str
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
 ) -> None:
     simulator, _config, worker = daemon_setup(threads=1)
     simulator.add_fault("slow", endpoint="fetch", delay=5.0)
@@ -227,7 +272,9 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
 
 
 def test_redis_losing_everything_mid_cycle_converges_next_cycle(
-    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]], database_url: str, namespace: str
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
 ) -> None:
     simulator, _config, _worker = daemon_setup(invoices=450, threads=1)
     simulator.add_fault("slow", endpoint="fetch", delay=1.5)
@@ -245,11 +292,16 @@ def test_redis_losing_everything_mid_cycle_converges_next_cycle(
 
 
 def test_four_threads_share_one_rate_limit_and_never_see_a_429(
-    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]], database_url: str, namespace: str
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
 ) -> None:
     simulator, _config, _worker = daemon_setup(
-        invoices=1500, threads=4, sim={"rate_limit": 5, "rate_window": 1.0},
-        rate_limit="5", rate_window='"1s"',
+        invoices=1500,
+        threads=4,
+        sim={"rate_limit": 5, "rate_window": 1.0},
+        rate_limit="5",
+        rate_window='"1s"',
     )
     enqueue_cycle(namespace)
 
@@ -261,7 +313,9 @@ def test_four_threads_share_one_rate_limit_and_never_see_a_429(
 
 
 def test_ops_resync_from_the_cli_while_the_daemon_runs(
-    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]], database_url: str, namespace: str
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
 ) -> None:
     simulator, config, _worker = daemon_setup()
     enqueue_cycle(namespace)
@@ -269,8 +323,23 @@ def test_ops_resync_from_the_cli_while_the_daemon_runs(
     simulator.change_invoice(simulator.ids()[0], reference="edited before the resync")
 
     result = subprocess.run(
-        [sys.executable, "-m", "workers", "--config", str(config), "sync", "--full", "--wait", "--timeout", "60"],
-        cwd=ROOT, env={**os.environ, TOKEN_ENV: TOKEN}, capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            "-m",
+            "workers",
+            "--config",
+            str(config),
+            "sync",
+            "--full",
+            "--wait",
+            "--timeout",
+            "60",
+        ],
+        cwd=ROOT,
+        env={**os.environ, TOKEN_ENV: TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -281,3 +350,37 @@ def test_ops_resync_from_the_cli_while_the_daemon_runs(
     assert values["requests"] == "3", "a full resync refetches every invoice"
     assert TOKEN not in result.stdout + result.stderr
     assert_mirror_equals(make_engine(database_url), simulator)
+
+
+def test_workers_export_prometheus_metrics(
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
+) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    simulator, _config, _worker = daemon_setup(metrics_port=port)
+    enqueue_cycle(namespace)
+    wait_for(finished_ok(database_url), what="the run to finish")
+
+    def scrape() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            return ""
+
+    wait_for(
+        lambda: 'invoice_sync_invoices_mirrored{source="acme"} 120.0' in scrape(), what="metrics"
+    )
+    text = scrape()
+    assert 'invoice_sync_requests_total{source="acme"} 3.0' in text
+    assert 'invoice_sync_rate_limited_total{source="acme"} 0.0' in text
+    assert 'invoice_sync_invoices_quarantined{source="acme"} 0.0' in text
+    assert 'invoice_sync_last_success_timestamp_seconds{source="acme"}' in text
+    assert 'invoice_sync_cycle_duration_seconds_count{source="acme"} 1.0' in text
+    assert 'dramatiq_messages_total{actor_name="sync_batch",queue_name="invoice-sync"} 2.0' in text

@@ -17,10 +17,11 @@ from workers.app import App
 from workers.config import ConfigError, load_config
 from workers.daemon import Daemon
 from workers.logs import configure as configure_logging
+from workers.metrics import Metrics, NoMetrics
 
 if broker_module._broker is None:  # a worker process: configure from the environment
     configure_logging()
-    broker_module.configure(load_config(None))
+    broker_module.configure(load_config(None), worker=True)
 
 CYCLE_TIME_LIMIT_MS = 10 * 60 * 1000
 BATCH_TIME_LIMIT_MS = 10 * 60 * 1000
@@ -37,7 +38,8 @@ def daemon() -> Daemon:
     with _daemon_lock:
         if _daemon is None:
             config = broker_module.current_config()
-            _daemon = Daemon(App.open(config), broker_module.redis_client(config))
+            metrics = Metrics() if config.metrics_port else NoMetrics()
+            _daemon = Daemon(App.open(config), broker_module.redis_client(config), metrics)
         return _daemon
 
 

@@ -41,15 +41,43 @@ class LogContext(Middleware):
     after_skip_message = after_process_message
 
 
-def configure(config: AppConfig) -> RedisBroker:
-    """Set the process's broker (once; later calls return the same one)."""
+def configure(config: AppConfig, *, worker: bool = False) -> RedisBroker:
+    """Set the process's broker (once; later calls return the same one).
+
+    Worker processes also get dramatiq's Prometheus middleware (unless `metrics_port = 0`).
+    """
     global _broker, _config
     if _broker is None:
         _broker = RedisBroker(url=config.redis_url, namespace=config.redis_namespace)
         _broker.add_middleware(LogContext())
+        if worker and config.metrics_port:
+            _add_prometheus(_broker, config)
         dramatiq.set_broker(_broker)
         _config = config
     return _broker
+
+
+def prometheus_environment(config: AppConfig) -> dict[str, str]:
+    """dramatiq reads its Prometheus settings from the environment when its module loads, in
+    every process it starts (the exposition server's included): set them before `dramatiq` runs.
+    One metrics directory per deployment namespace keeps parallel deployments apart."""
+    import os
+    import tempfile
+
+    directory = os.path.join(
+        tempfile.gettempdir(), f"invoice-sync-prometheus-{config.redis_namespace}"
+    )
+    return {"dramatiq_prom_port": str(config.metrics_port), "dramatiq_prom_db": directory}
+
+
+def _add_prometheus(broker: RedisBroker, config: AppConfig) -> None:
+    import os
+
+    for key, value in prometheus_environment(config).items():
+        os.environ.setdefault(key, value)
+    from dramatiq.middleware.prometheus import Prometheus
+
+    broker.add_middleware(Prometheus())
 
 
 def current_config() -> AppConfig:

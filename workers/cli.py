@@ -303,12 +303,16 @@ def worker(obj: Context, processes: int, threads: int) -> None:
     from workers.broker import QUEUE
 
     try:
-        obj.config()
+        config = obj.config()
     except ConfigError as exc:
         _fail_config(exc)
     from workers.config import config_path
 
     os.environ["INVOICE_SYNC_CONFIG"] = str(config_path(obj.config_path).resolve())
+    if config.metrics_port:
+        from workers.broker import prometheus_environment
+
+        os.environ.update(prometheus_environment(config))
     argv = [
         sys.executable,
         "-m",

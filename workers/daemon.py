@@ -27,6 +27,7 @@ from workers.app import App
 from workers.engine import plan_cycle, sync_batch
 from workers.limiter import RedisWindowLimiter, account_key
 from workers.logs import get_logger, redact_text
+from workers.metrics import Metrics, NoMetrics
 
 MARKER_TTL = dt.timedelta(hours=6)
 CYCLE_LOCK_TTL_MS = 15 * 60 * 1000
@@ -45,9 +46,12 @@ class CycleOutcome:
 class Daemon:
     """Shared by the actors of one worker process: one App, one Redis client."""
 
-    def __init__(self, app: App, client: redis.Redis) -> None:
+    def __init__(
+        self, app: App, client: redis.Redis, metrics: Metrics | NoMetrics | None = None
+    ) -> None:
         self.app = app
         self.redis = client
+        self.metrics = metrics or NoMetrics()
         self.namespace = app.config.redis_namespace
         self._mutex_backend = RedisBackend(client=client)
 
@@ -97,7 +101,15 @@ class Daemon:
         run_id = runs.start(source.name, full=full, when=utcnow())
         try:
             with self.app.connector(source, self.limiter(source)) as connector:
-                plan = plan_cycle(connector, self.app.mirror, run_id, full=full)
+                try:
+                    plan = plan_cycle(connector, self.app.mirror, run_id, full=full)
+                finally:
+                    self.metrics.batch(
+                        source.name,
+                        requests=connector.requests,
+                        throttled=connector.throttled,
+                        written=0,
+                    )
                 requests = connector.requests
                 batches = plan.batches(connector.batch_size)
         except ConnectorError as exc:
@@ -118,7 +130,8 @@ class Daemon:
         runs.expect_batches(run_id, len(batches), {**counts, "requests": requests})
         for batch_no, ids in enumerate(batches):
             enqueue(source.name, run_id, batch_no, ids, [plan.versions[i] for i in ids], full)
-        runs.complete_if_done(run_id, utcnow())
+        if runs.complete_if_done(run_id, utcnow()):
+            self._finished(source.name, run_id)
         get_logger(source=source.name, run_id=run_id).info(
             "cycle planned", batches=len(batches), **counts
         )
@@ -151,6 +164,12 @@ class Daemon:
                     )
                     written, quarantined = result.written, result.quarantined
                     requests = connector.requests
+                    self.metrics.batch(
+                        source_name,
+                        requests=requests,
+                        throttled=connector.throttled,
+                        written=written,
+                    )
         except PermanentError as exc:
             error = redact_text(f"{type(exc).__name__}: {exc}")
             runs.finish(run_id, status="failed", when=utcnow(), counts={}, error=error)
@@ -166,5 +185,12 @@ class Daemon:
             when=utcnow(),
         )
         if runs.complete_if_done(run_id, utcnow()):
-            self.redis.delete(self._marker(run_id))
-            get_logger(source=source_name, run_id=run_id).info("run finished")
+            self._finished(source_name, run_id)
+
+    def _finished(self, source_name: str, run_id: int) -> None:
+        self.redis.delete(self._marker(run_id))
+        run = self.app.runs.get(run_id)
+        self.metrics.run_finished(source_name, run, self.app.runs.status([source_name])[0])
+        get_logger(source=source_name, run_id=run_id).info(
+            "run finished", requests=run["requests"], quarantined=run["quarantined"]
+        )
