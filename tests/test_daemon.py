@@ -124,7 +124,7 @@ def daemon_setup(
         **source: str,
     ):
         simulator = MoneybirdSimulator(
-            invoices=invoices, seed=11, token=TOKEN, **(sim or {"rate_limit": None})
+            invoices=invoices, seed=11, **{"token": TOKEN, "rate_limit": None, **(sim or {})}
         )
         server = SimulatorServer(simulator).__enter__()
         servers.append(server)
@@ -221,7 +221,7 @@ def test_a_cycle_through_redis_and_a_real_worker_mirrors_the_simulator(
     database_url: str,
     namespace: str,
 ) -> None:
-    simulator, _config, _worker = daemon_setup()
+    simulator, _config, worker = daemon_setup()
     enqueue_cycle(namespace)
 
     wait_for(finished_ok(database_url), what="the run to finish")
@@ -229,6 +229,19 @@ def test_a_cycle_through_redis_and_a_real_worker_mirrors_the_simulator(
     (run,) = runs(database_url)
     assert (run.status, run.listed, run.new, run.batches, run.requests) == ("ok", 120, 120, 2, 3)
     assert_mirror_equals(make_engine(database_url), simulator)
+
+    import json
+
+    wait_for(lambda: "run finished" in worker.log.read_text(), what="the last log line")
+    lines = [
+        json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")
+    ]
+    ours = [line for line in lines if line["event"] in ("cycle planned", "run finished")]
+    assert {line["event"] for line in ours} == {"cycle planned", "run finished"}
+    for line in ours:
+        assert line["source"] == "acme" and line["run_id"] == run.id
+        assert line["actor"] in ("sync_cycle", "sync_batch") and line["message_id"]
+    assert TOKEN not in worker.log.read_text()
 
 
 def test_two_triggers_at_once_run_one_cycle(
@@ -384,3 +397,20 @@ def test_workers_export_prometheus_metrics(
     assert 'invoice_sync_last_success_timestamp_seconds{source="acme"}' in text
     assert 'invoice_sync_cycle_duration_seconds_count{source="acme"} 1.0' in text
     assert 'dramatiq_messages_total{actor_name="sync_batch",queue_name="invoice-sync"} 2.0' in text
+
+
+def test_a_refused_token_fails_the_run_once_without_retries(
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
+) -> None:
+    simulator, _config, worker = daemon_setup(sim={"token": "the-real-token-differs"})
+    enqueue_cycle(namespace)
+
+    wait_for(lambda: any(r.status == "failed" for r in runs(database_url)), what="the failed run")
+    time.sleep(3.0)  # a retry would show up as a second request
+
+    (run,) = runs(database_url)
+    assert run.status == "failed" and "401" in run.error and run.finished_at is not None
+    assert len(simulator.requests) == 1
+    assert TOKEN not in run.error and TOKEN not in worker.log.read_text()

@@ -31,6 +31,8 @@ class LogContext(Middleware):
         context = {"actor": message.actor_name, "message_id": message.message_id}
         if message.args:
             context["source"] = message.args[0]
+        if message.actor_name == "sync_batch" and len(message.args) > 1:
+            context["run_id"] = message.args[1]
         structlog.contextvars.bind_contextvars(**context)
 
     def after_process_message(

@@ -24,6 +24,7 @@ from connectors.ratelimit import Limiter
 from connectors.source import SourceConfig
 from store.mirror import utcnow
 from workers.app import App
+from workers.config import ConfigError
 from workers.engine import plan_cycle, sync_batch
 from workers.limiter import RedisWindowLimiter, account_key
 from workers.logs import get_logger, redact_text
@@ -112,7 +113,7 @@ class Daemon:
                     )
                 requests = connector.requests
                 batches = plan.batches(connector.batch_size)
-        except ConnectorError as exc:
+        except (ConnectorError, ConfigError) as exc:
             runs.finish(
                 run_id,
                 status="failed",
@@ -170,7 +171,7 @@ class Daemon:
                         throttled=connector.throttled,
                         written=written,
                     )
-        except PermanentError as exc:
+        except (PermanentError, ConfigError) as exc:
             error = redact_text(f"{type(exc).__name__}: {exc}")
             runs.finish(run_id, status="failed", when=utcnow(), counts={}, error=error)
             self.redis.delete(self._marker(run_id))
