@@ -12,6 +12,7 @@ import email.utils
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
@@ -133,6 +134,7 @@ class ApiClient:
         self.limiter: Limiter = limiter or Unlimited()
         self.requests = 0
         self.throttled = 0
+        self._count_lock = threading.Lock()
         self._attempts = attempts
         self._retry_timeout = retry_timeout
         self._wait_initial = wait_initial
@@ -189,7 +191,8 @@ class ApiClient:
 
     def _send_once(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         self.limiter.acquire()
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         try:
             response = self._http.request(method, path, **kwargs)
             response.read()
@@ -204,7 +207,8 @@ class ApiClient:
         if status < 300:
             return response
         if status == 429:
-            self.throttled += 1
+            with self._count_lock:
+                self.throttled += 1
             wait = parse_wait(response.headers.get("Retry-After"))
             if wait is None:
                 wait = parse_wait(response.headers.get("RateLimit-Reset"))

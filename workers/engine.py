@@ -9,9 +9,10 @@ in-process for `invoice-sync sync --inline`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -190,24 +191,29 @@ def sync_batch(
     return write_batch(mirror, connector.name, fetched, run_id=run_id, full=full)
 
 
-def _pipelined(
-    connector: Connector, mirror: Mirror, plan: CyclePlan, run_id: int
+def _in_parallel(
+    connector: Connector, mirror: Mirror, plan: CyclePlan, run_id: int, workers: int
 ) -> Iterator[tuple[int, BatchResult]]:
-    """Fetch batch n+1 in a thread while batch n is written: the network, the database server
-    and this process then work at the same time. At most two batches are held in memory."""
-    batches = plan.batches(connector.batch_size)
-    if not batches:
-        return
+    """Run up to `workers` batches at once, each fetched and written by one thread: the
+    network, the database server and this process then work at the same time. At most
+    `workers` batches are held in memory."""
+    batches = iter(plan.batches(connector.batch_size))
     done = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as pool:
-        pending = pool.submit(fetch_batch, connector, batches[0], run_id)
-        for index in range(len(batches)):
-            fetched = pending.result()
-            if index + 1 < len(batches):
-                pending = pool.submit(fetch_batch, connector, batches[index + 1], run_id)
-            outcome = write_batch(mirror, plan.source, fetched, run_id=run_id, full=plan.full)
-            done += outcome.requested
-            yield done, outcome
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
+
+        def submit(ids: list[str]) -> Future[BatchResult]:
+            return pool.submit(sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full)
+
+        running = {submit(ids) for ids in itertools.islice(batches, workers)}
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                outcome = future.result()
+                done += outcome.requested
+                yield done, outcome
+                following = next(batches, None)
+                if following is not None:
+                    running.add(submit(following))
 
 
 def run_cycle(
@@ -230,7 +236,8 @@ def run_cycle(
             setattr(result, name, getattr(plan, name))
         if on_progress:
             on_progress(0, len(plan.to_fetch))
-        for done, outcome in _pipelined(connector, mirror, plan, run_id):
+        workers = mirror.write_concurrency
+        for done, outcome in _in_parallel(connector, mirror, plan, run_id, workers):
             result.quarantined += outcome.quarantined
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
