@@ -20,6 +20,7 @@ from sqlalchemy import (
     any_,
     column,
     delete,
+    event,
     literal,
     literal_column,
     select,
@@ -35,6 +36,7 @@ from connectors.records import Invoice
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.types import RawPayload
 
+_STAGES = "invoice_sync_stages"  # connection.info key: stage tables this session has
 _CHUNK = 500  # ids per IN (...) clause: well under SQLite's parameter limit
 
 
@@ -113,7 +115,7 @@ def _copy_to_stage(
 ) -> TableClause:
     """COPY rows into a per-session temp table shaped like `target`, emptied at commit."""
     name = f"stage_{target.name}"
-    created = connection.connection.info.setdefault("invoice_sync_stages", set())
+    created = connection.connection.info.setdefault(_STAGES, set())
     if name not in created:
         names = ", ".join(f'"{c}"' for c in columns)
         connection.exec_driver_sql(
@@ -129,6 +131,11 @@ def _copy_to_stage(
         created.add(name)
     _copy_rows(connection, name, columns, rows)
     return table(name, *(column(c) for c in columns))
+
+
+def _forget_stages(connection: Connection) -> None:
+    """A rolled-back transaction may have rolled back the creation of the stage tables too."""
+    connection.connection.info.pop(_STAGES, None)
 
 
 def _upsert(
@@ -172,6 +179,8 @@ class Mirror:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        if not event.contains(engine, "rollback", _forget_stages):
+            event.listen(engine, "rollback", _forget_stages)
 
     @property
     def write_concurrency(self) -> int:

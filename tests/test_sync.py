@@ -238,3 +238,28 @@ def test_ids_stay_strings_and_money_is_exact_in_the_database(app: App) -> None:
         ).one()
     assert isinstance(row.remote_id, str) and len(row.remote_id) >= 15
     assert isinstance(row.total_incl_tax, Decimal)
+
+
+def test_a_failed_batch_transaction_leaves_the_next_one_working(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    import dataclasses
+
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    with app.connector(_source(app)) as connector:
+        good = [
+            connector.normalize(record, raw)
+            for record, raw in connector.fetch_batch(simulator.ids()[:2])
+        ]
+    broken = dataclasses.replace(good[0], currency=None)  # the database refuses it: NOT NULL
+
+    with pytest.raises(IntegrityError):
+        app.mirror.write_batch("acme", [broken], [])
+    assert mirror_rows(app.engine) == {}, "nothing of the failed batch is half-written"
+
+    result = app.mirror.write_batch("acme", good, [])
+
+    assert result.written == 2
+    assert set(mirror_rows(app.engine)) == {good[0].remote_id, good[1].remote_id}
