@@ -75,6 +75,11 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]
         yield items[start : start + size]
 
 
+def _chunk_size(connection: Connection) -> int:
+    """Ids per statement: one array parameter in PostgreSQL takes any number."""
+    return 50_000 if connection.dialect.name == "postgresql" else _CHUNK
+
+
 def _among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
     """`col IN values`; on PostgreSQL one array parameter, which compiles and binds far faster."""
     if connection.dialect.name == "postgresql":
@@ -243,10 +248,14 @@ class Mirror:
         flips = invoices.c.deleted_at.is_(None) if when else invoices.c.deleted_at.is_not(None)
         count = 0
         with self.engine.begin() as connection:
-            for chunk in _chunks(remote_ids):
+            for chunk in _chunks(remote_ids, _chunk_size(connection)):
                 count += connection.execute(
                     update(invoices)
-                    .where(invoices.c.source == source, invoices.c.remote_id.in_(chunk), flips)
+                    .where(
+                        invoices.c.source == source,
+                        _among(connection, invoices.c.remote_id, chunk),
+                        flips,
+                    )
                     .values(deleted_at=when)
                 ).rowcount
         return count
