@@ -17,6 +17,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/invoice-sync demo
 
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check connectors store workers bench
+	$(PY) -m mypy connectors store workers --ignore-missing-imports
+
 bench: $(STAMP)
 	$(PY) bench/sync_bench.py
 

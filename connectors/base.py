@@ -13,7 +13,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from connectors.http import ApiClient
+from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
+from connectors.source import SourceConfig
 
 
 class Connector(abc.ABC):
@@ -21,6 +23,13 @@ class Connector(abc.ABC):
     kind: ClassVar[str]
     #: most ids one `fetch_batch` call may be given
     batch_size: ClassVar[int] = 100
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(
+        cls, source: SourceConfig, token: str, limiter: Limiter | None = None
+    ) -> Connector:
+        """Build the connector for one configured source; `limiter` paces its requests."""
 
     def __init__(self, name: str, client: ApiClient) -> None:
         self.name = name

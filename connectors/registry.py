@@ -7,7 +7,7 @@ from connectors.moneybird.connector import MoneybirdConnector
 from connectors.ratelimit import Limiter
 from connectors.source import SourceConfig
 
-CONNECTORS: dict[str, type[MoneybirdConnector]] = {"moneybird": MoneybirdConnector}
+CONNECTORS: dict[str, type[Connector]] = {"moneybird": MoneybirdConnector}
 
 
 class UnsupportedKind(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -346,7 +346,7 @@ class Mirror:
             returning=(invoices.c.remote_id, invoices.c.id, _inserted_flag(connection)),
         )
         written: dict[str, int] = {}
-        for remote_id, local_id, inserted in result:
+        for remote_id, local_id, inserted in cast(list[tuple[str, int, bool]], result.all()):
             written[remote_id] = local_id
             if inserted:
                 fresh.add(local_id)

@@ -198,7 +198,7 @@ class Runs:
                     sync_run_batches.c.run_id == run_id
                 )
             ).scalar()
-        return max(started, _aware(latest)) if latest is not None else started
+        return max(started, latest) if latest is not None else started
 
     def interrupt_running(self, source: str, when: dt.datetime, reason: str) -> int:
         """Close runs whose batches will never all report (lost with Redis, say)."""
@@ -249,7 +249,7 @@ class Runs:
                 result.append(
                     SourceStatus(
                         source=source,
-                        last_success_at=_aware(last_success),
+                        last_success_at=last_success,
                         mirrored=int(mirrored or 0),
                         deleted=int(deleted or 0),
                         quarantined=int(quarantined),
@@ -259,12 +259,3 @@ class Runs:
                     )
                 )
         return result
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """`max()` over a column bypasses the column type on SQLite, so re-attach UTC here."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -41,8 +42,12 @@ class App:
             raise ConfigError(f"{self.config.path}: {exc}") from None
 
     def sync_inline(
-        self, source: SourceConfig, *, full: bool = False, on_progress=None
-    ) -> CycleResult:  # type: ignore[no-untyped-def]
+        self,
+        source: SourceConfig,
+        *,
+        full: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> CycleResult:
         with self.connector(source) as connector:
             return run_cycle(connector, self.mirror, self.runs, full=full, on_progress=on_progress)
 

@@ -150,10 +150,13 @@ def _enqueue(
     from workers.actors import sync_cycle
 
     try:
-        baseline = {}
+        baseline: dict[str, tuple[int, int | None]] = {}
         for source in selected:
             running = app.runs.running(source.name)
-            baseline[source.name] = (app.runs.latest_id(source.name), running and running["id"])
+            baseline[source.name] = (
+                app.runs.latest_id(source.name),
+                running["id"] if running else None,
+            )
         for source in selected:
             message = sync_cycle.send(source.name, full)
             click.echo(f"{source.name}: cycle enqueued, message {message.message_id}")
@@ -257,9 +260,9 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
     else:
         for r in report:
             last = r["last_success_at"] or "never"
-            age = f" ({r['last_success_age_seconds']:.0f}s ago)" if r["last_success_at"] else ""
+            ago = f" ({r['last_success_age_seconds']:.0f}s ago)" if r["last_success_at"] else ""
             click.echo(
-                f"{r['source']}: last successful sync {last}{age}; mirrored {r['mirrored']}, "
+                f"{r['source']}: last successful sync {last}{ago}; mirrored {r['mirrored']}, "
                 f"deleted {r['deleted']}, quarantined {r['quarantined']}"
             )
             activity = "running" if r["running"] else "idle"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 from collections.abc import Callable
@@ -29,8 +30,8 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             base_url=server.base_url,
             administration_id=simulator.administration_id,
             token_env=DEMO_TOKEN_ENV,
-            since="2020-01-01",
-            interval="5m",
+            since=dt.date(2020, 1, 1),
+            interval=300.0,
         )
         config = AppConfig(database_url=f"sqlite:///{path}", sources=(source,), path=Path("<demo>"))
         app = App.open(config)

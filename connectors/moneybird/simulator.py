@@ -345,6 +345,9 @@ class _Factory:
         city, zip_prefix, area = _CITIES[rng.randrange(len(_CITIES))]
         first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
         kind = rng.random()
+        company: str | None
+        firstname: str | None
+        lastname: str | None
         if kind < 0.25:
             company, firstname, lastname = None, first, last
             email = f"{_slug(first)}.{_slug(last)}@{rng.choice(_MAIL_PROVIDERS)}"
@@ -768,8 +771,8 @@ def _period(value: str, today: dt.date) -> tuple[str, str]:
         if len(high_text) == 8:
             high = dt.date(int(high_text[:4]), int(high_text[4:6]), int(high_text[6:]))
         else:
-            first = dt.date(int(high_text[:4]), int(high_text[4:6]), 1)
-            high = _month_start(first.year, first.month + 1) - dt.timedelta(days=1)
+            last_month = dt.date(int(high_text[:4]), int(high_text[4:6]), 1)
+            high = _month_start(last_month.year, last_month.month + 1) - dt.timedelta(days=1)
     except ValueError:
         raise _BadRequest("Period is invalid", {"filter": "invalid"}) from None
     return low.isoformat(), high.isoformat()
