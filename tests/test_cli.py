@@ -203,7 +203,11 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_status_check_fails_for_a_stale_source_and_passes_after_a_sync(
-    tmp_path: Path, server: SimulatorServer, simulator: MoneybirdSimulator, database_url: str, token: str
+    tmp_path: Path,
+    server: SimulatorServer,
+    simulator: MoneybirdSimulator,
+    database_url: str,
+    token: str,
 ) -> None:
     path = good_config(tmp_path, server, simulator, database_url)
 
@@ -217,3 +221,26 @@ def test_status_check_fails_for_a_stale_source_and_passes_after_a_sync(
     assert report["stale"] is False and report["running"] is False
     assert 0 <= report["last_success_age_seconds"] < 60
     assert report["queued_messages"] == 0
+
+
+def test_enqueueing_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "c.toml",
+        f'database_url = "sqlite:///{tmp_path}/m.db"\nredis_url = "redis://:secret-pw@127.0.0.1:9/0"\n'
+        '[[sources]]\nname = "acme"\nkind = "moneybird"\nbase_url = "http://127.0.0.1:9"\n'
+        'token_env = "T"\nadministration_id = "1"\n',
+    )
+
+    import subprocess
+    import sys
+
+    # a subprocess: enqueueing sets the process-wide dramatiq broker
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "--config", str(path), "sync"],
+        capture_output=True, text=True, timeout=60,
+    )
+    code, err = done.returncode, done.stderr
+
+    assert code == 1
+    assert "cannot enqueue on Redis at redis://:***@127.0.0.1:9/0" in err
+    assert "secret-pw" not in err

@@ -137,6 +137,8 @@ def _enqueue(
     """Put one cycle message per source on the queue for the running workers."""
     import time
 
+    import redis
+
     from workers import broker
     from workers.app import App
 
@@ -158,7 +160,15 @@ def _enqueue(
                 running["id"] if running else None,
             )
         for source in selected:
-            message = sync_cycle.send(source.name, full)
+            try:
+                message = sync_cycle.send(source.name, full)
+            except redis.RedisError as exc:
+                click.echo(
+                    f"invoice-sync: cannot enqueue on Redis at {_redacted_url(config.redis_url)}: "
+                    f"{type(exc).__name__}; is it running? (`sync --inline` needs no Redis)",
+                    err=True,
+                )
+                sys.exit(1)
             click.echo(f"{source.name}: cycle enqueued, message {message.message_id}")
         if not wait:
             return
@@ -178,6 +188,12 @@ def _enqueue(
     if missing:
         click.echo(f"still running after {timeout:g}s: {', '.join(missing)}", err=True)
     sys.exit(1 if missing or any(r.status != "ok" for r in results.values()) else 0)
+
+
+def _redacted_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _sync_with_progress(app: Any, source: Any, full: bool) -> CycleResult:

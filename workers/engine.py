@@ -232,6 +232,7 @@ def run_cycle(
     requests_before = connector.requests
     try:
         plan = plan_cycle(connector, mirror, run_id, full=full)
+        plan.versions = {}  # only the daemon's batch messages need them; free the memory now
         for name in ("listed", "new", "changed", "unchanged", "deleted", "restored"):
             setattr(result, name, getattr(plan, name))
         if on_progress:
