@@ -237,10 +237,26 @@ def test_enqueueing_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
     # a subprocess: enqueueing sets the process-wide dramatiq broker
     done = subprocess.run(
         [sys.executable, "-m", "workers", "--config", str(path), "sync"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     code, err = done.returncode, done.stderr
 
     assert code == 1
     assert "cannot enqueue on Redis at redis://:***@127.0.0.1:9/0" in err
     assert "secret-pw" not in err
+
+
+def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
+    database = tmp_path / "demo.db"
+
+    code, out, err = run("demo", "--invoices", "80", "--database", str(database))
+
+    assert code == 0, err
+    first, second = out.split("second sync")
+    assert "demo    80      80" in first
+    row = second.splitlines()[2].split()
+    assert row[0] == "demo" and row[1] == "81" and row[2] == "4"  # listed, new
+    assert "status: mirrored 81, deleted 3, quarantined 0" in out
+    assert database.exists()

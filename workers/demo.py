@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import random
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
@@ -45,7 +46,8 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             ids = simulator.ids()
             for remote_id in rng.sample(ids, 5):
                 simulator.change_invoice(remote_id, reference="Gewijzigd in demo")
-            for remote_id in rng.sample(ids, 5):
+            unpaid = [str(p["id"]) for p in simulator.invoices() if Decimal(p["total_unpaid"]) > 0]
+            for remote_id in rng.sample(unpaid, min(5, len(unpaid))):
                 simulator.pay_invoice(remote_id)
             for remote_id in rng.sample(ids, 3):
                 simulator.delete_invoice(remote_id)
