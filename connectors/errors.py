@@ -25,7 +25,3 @@ class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class RecordError(ValueError):
-    """One record cannot be normalized; it is quarantined and the rest of its batch goes on."""

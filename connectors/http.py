@@ -155,10 +155,6 @@ class ApiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send with pacing and retries; return a 2xx response or raise a `ConnectorError`."""
-        return self.call(method, path, lambda response, what: response, **kwargs)
-
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(
             method, path, lambda response, what: decode_json(response.content, what), **kwargs

@@ -127,3 +127,20 @@ def test_the_token_never_reaches_logs_or_errors(
             for v in row
         )
     assert TOKEN not in stored
+
+
+def test_the_client_decodes_json_exactly_and_counts_its_requests(
+    server: SimulatorServer, simulator: MoneybirdSimulator
+) -> None:
+    from connectors.http import ApiClient
+
+    path = f"{simulator.administration_id}/sales_invoices/synchronization.json"
+    simulator.add_fault("503", endpoint="list")
+    with ApiClient(
+        name="acme", base_url=server.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as client:
+        listing = client.request_json("GET", path, params={"filter": "state:all"})
+
+    assert client.requests == 2
+    assert {str(item["id"]) for item in listing} == set(simulator.ids())
+    assert all(isinstance(item["version"], int) for item in listing)
