@@ -234,6 +234,20 @@ class Mirror:
             )
         return [i for i in ids if i not in stored or stored[i] < planned[i]]
 
+    def release_quarantine(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> None:
+        """A quarantined record deleted at the remote end will never validate: stop counting it."""
+        with self.engine.begin() as connection:
+            for chunk in _chunks(remote_ids, _chunk_size(connection)):
+                connection.execute(
+                    update(sync_errors)
+                    .where(
+                        sync_errors.c.source == source,
+                        sync_errors.c.resolved_at.is_(None),
+                        _among(connection, sync_errors.c.remote_id, chunk),
+                    )
+                    .values(resolved_at=when)
+                )
+
     def mark_deleted(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> int:
         """Soft-delete: the row and its lines stay for history; only `deleted_at` is set."""
         return self._set_deleted_at(source, remote_ids, when)

@@ -263,3 +263,20 @@ def test_a_failed_batch_transaction_leaves_the_next_one_working(
 
     assert result.written == 2
     assert set(mirror_rows(app.engine)) == {good[0].remote_id, good[1].remote_id}
+
+
+def test_a_quarantined_invoice_deleted_remotely_leaves_quarantine(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    bad_id = simulator.ids()[3]
+    simulator.add_fault("invalid", endpoint="fetch", remote_id=bad_id)
+    app.sync_inline(_source(app))
+    assert app.runs.status(["acme"])[0].quarantined == 1
+
+    simulator.delete_invoice(bad_id)
+    app.sync_inline(_source(app))
+
+    assert app.runs.status(["acme"])[0].quarantined == 0
+    with app.engine.connect() as connection:
+        error = connection.execute(sa.select(sync_errors)).one()
+    assert error.remote_id == bad_id and error.resolved_at is not None

@@ -125,6 +125,9 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
         plan.deleted = mirror.mark_deleted(source, vanished, utcnow())
     if restore:
         mirror.restore(source, restore)
+    gone_from_quarantine = [i for i in state.quarantined if i not in listing]
+    if gone_from_quarantine:
+        mirror.release_quarantine(source, gone_from_quarantine, utcnow())
     return plan
 
 
