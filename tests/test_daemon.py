@@ -5,9 +5,11 @@ other suites never share a queue, a mutex or a rate-limit window."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +40,9 @@ def namespace() -> Iterator[str]:
     name = f"isync-test-{uuid.uuid4().hex[:12]}"
     yield name
     drop_namespace(name)
+    shutil.rmtree(
+        Path(tempfile.gettempdir()) / f"invoice-sync-prometheus-{name}", ignore_errors=True
+    )
 
 
 def drop_namespace(name: str) -> None:
