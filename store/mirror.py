@@ -88,6 +88,29 @@ def _among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
     return col.in_(values)
 
 
+def _update_by_remote_id(
+    connection: Connection,
+    target: Table,
+    source: str,
+    remote_ids: Sequence[str],
+    *conditions: Any,
+    **values: Any,
+) -> int:
+    """UPDATE the source's rows with these remote ids (and `conditions`); returns the count."""
+    count = 0
+    for chunk in _chunks(remote_ids, _chunk_size(connection)):
+        count += connection.execute(
+            update(target)
+            .where(
+                target.c.source == source,
+                _among(connection, target.c.remote_id, chunk),
+                *conditions,
+            )
+            .values(**values)
+        ).rowcount
+    return count
+
+
 def _inserted_flag(connection: Connection) -> Any:
     """In an upsert's RETURNING: true for a row inserted rather than updated (PostgreSQL only)."""
     if connection.dialect.name == "postgresql":
@@ -237,16 +260,14 @@ class Mirror:
     def release_quarantine(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> None:
         """A quarantined record deleted at the remote end will never validate: stop counting it."""
         with self.engine.begin() as connection:
-            for chunk in _chunks(remote_ids, _chunk_size(connection)):
-                connection.execute(
-                    update(sync_errors)
-                    .where(
-                        sync_errors.c.source == source,
-                        sync_errors.c.resolved_at.is_(None),
-                        _among(connection, sync_errors.c.remote_id, chunk),
-                    )
-                    .values(resolved_at=when)
-                )
+            _update_by_remote_id(
+                connection,
+                sync_errors,
+                source,
+                remote_ids,
+                sync_errors.c.resolved_at.is_(None),
+                resolved_at=when,
+            )
 
     def mark_deleted(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> int:
         """Soft-delete: the row and its lines stay for history; only `deleted_at` is set."""
@@ -260,19 +281,10 @@ class Mirror:
     ) -> int:
         """Only rows whose state actually flips are touched, so the count is what changed."""
         flips = invoices.c.deleted_at.is_(None) if when else invoices.c.deleted_at.is_not(None)
-        count = 0
         with self.engine.begin() as connection:
-            for chunk in _chunks(remote_ids, _chunk_size(connection)):
-                count += connection.execute(
-                    update(invoices)
-                    .where(
-                        invoices.c.source == source,
-                        _among(connection, invoices.c.remote_id, chunk),
-                        flips,
-                    )
-                    .values(deleted_at=when)
-                ).rowcount
-        return count
+            return _update_by_remote_id(
+                connection, invoices, source, remote_ids, flips, deleted_at=when
+            )
 
     def write_batch(
         self,
@@ -449,14 +461,7 @@ class Mirror:
         ).scalars()
         resolved = set(open_errors).intersection(remote_ids)
         if resolved:
-            connection.execute(
-                update(sync_errors)
-                .where(
-                    sync_errors.c.source == source,
-                    _among(connection, sync_errors.c.remote_id, sorted(resolved)),
-                )
-                .values(resolved_at=now)
-            )
+            _update_by_remote_id(connection, sync_errors, source, sorted(resolved), resolved_at=now)
 
     def _quarantine(
         self,

@@ -27,7 +27,7 @@ from workers.app import App
 from workers.config import ConfigError
 from workers.engine import plan_cycle, sync_batch
 from workers.limiter import RedisWindowLimiter, account_key
-from workers.logs import get_logger, redact_text
+from workers.logs import describe_error, get_logger
 from workers.metrics import Metrics, NoMetrics
 
 MARKER_TTL = dt.timedelta(hours=6)
@@ -114,18 +114,9 @@ class Daemon:
                 requests = connector.requests
                 batches = plan.batches(connector.batch_size)
         except (ConnectorError, ConfigError) as exc:
-            runs.finish(
-                run_id,
-                status="failed",
-                when=utcnow(),
-                counts={},
-                error=redact_text(f"{type(exc).__name__}: {exc}"),
-            )
+            self._fail(run_id, exc)
             raise
-        counts = {
-            name: getattr(plan, name)
-            for name in ("listed", "new", "changed", "unchanged", "deleted", "restored")
-        }
+        counts = plan.counts()
         if batches:
             self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)
         runs.expect_batches(run_id, len(batches), {**counts, "requests": requests})
@@ -172,9 +163,7 @@ class Daemon:
                         written=written,
                     )
         except (PermanentError, ConfigError) as exc:
-            error = redact_text(f"{type(exc).__name__}: {exc}")
-            runs.finish(run_id, status="failed", when=utcnow(), counts={}, error=error)
-            self.redis.delete(self._marker(run_id))
+            self._fail(run_id, exc)
             raise
         runs.batch_done(
             run_id,
@@ -187,6 +176,12 @@ class Daemon:
         )
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source_name, run_id)
+
+    def _fail(self, run_id: int, exc: BaseException) -> None:
+        self.app.runs.finish(
+            run_id, status="failed", when=utcnow(), counts={}, error=describe_error(exc)
+        )
+        self.redis.delete(self._marker(run_id))
 
     def _finished(self, source_name: str, run_id: int) -> None:
         self.redis.delete(self._marker(run_id))

@@ -23,7 +23,9 @@ from connectors.errors import ConnectorError
 from connectors.records import Invoice
 from store.mirror import Mirror, Quarantined, utcnow
 from store.runs import RUN_COUNTERS, Runs
-from workers.logs import get_logger, redact_text
+from workers.logs import describe_error, get_logger
+
+PLAN_COUNTERS = ("listed", "new", "changed", "unchanged", "deleted", "restored")
 
 
 @dataclass(slots=True)
@@ -40,6 +42,10 @@ class CyclePlan:
     to_fetch: list[str] = field(default_factory=list)
     #: the listed version of every id (the listing itself, not a copy)
     versions: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """What the listing and diff found, as `sync_runs` records it."""
+        return {name: getattr(self, name) for name in PLAN_COUNTERS}
 
     def batches(self, size: int) -> list[list[str]]:
         return [self.to_fetch[i : i + size] for i in range(0, len(self.to_fetch), size)]
@@ -131,19 +137,16 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
     return plan
 
 
-@dataclass(frozen=True, slots=True)
-class FetchedBatch:
-    """One batch fetched and normalized, not yet written."""
-
-    requested: tuple[str, ...]
-    invoices: list[Invoice]
-    quarantined: list[Quarantined]
-
-
-def fetch_batch(
-    connector: Connector, remote_ids: Sequence[str], run_id: int | None
-) -> FetchedBatch:
-    """Fetch and normalize; a record that fails validation is set aside for quarantine."""
+def sync_batch(
+    connector: Connector,
+    mirror: Mirror,
+    remote_ids: Sequence[str],
+    *,
+    run_id: int | None,
+    full: bool,
+) -> BatchResult:
+    """Fetch, normalize and write one batch (the unit a batch message carries); a bad record
+    is quarantined and the rest of the batch lands in one transaction."""
     log = get_logger(source=connector.name, run_id=run_id)
     by_id: dict[str, Invoice] = {}
     quarantined: list[Quarantined] = []
@@ -161,37 +164,17 @@ def fetch_batch(
         current = by_id.get(invoice.remote_id)
         if current is None or invoice.remote_version > current.remote_version:
             by_id[invoice.remote_id] = invoice
-    return FetchedBatch(tuple(remote_ids), list(by_id.values()), quarantined)
-
-
-def write_batch(
-    mirror: Mirror, source: str, fetched: FetchedBatch, *, run_id: int | None, full: bool
-) -> BatchResult:
-    """One transaction; a quarantined record does not stop the rest of its batch landing."""
     write = mirror.write_batch(
-        source, fetched.invoices, fetched.quarantined, run_id=run_id, rewrite_same_version=full
+        connector.name, list(by_id.values()), quarantined, run_id=run_id, rewrite_same_version=full
     )
-    returned = {i.remote_id for i in fetched.invoices} | {q.remote_id for q in fetched.quarantined}
+    returned = set(by_id) | {q.remote_id for q in quarantined}
     return BatchResult(
-        requested=len(fetched.requested),
+        requested=len(remote_ids),
         written=write.written,
         not_newer=write.not_newer,
         quarantined=write.quarantined,
-        missing=sum(1 for remote_id in fetched.requested if remote_id not in returned),
+        missing=sum(1 for remote_id in remote_ids if remote_id not in returned),
     )
-
-
-def sync_batch(
-    connector: Connector,
-    mirror: Mirror,
-    remote_ids: Sequence[str],
-    *,
-    run_id: int | None,
-    full: bool,
-) -> BatchResult:
-    """Fetch, normalize and write one batch: the unit of work a batch message carries."""
-    fetched = fetch_batch(connector, remote_ids, run_id)
-    return write_batch(mirror, connector.name, fetched, run_id=run_id, full=full)
 
 
 def _in_parallel(
@@ -236,8 +219,8 @@ def run_cycle(
     try:
         plan = plan_cycle(connector, mirror, run_id, full=full)
         plan.versions = {}  # only the daemon's batch messages need them; free the memory now
-        for name in ("listed", "new", "changed", "unchanged", "deleted", "restored"):
-            setattr(result, name, getattr(plan, name))
+        for name, value in plan.counts().items():
+            setattr(result, name, value)
         if on_progress:
             on_progress(0, len(plan.to_fetch))
         workers = mirror.write_concurrency
@@ -248,7 +231,7 @@ def run_cycle(
         result.status = "ok"
     except (ConnectorError, SQLAlchemyError, OSError) as exc:
         result.status = "failed"
-        result.error = redact_text(f"{type(exc).__name__}: {exc}")
+        result.error = describe_error(exc)
         log.error("sync cycle failed", error=result.error)
     finally:
         result.requests = connector.requests - requests_before

@@ -37,6 +37,11 @@ def redact_text(text: str) -> str:
     return text
 
 
+def describe_error(exc: BaseException) -> str:
+    """An exception as `sync_runs.error` and the logs record it: type and text, no secrets."""
+    return redact_text(f"{type(exc).__name__}: {exc}")
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
