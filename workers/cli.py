@@ -30,9 +30,15 @@ class Context:
         return load_config(self.config_path)
 
 
-def _fail_config(exc: ConfigError) -> None:
-    click.echo(f"invoice-sync: config error: {exc}", err=True)
-    sys.exit(2)
+class _Cli(click.Group):
+    """Every command's config problem ends the same way: one line on stderr, exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"invoice-sync: config error: {exc}", err=True)
+            sys.exit(2)
 
 
 def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,7 +58,7 @@ def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-@click.group()
+@click.group(cls=_Cli)
 @click.option(
     "--config",
     "config_path",
@@ -79,11 +85,7 @@ def db_upgrade(obj: Context) -> None:
     """Apply all pending Alembic migrations."""
     from workers.app import App
 
-    try:
-        app = App.open(obj.config())
-    except ConfigError as exc:
-        _fail_config(exc)
-    app.close()
+    App.open(obj.config()).close()
     click.echo("database is at the latest schema revision")
 
 
@@ -110,21 +112,15 @@ def sync(
     if not inline:
         _enqueue(obj, sources, full, wait, timeout)
         return
-    try:
-        config = obj.config()
-        selected = config.select(sources)
-        for source in selected:
-            config.token(source)
-        app = App.open(config)
-    except ConfigError as exc:
-        _fail_config(exc)
+    config = obj.config()
+    selected = config.select(sources)
+    for source in selected:
+        config.token(source)  # every token is checked before any source syncs
+    app = App.open(config)
     results = []
     try:
         for source in selected:
-            try:
-                results.append(_sync_with_progress(app, source, full))
-            except ConfigError as exc:
-                _fail_config(exc)
+            results.append(_sync_with_progress(app, source, full))
     finally:
         app.close()
     click.echo(format_summary(results))
@@ -142,12 +138,9 @@ def _enqueue(
     from workers import broker
     from workers.app import App
 
-    try:
-        config = obj.config()
-        selected = config.select(sources)
-        app = App.open(config)
-    except ConfigError as exc:
-        _fail_config(exc)
+    config = obj.config()
+    selected = config.select(sources)
+    app = App.open(config)
     broker.configure(config)
     from workers.actors import sync_cycle
 
@@ -242,11 +235,8 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
 
     from workers.app import App
 
-    try:
-        config = obj.config()
-        app = App.open(config)
-    except ConfigError as exc:
-        _fail_config(exc)
+    config = obj.config()
+    app = App.open(config)
     try:
         statuses = app.runs.status([s.name for s in config.sources])
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
@@ -321,10 +311,7 @@ def worker(obj: Context, processes: int, threads: int) -> None:
 
     from workers.broker import QUEUE
 
-    try:
-        config = obj.config()
-    except ConfigError as exc:
-        _fail_config(exc)
+    config = obj.config()
     from workers.config import config_path
 
     os.environ["INVOICE_SYNC_CONFIG"] = str(config_path(obj.config_path).resolve())
@@ -355,10 +342,7 @@ def scheduler(obj: Context) -> None:
     from workers import broker
     from workers.scheduler import run_scheduler
 
-    try:
-        config = obj.config()
-    except ConfigError as exc:
-        _fail_config(exc)
+    config = obj.config()
     broker.configure(config)
     from workers.actors import sync_cycle
 
