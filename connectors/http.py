@@ -23,7 +23,7 @@ import orjson
 import stamina
 
 from connectors.errors import AuthError, PermanentError, RateLimited, TransientError
-from connectors.ratelimit import Limiter, SlidingWindowLimiter, Unlimited
+from connectors.ratelimit import Limiter, Unlimited
 from connectors.records import RawJSON
 
 T = TypeVar("T")
@@ -32,6 +32,8 @@ _DECODER = json.JSONDecoder(parse_float=Decimal)
 _INEXACT = object()
 _SKIP = re.compile(r"[\s,]*")
 _EPOCH_THRESHOLD = 1_000_000_000  # larger "seconds" values are epoch timestamps, not deltas
+#: the longest pause a server's header can impose on us (a wrong clock must not stop a source)
+MAX_PAUSE = 900.0
 
 
 def parse_wait(value: str | None, *, now: float | None = None) -> float | None:
@@ -208,6 +210,8 @@ class ApiClient:
             wait = parse_wait(response.headers.get("Retry-After"))
             if wait is None:
                 wait = parse_wait(response.headers.get("RateLimit-Reset"))
+            if wait is not None:
+                self.limiter.pause(min(wait, MAX_PAUSE))
             raise RateLimited(f"{what}: rate limited (HTTP 429), retry after {wait}s", wait)
         if status in (401, 403):
             raise AuthError(
@@ -218,9 +222,10 @@ class ApiClient:
         raise PermanentError(f"{what}: HTTP {status}: {response.text[:200]}")
 
     def _note_rate_headers(self, response: httpx.Response) -> None:
-        """When the server says the window is spent, wait for its reset instead of earning a 429."""
-        if response.headers.get("RateLimit-Remaining") != "0":
+        """When the server says the window is spent, every sender sharing the limiter waits for
+        its reset instead of earning a 429."""
+        if response.headers.get("RateLimit-Remaining", "").strip() != "0":
             return
         wait = parse_wait(response.headers.get("RateLimit-Reset"))
-        if wait is not None and isinstance(self.limiter, SlidingWindowLimiter):
-            self.limiter.pause_until(time.monotonic() + min(wait, self.limiter.window))
+        if wait is not None:
+            self.limiter.pause(min(wait, MAX_PAUSE))

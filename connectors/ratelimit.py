@@ -17,9 +17,16 @@ class Limiter(Protocol):
     def acquire(self) -> None:
         """Block until one more request may be sent."""
 
+    def pause(self, seconds: float) -> None:
+        """The server says the budget is spent (`RateLimit-Remaining: 0`, a 429 with
+        `Retry-After`): send nothing for `seconds`, in every thread and process sharing it."""
+
 
 class Unlimited:
     def acquire(self) -> None:
+        return None
+
+    def pause(self, seconds: float) -> None:
         return None
 
 
@@ -44,8 +51,9 @@ class SlidingWindowLimiter:
                 wait = self.window - (now - self._sent[0])
             time.sleep(max(wait, 0.001))
 
-    def pause_until(self, monotonic_deadline: float) -> None:
-        """The server says the window is spent: hold every slot until its reset time."""
+    def pause(self, seconds: float) -> None:
+        """Hold every slot until the server's reset time (never shortening a longer hold)."""
         with self._lock:
-            filler = monotonic_deadline - self.window
-            self._sent = collections.deque([filler] * self.limit)
+            filler = time.monotonic() + min(seconds, self.window) - self.window
+            if not self._sent or self._sent[0] < filler:
+                self._sent = collections.deque([filler] * self.limit)

@@ -47,6 +47,7 @@ class SourceConfig(BaseModel):
     rate_limit: int | None = Field(default=150, ge=1)
     rate_window: Duration = 300.0
     timeout: Duration = 30.0
+    mass_delete_fraction: float = Field(default=0.5, gt=0, le=1)
 
     @model_validator(mode="after")
     def _kind_needs(self) -> SourceConfig:

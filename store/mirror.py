@@ -7,6 +7,7 @@ arrives late (two workers racing, a redelivered message) can never put an older 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,10 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice
 from store.schema import invoice_lines, invoices, payments, sync_errors
+from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
 
 _STAGES = "invoice_sync_stages"  # connection.info key: stage tables this session has
@@ -42,6 +45,41 @@ _CHUNK = 500  # ids per IN (...) clause: well under SQLite's parameter limit
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The database (or its driver) refused a value, as opposed to being unavailable."""
+    if isinstance(exc, DataError | IntegrityError | UnicodeError | OverflowError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, TypeError | ValueError | OverflowError)
+    psycopg = sys.modules.get("psycopg")  # raised as-is by COPY, which bypasses SQLAlchemy
+    return psycopg is not None and isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+
+
+def _refusal_text(exc: BaseException) -> str:
+    """The driver's own words (they name the column), not SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    return f"{type(orig).__name__}: {text[:500]}"
+
+
+def _quarantine_entry(record: Invoice, error: str) -> Quarantined:
+    version = record.remote_version if -(2**63) <= record.remote_version < 2**63 else None
+    return Quarantined(record.remote_id, version, error, record.raw)
+
+
+def _set_aside(
+    records: list[Invoice], candidates: Sequence[Invoice], quarantined: list[Quarantined]
+) -> list[Invoice]:
+    """Move the candidates the database cannot hold into `quarantined`; return the rest."""
+    bad: set[int] = set()
+    for record in candidates:
+        problem = unstorable(record)
+        if problem is not None:
+            bad.add(id(record))
+            quarantined.append(_quarantine_entry(record, f"cannot be stored: {problem}"))
+    return [r for r in records if id(r) not in bad] if bad else records
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,13 +331,71 @@ class Mirror:
         quarantined: Sequence[Quarantined],
         *,
         run_id: int | None = None,
-        rewrite_same_version: bool = False,
+        full: bool = False,
     ) -> BatchWrite:
-        """Write one fetched batch in a single transaction.
+        """Write one fetched batch in a single transaction; a record the database cannot hold is
+        quarantined by name and the rest lands.
 
-        `rewrite_same_version` is the ops resync: the same version is written again (say, after
-        a normalizer fix), but an older one still never replaces a newer one.
+        `full` is the ops resync: what the source returns now replaces what the mirror holds,
+        even the same or an older version. Otherwise an older version never replaces a newer one.
         """
+        quarantined = list(quarantined)
+        records = _set_aside(
+            list(records), [r for r in records if may_be_unstorable(r)], quarantined
+        )
+        written, _ = self._try_write(source, records, quarantined, run_id, full)
+        if written is None:
+            # The database refused a value the cheap filter did not foresee: name it, retry.
+            records = _set_aside(records, records, quarantined)
+            written, _ = self._try_write(source, records, quarantined, run_id, full)
+        if written is None:
+            # Still refused and no check can say why: one record per transaction finds it.
+            written = self._write_one_by_one(source, records, quarantined, run_id, full)
+        return written
+
+    def _try_write(
+        self,
+        source: str,
+        records: Sequence[Invoice],
+        quarantined: Sequence[Quarantined],
+        run_id: int | None,
+        full: bool,
+    ) -> tuple[BatchWrite | None, str]:
+        """`_write`, or (None, the database's words) when it refused a value."""
+        try:
+            return self._write(source, records, quarantined, run_id, full), ""
+        except Exception as exc:
+            if not _refused(exc):
+                raise
+            return None, _refusal_text(exc)
+
+    def _write_one_by_one(
+        self,
+        source: str,
+        records: Sequence[Invoice],
+        quarantined: list[Quarantined],
+        run_id: int | None,
+        full: bool,
+    ) -> BatchWrite:
+        written = not_newer = 0
+        for record in records:
+            part, refusal = self._try_write(source, [record], [], run_id, full)
+            if part is None:
+                quarantined.append(_quarantine_entry(record, f"the database refused it: {refusal}"))
+            else:
+                written, not_newer = written + part.written, not_newer + part.not_newer
+        if quarantined:
+            self._write(source, [], quarantined, run_id, full)
+        return BatchWrite(written, not_newer, len(quarantined))
+
+    def _write(
+        self,
+        source: str,
+        records: Sequence[Invoice],
+        quarantined: Sequence[Quarantined],
+        run_id: int | None,
+        full: bool,
+    ) -> BatchWrite:
         now = utcnow()
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
@@ -307,9 +403,7 @@ class Mirror:
                 # next cycle fetches that batch again.
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             fresh: set[int] = set()
-            written_ids = self._upsert_invoices(
-                connection, source, records, now, rewrite_same_version, fresh
-            )
+            written_ids = self._upsert_invoices(connection, source, records, now, full, fresh)
             if written_ids:
                 self._replace_children(connection, source, records, written_ids, fresh)
                 self._resolve_errors(connection, source, list(written_ids), now)
@@ -327,7 +421,7 @@ class Mirror:
         source: str,
         records: Sequence[Invoice],
         now: dt.datetime,
-        rewrite_same_version: bool,
+        full: bool,
         fresh: set[int],
     ) -> dict[str, int]:
         """Remote id -> local id of the rows written; newly inserted ones are added to `fresh`."""
@@ -359,16 +453,16 @@ class Mirror:
             }
             for r in records
         ]
-        if rewrite_same_version:
-            newer = lambda excluded: invoices.c.remote_version <= excluded.remote_version  # noqa: E731
-        else:
-            newer = lambda excluded: invoices.c.remote_version < excluded.remote_version  # noqa: E731
+
+        def newer(excluded: Any) -> Any:
+            return invoices.c.remote_version < excluded.remote_version
+
         result = _upsert(
             connection,
             invoices,
             rows,
             keys=("source", "remote_id"),
-            where=newer,
+            where=None if full else newer,
             returning=(invoices.c.remote_id, invoices.c.id, _inserted_flag(connection)),
         )
         written: dict[str, int] = {}

@@ -51,7 +51,7 @@ class Runs:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def start(self, source: str, *, full: bool, when: dt.datetime) -> int:
+    def start(self, source: str, *, full: bool, when: dt.datetime, status: str = "running") -> int:
         with self.engine.begin() as connection:
             return int(
                 connection.execute(
@@ -59,12 +59,32 @@ class Runs:
                     .values(
                         source=source,
                         started_at=when,
-                        status="running",
+                        status=status,
                         full_resync=full,
                         **{name: 0 for name in RUN_COUNTERS},
                     )
                     .returning(sync_runs.c.id)
                 ).scalar_one()
+            )
+
+    def pending_full(self, source: str) -> int | None:
+        """The full resync that waits for the running cycle to end, if one does."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.min(sync_runs.c.id)).where(
+                    sync_runs.c.source == source, sync_runs.c.status == "pending"
+                )
+            ).scalar()
+
+    def promote(self, run_id: int, when: dt.datetime) -> bool:
+        """A pending full resync starts now; False if another cycle promoted it first."""
+        with self.engine.begin() as connection:
+            return bool(
+                connection.execute(
+                    update(sync_runs)
+                    .where(sync_runs.c.id == run_id, sync_runs.c.status == "pending")
+                    .values(status="running", started_at=when)
+                ).rowcount
             )
 
     def finish(
@@ -81,6 +101,13 @@ class Runs:
                 update(sync_runs)
                 .where(sync_runs.c.id == run_id)
                 .values(status=status, finished_at=when, error=error, **counts)
+            )
+
+    def note_error(self, run_id: int, error: str) -> None:
+        """The latest trouble of a run still in progress (a batch that will be retried)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(sync_runs).where(sync_runs.c.id == run_id).values(error=error)
             )
 
     def expect_batches(self, run_id: int, batches: int, counts: dict[str, int]) -> None:
@@ -142,6 +169,7 @@ class Runs:
                     )
                     .values(
                         status="ok",
+                        error=None,  # a batch's trouble that a retry overcame
                         finished_at=when,
                         quarantined=totals["quarantined"],
                         requests=sync_runs.c.requests + totals["requests"],
@@ -160,20 +188,24 @@ class Runs:
             )
 
     def followed_run(
-        self, source: str, after_id: int, absorbing_id: int | None
+        self, source: str, after_id: int, absorbing_id: int | None, *, full: bool = False
     ) -> dict[str, Any] | None:
         """For `sync --wait`: the first finished run that answers a trigger sent when `after_id`
         was the newest run; `absorbing_id` is the run that was running then, which absorbs a
-        coalesced trigger."""
+        coalesced trigger. A full resync is answered only by a full run."""
         covers = sync_runs.c.id > after_id
         if absorbing_id is not None:
             covers = covers | (sync_runs.c.id == absorbing_id)
+        conditions = [
+            sync_runs.c.source == source,
+            sync_runs.c.status.not_in(("running", "pending")),
+            covers,
+        ]
+        if full:
+            conditions.append(sync_runs.c.full_resync.is_(True))
         with self.engine.connect() as connection:
             row = connection.execute(
-                select(sync_runs)
-                .where(sync_runs.c.source == source, sync_runs.c.status != "running", covers)
-                .order_by(sync_runs.c.id)
-                .limit(1)
+                select(sync_runs).where(*conditions).order_by(sync_runs.c.id).limit(1)
             ).first()
         return dict(row._mapping) if row else None
 

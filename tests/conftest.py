@@ -67,7 +67,7 @@ def make_source(
         "timeout": 5,
     }
     values.update(overrides)
-    return SourceConfig(**values)  # type: ignore[arg-type]
+    return SourceConfig.model_validate(values)
 
 
 @pytest.fixture

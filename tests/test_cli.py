@@ -260,3 +260,80 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert row[0] == "demo" and row[1] == "81" and row[2] == "4"  # listed, new
     assert "status: mirrored 81, deleted 3, quarantined 0" in out
     assert database.exists()
+
+
+def test_an_unknown_log_level_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "workers", "--log-level", "foo", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "Invalid value for '--log-level': 'foo' is not one of" in done.stderr
+
+
+def test_sync_without_a_running_worker_says_how_to_start_one(
+    tmp_path: Path, server: SimulatorServer, simulator: MoneybirdSimulator, database_url: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import redis
+
+    namespace = f"isync-test-{uuid.uuid4().hex[:12]}"
+    path = good_config(tmp_path, server, simulator, database_url)
+    path.write_text(
+        f'redis_namespace = "{namespace}"\nmetrics_port = 0\n' + path.read_text(), "utf-8"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "workers", "--config", str(path), "sync"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, TOKEN_ENV: TOKEN},
+        )
+        queued = redis.Redis.from_url("redis://127.0.0.1:6379/0").llen(f"{namespace}:invoice-sync")
+    finally:
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(f"{namespace}*"))
+        if keys:
+            client.delete(*keys)
+
+    assert done.returncode == 1
+    assert "acme: cycle enqueued" in done.stdout
+    assert "no worker is running" in done.stderr and "invoice-sync worker" in done.stderr
+    assert queued == 1, "the message still waits for a worker"
+
+
+def test_sync_inline_stops_starting_batches_at_its_timeout(
+    tmp_path: Path,
+    server: SimulatorServer,
+    simulator: MoneybirdSimulator,
+    database_url: str,
+    token: str,
+) -> None:
+    path = good_config(tmp_path, server, simulator, database_url)
+    path.write_text(path.read_text().replace("rate_limit = 150", "rate_limit = 100000"), "utf-8")
+    for _ in range(400):
+        simulator.create_invoice()
+    simulator.add_fault("slow", endpoint="fetch", delay=1.5, times=3)
+
+    code, out, _err = run("--config", str(path), "sync", "--inline", "--timeout", "0.5")
+
+    assert code == 1
+    header, row = out.splitlines()[:2]
+    values = dict(zip(header.split(), row.split(), strict=True))
+    assert values["status"] == "interrupted"
+    assert "stopped at the time limit after " in out and " of 520 invoices to fetch" in out
+    posts = len([m for m, _p, _n in simulator.requests if m == "POST"])
+    assert posts <= 3, "no batch starts after the time limit (only those already running)"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import cast
 
 import sqlalchemy as sa
 
 from connectors.moneybird.simulator import MoneybirdSimulator
+from connectors.source import SourceConfig
 from store.schema import invoices, sync_errors, sync_runs
 from tests.mirror_check import assert_mirror_equals, mirror_rows
 from workers.app import App
 
 
-def _source(app: App):  # type: ignore[no-untyped-def]
+def _source(app: App) -> SourceConfig:
     return app.config.sources[0]
 
 
@@ -192,12 +194,36 @@ def test_an_older_version_never_replaces_a_newer_one(
 
     simulator.set_raw(remote_id, old)  # a late batch carrying the older payload
     with app.connector(_source(app)) as connector:
-        result = sync_batch(connector, app.mirror, [remote_id], run_id=None, full=True)
+        result = sync_batch(connector, app.mirror, [remote_id], run_id=None, full=False)
 
     assert result.not_newer == 1 and result.written == 0
     row = mirror_rows(app.engine)[remote_id]
     assert row["remote_version"] == newer_version
     assert '"newer"' in row["raw"]
+
+
+def test_a_full_resync_repairs_a_version_that_went_backwards(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    remote_id = simulator.ids()[0]
+    simulator.change_invoice(remote_id, reference="before the restore")
+    app.sync_inline(_source(app))
+    stored = mirror_rows(app.engine)[remote_id]["remote_version"]
+    restored = simulator.invoice(remote_id)
+    restored.update(version=stored - 1000, reference="restored from a backup")
+    simulator.set_raw(remote_id, restored)  # the source went back in time
+
+    normal = app.sync_inline(_source(app))
+    assert (normal.changed, normal.status) == (0, "ok"), "a normal cycle keeps the newer version"
+    assert '"before the restore"' in mirror_rows(app.engine)[remote_id]["raw"]
+
+    full = app.sync_inline(_source(app), full=True)
+
+    assert full.status == "ok"
+    row = mirror_rows(app.engine)[remote_id]
+    assert row["remote_version"] == stored - 1000, "under --full the source's word is the mirror"
+    assert '"restored from a backup"' in row["raw"]
+    assert_mirror_equals(app.engine, simulator)
 
 
 def test_rerunning_a_batch_changes_nothing(app: App, simulator: MoneybirdSimulator) -> None:
@@ -245,19 +271,24 @@ def test_a_failed_batch_transaction_leaves_the_next_one_working(
 ) -> None:
     import dataclasses
 
-    import pytest
-    from sqlalchemy.exc import IntegrityError
+    import sqlalchemy as sa
+
+    from store.schema import sync_errors
 
     with app.connector(_source(app)) as connector:
         good = [
             connector.normalize(record, raw)
             for record, raw in connector.fetch_batch(simulator.ids()[:2])
         ]
-    broken = dataclasses.replace(good[0], currency=None)  # the database refuses it: NOT NULL
+    # the database refuses it: NOT NULL (a wrong type on purpose, hence the cast)
+    broken = dataclasses.replace(good[0], currency=cast(str, None))
 
-    with pytest.raises(IntegrityError):
-        app.mirror.write_batch("acme", [broken], [])
-    assert mirror_rows(app.engine) == {}, "nothing of the failed batch is half-written"
+    refused = app.mirror.write_batch("acme", [broken], [])
+    assert (refused.written, refused.quarantined) == (0, 1)
+    assert mirror_rows(app.engine) == {}, "nothing of the refused record is half-written"
+    with app.engine.connect() as connection:
+        (error,) = connection.execute(sa.select(sync_errors.c.error)).scalars()
+    assert error.startswith("cannot be stored: currency: is missing")
 
     result = app.mirror.write_batch("acme", good, [])
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from connectors.errors import PermanentError
 from workers import broker as broker_module
 from workers.app import App
 from workers.config import ConfigError, load_config
 from workers.daemon import Daemon
+from workers.engine import MassDeletionBlocked
 from workers.logs import configure as configure_logging
 from workers.metrics import Metrics, NoMetrics
 
@@ -25,7 +27,7 @@ if broker_module._broker is None:  # a worker process: configure from the enviro
 
 CYCLE_TIME_LIMIT_MS = 10 * 60 * 1000
 BATCH_TIME_LIMIT_MS = 10 * 60 * 1000
-PERMANENT = (PermanentError, ConfigError)
+PERMANENT = (PermanentError, ConfigError, MassDeletionBlocked)
 
 
 _daemon: Daemon | None = None
@@ -52,7 +54,7 @@ def daemon() -> Daemon:
     throws=PERMANENT,
 )
 def sync_cycle(source: str, full: bool = False) -> None:
-    daemon().cycle(source, full, _enqueue_batch)
+    daemon().cycle(source, full, _enqueue_batch, _retrigger)
 
 
 @dramatiq.actor(
@@ -66,7 +68,26 @@ def sync_cycle(source: str, full: bool = False) -> None:
 def sync_batch(
     source: str, run_id: int, batch_no: int, ids: list[str], versions: list[int], full: bool
 ) -> None:
-    daemon().batch(source, run_id, batch_no, ids, versions, full)
+    try:
+        daemon().batch(source, run_id, batch_no, ids, versions, full)
+    except PERMANENT:
+        raise
+    except Exception as exc:
+        daemon().batch_failed(run_id, exc, final=_last_attempt(sync_batch))
+        raise
+
+
+def _last_attempt(actor: dramatiq.Actor[..., None]) -> bool:
+    """True when dramatiq will not retry the current message if it fails now."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return True
+    retries = message.options.get("retries", 0)
+    return bool(retries >= message.options.get("max_retries", actor.options["max_retries"]))
+
+
+def _retrigger(source: str, full: bool, delay_ms: int) -> None:
+    sync_cycle.send_with_options(args=(source, full), delay=delay_ms)
 
 
 def _enqueue_batch(

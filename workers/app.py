@@ -34,22 +34,53 @@ class App:
         return cls(config, engine, Mirror(engine), Runs(engine))
 
     def connector(self, source: SourceConfig, limiter: Limiter | None = None) -> Connector:
+        """`limiter` defaults to the account's shared window (`shared_limiter`)."""
         token = self.config.token(source)
         register_secret(token)
+        if limiter is None and source.rate_limit:
+            limiter = self._shared_limiter(source, token)
         try:
             return build_connector(source, token, limiter)
         except UnsupportedKind as exc:
             raise ConfigError(f"{self.config.path}: {exc}") from None
+
+    def _shared_limiter(self, source: SourceConfig, token: str) -> Limiter:
+        import redis
+
+        from workers.limiter import shared_limiter
+
+        assert source.rate_limit is not None
+        client = redis.Redis.from_url(
+            self.config.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0
+        )
+        return shared_limiter(
+            client,
+            self.config.redis_namespace,
+            source.kind,
+            token,
+            source.rate_limit,
+            source.rate_window,
+        )
 
     def sync_inline(
         self,
         source: SourceConfig,
         *,
         full: bool = False,
+        allow_mass_delete: bool = False,
+        timeout: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> CycleResult:
         with self.connector(source) as connector:
-            return run_cycle(connector, self.mirror, self.runs, full=full, on_progress=on_progress)
+            return run_cycle(
+                connector,
+                self.mirror,
+                self.runs,
+                full=full,
+                mass_delete_fraction=None if allow_mass_delete else source.mass_delete_fraction,
+                timeout=timeout,
+                on_progress=on_progress,
+            )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -13,7 +13,7 @@ import dramatiq
 import redis
 import structlog
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import CurrentMessage, Middleware
 
 from workers.config import AppConfig
 
@@ -43,6 +43,55 @@ class LogContext(Middleware):
     after_skip_message = after_process_message
 
 
+HEARTBEAT_EVERY = 10.0
+HEARTBEAT_TTL = 35
+
+
+def _heartbeat_prefix(namespace: str) -> str:
+    return f"{namespace}:worker-alive:"
+
+
+class Heartbeat(Middleware):
+    """Each worker process says it is alive (a Redis key with a TTL, refreshed every 10 s), so
+    `sync` can warn when a message would only wait in the queue. dramatiq's own heartbeats
+    cannot tell: every process that enqueues (the CLI, the scheduler) writes one too."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        import os
+        import socket
+        import threading
+
+        self._client = client
+        self._key = f"{_heartbeat_prefix(namespace)}{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        import threading
+
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client.set(self._key, "1", ex=HEARTBEAT_TTL)
+            except redis.RedisError:
+                pass  # Redis is down: the broker itself reports that; try again next beat
+            self._stop.wait(HEARTBEAT_EVERY)
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stop.set()
+        try:
+            self._client.delete(self._key)
+        except redis.RedisError:
+            pass
+
+
+def workers_alive(config: AppConfig) -> int:
+    """Worker processes that sent a heartbeat in the last `HEARTBEAT_TTL` seconds."""
+    client = redis_client(config)
+    return sum(1 for _ in client.scan_iter(f"{_heartbeat_prefix(config.redis_namespace)}*"))
+
+
 def configure(config: AppConfig, *, worker: bool = False) -> RedisBroker:
     """Set the process's broker (once; later calls return the same one).
 
@@ -52,6 +101,9 @@ def configure(config: AppConfig, *, worker: bool = False) -> RedisBroker:
     if _broker is None:
         _broker = RedisBroker(url=config.redis_url, namespace=config.redis_namespace)
         _broker.add_middleware(LogContext())
+        _broker.add_middleware(CurrentMessage())
+        if worker:
+            _broker.add_middleware(Heartbeat(redis_client(config), config.redis_namespace))
         if worker and config.metrics_port:
             _add_prometheus(_broker, config)
         dramatiq.set_broker(_broker)

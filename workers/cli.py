@@ -31,7 +31,8 @@ class Context:
 
 
 class _Cli(click.Group):
-    """Every command's config problem ends the same way: one line on stderr, exit code 2."""
+    """Every command's config problem ends the same way: one line on stderr, exit code 2; a
+    database that cannot be reached or used, one line and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -39,6 +40,13 @@ class _Cli(click.Group):
         except ConfigError as exc:
             click.echo(f"invoice-sync: config error: {exc}", err=True)
             sys.exit(2)
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "psycopg", "sqlite3"):
+                raise
+            from workers.logs import describe_error
+
+            click.echo(f"invoice-sync: database error: {describe_error(exc)}", err=True)
+            sys.exit(1)
 
 
 def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,7 +73,13 @@ def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Path(dir_okay=False),
     help="Config file (default: $INVOICE_SYNC_CONFIG, else ./invoice-sync.toml).",
 )
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING, ERROR.")
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Log lines at this level and above go to stderr.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     """Mirror invoices, lines and payments from invoicing APIs into a local database."""
@@ -100,18 +114,40 @@ def db_upgrade(obj: Context) -> None:
 @click.option(
     "--full", is_flag=True, help="Ignore stored versions and refetch everything (resync)."
 )
+@click.option(
+    "--allow-mass-delete",
+    is_flag=True,
+    help="With --inline: mark deleted whatever the listing lacks, past the mass-deletion guard.",
+)
 @click.option("--wait", is_flag=True, help="Without --inline: follow the cycles to their end.")
-@click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait waits at most.")
+@click.option(
+    "--timeout",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds --wait waits, or --inline runs, at most.",
+)
 @click.pass_obj
 def sync(
-    obj: Context, inline: bool, sources: tuple[str, ...], full: bool, wait: bool, timeout: float
+    obj: Context,
+    inline: bool,
+    sources: tuple[str, ...],
+    full: bool,
+    allow_mass_delete: bool,
+    wait: bool,
+    timeout: float,
 ) -> None:
     """Run one sync cycle per source (in the daemon, or here with --inline); print a summary."""
+    import time
+
     from workers.app import App
 
+    if allow_mass_delete and not inline:
+        raise click.UsageError("--allow-mass-delete needs --inline (an ops decision, made here)")
     if not inline:
         _enqueue(obj, sources, full, wait, timeout)
         return
+    deadline = time.monotonic() + timeout
     config = obj.config()
     selected = config.select(sources)
     for source in selected:
@@ -120,7 +156,8 @@ def sync(
     results = []
     try:
         for source in selected:
-            results.append(_sync_with_progress(app, source, full))
+            remaining = max(0.0, deadline - time.monotonic())
+            results.append(_sync_with_progress(app, source, full, allow_mass_delete, remaining))
     finally:
         app.close()
     click.echo(format_summary(results))
@@ -148,21 +185,38 @@ def _enqueue(
         baseline: dict[str, tuple[int, int | None]] = {}
         for source in selected:
             running = app.runs.running(source.name)
+            absorbing = running is not None and (bool(running["full_resync"]) or not full)
             baseline[source.name] = (
                 app.runs.latest_id(source.name),
-                running["id"] if running else None,
+                running["id"] if running and absorbing else None,
             )
-        for source in selected:
-            try:
+        try:
+            alive = broker.workers_alive(config)
+            for source in selected:
                 message = sync_cycle.send(source.name, full)
-            except redis.RedisError as exc:
-                click.echo(
-                    f"invoice-sync: cannot enqueue on Redis at {_redacted_url(config.redis_url)}: "
-                    f"{type(exc).__name__}; is it running? (`sync --inline` needs no Redis)",
-                    err=True,
-                )
+                click.echo(f"{source.name}: cycle enqueued, message {message.message_id}")
+                if full and baseline[source.name][1] is None and app.runs.running(source.name):
+                    click.echo(
+                        f"{source.name}: a normal cycle is running; the full resync runs "
+                        "when it ends"
+                    )
+        except redis.RedisError as exc:
+            click.echo(
+                f"invoice-sync: cannot enqueue on Redis at {_redacted_url(config.redis_url)}: "
+                f"{type(exc).__name__}; is it running? (`sync --inline` needs no Redis)",
+                err=True,
+            )
+            sys.exit(1)
+        if not alive:
+            click.echo(
+                "invoice-sync: warning: no worker is running (none has sent a heartbeat to "
+                f"Redis in the last {broker.HEARTBEAT_TTL} s), so the message waits in the "
+                "queue until one starts: start the daemon's workers with `invoice-sync worker` "
+                "(see the Procfile), or run `invoice-sync sync --inline` instead",
+                err=True,
+            )
+            if not wait:
                 sys.exit(1)
-            click.echo(f"{source.name}: cycle enqueued, message {message.message_id}")
         if not wait:
             return
         deadline = time.monotonic() + timeout
@@ -170,7 +224,7 @@ def _enqueue(
         while len(results) < len(selected) and time.monotonic() < deadline:
             for source in selected:
                 if source.name not in results:
-                    run = app.runs.followed_run(source.name, *baseline[source.name])
+                    run = app.runs.followed_run(source.name, *baseline[source.name], full=full)
                     if run is not None:
                         results[source.name] = CycleResult.from_run(run)
             time.sleep(0.2)
@@ -189,9 +243,12 @@ def _redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sync_with_progress(app: Any, source: Any, full: bool) -> CycleResult:
+def _sync_with_progress(
+    app: Any, source: Any, full: bool, allow_mass_delete: bool, timeout: float
+) -> CycleResult:
+    options = {"full": full, "allow_mass_delete": allow_mass_delete, "timeout": timeout}
     if not sys.stderr.isatty():
-        return app.sync_inline(source, full=full)
+        return app.sync_inline(source, **options)
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -203,7 +260,7 @@ def _sync_with_progress(app: Any, source: Any, full: bool) -> CycleResult:
             bar.update(done - bar.pos)
 
     try:
-        return app.sync_inline(source, full=full, on_progress=progress)
+        return app.sync_inline(source, on_progress=progress, **options)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -240,28 +297,38 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
     try:
         statuses = app.runs.status([s.name for s in config.sources])
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
+        pending = {s.name: app.runs.pending_full(s.name) is not None for s in config.sources}
     finally:
         app.close()
-    queue, queued, redis_error = _queue_state(config)
+    queue, queued, workers, redis_error = _queue_state(config)
     now = dt.datetime.now(dt.UTC)
     report = []
-    stale_sources = []
+    failing: dict[str, list[str]] = {}
     for source, s in zip(config.sources, statuses, strict=True):
         age = (now - s.last_success_at).total_seconds() if s.last_success_at else None
         stale = age is None or age > 3 * source.interval
-        if stale:
-            stale_sources.append(source.name)
+        blocked = s.last_status == "blocked"
+        for flag, raised in (("stale", stale), ("blocked", blocked)):
+            if raised:
+                failing.setdefault(flag, []).append(source.name)
         report.append(
             {
                 **s.as_dict(),
                 "last_success_age_seconds": round(age, 1) if age is not None else None,
                 "stale": stale,
+                "blocked": blocked,
                 "running": running[source.name],
+                "full_resync_pending": pending[source.name],
                 "queued_messages": queued.get(source.name, 0) if queued is not None else None,
             }
         )
     if as_json:
-        body = {"sources": report, "queue": queue, "redis_error": redis_error}
+        body = {
+            "sources": report,
+            "queue": queue,
+            "workers_alive": workers,
+            "redis_error": redis_error,
+        }
         click.echo(json.dumps(body, indent=2))
     else:
         for r in report:
@@ -272,32 +339,45 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 f"deleted {r['deleted']}, quarantined {r['quarantined']}"
             )
             activity = "running" if r["running"] else "idle"
+            if r["full_resync_pending"]:
+                activity += ", a full resync waits for the running cycle"
             if r["queued_messages"]:
                 activity += f", {r['queued_messages']} message(s) queued"
-            click.echo(f"  {activity}{'; STALE' if r['stale'] else ''}")
+            flags = "".join(f"; {flag.upper()}" for flag in ("blocked", "stale") if r[flag])
+            click.echo(f"  {activity}{flags}")
             if r["last_error"]:
                 click.echo(f"  last error: {r['last_error']}")
         if queue is not None:
-            click.echo(f"queue: {queue['ready']} ready, {queue['delayed']} delayed")
+            click.echo(
+                f"queue: {queue['ready']} ready, {queue['delayed']} delayed; "
+                f"workers alive: {workers}"
+            )
         else:
             click.echo(f"queue: unknown ({redis_error})")
-    if check and stale_sources:
-        click.echo(f"stale: {', '.join(stale_sources)}", err=True)
+    if check and failing:
+        for flag, names in failing.items():
+            click.echo(f"{flag}: {', '.join(names)}", err=True)
         sys.exit(1)
 
 
 def _queue_state(
     config: AppConfig,
-) -> tuple[dict[str, int] | None, dict[str, int] | None, str | None]:
-    """Queue depth from Redis; status still answers (from the database) when Redis is down."""
+) -> tuple[dict[str, int] | None, dict[str, int] | None, int | None, str | None]:
+    """Queue depth and live workers from Redis; status still answers (from the database)
+    when Redis is down."""
     import redis
 
     from workers import broker
 
     try:
-        return broker.queue_depth(config), broker.queued_sources(config), None
+        return (
+            broker.queue_depth(config),
+            broker.queued_sources(config),
+            broker.workers_alive(config),
+            None,
+        )
     except redis.RedisError as exc:
-        return None, None, f"Redis unavailable: {type(exc).__name__}"
+        return None, None, None, f"Redis unavailable: {type(exc).__name__}"
 
 
 @cli.command()

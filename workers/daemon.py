@@ -19,13 +19,13 @@ import redis
 from dramatiq.rate_limits import ConcurrentRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
-from connectors.errors import ConnectorError, PermanentError
+from connectors.errors import PermanentError
 from connectors.ratelimit import Limiter
 from connectors.source import SourceConfig
 from store.mirror import utcnow
 from workers.app import App
 from workers.config import ConfigError
-from workers.engine import plan_cycle, sync_batch
+from workers.engine import MassDeletionBlocked, plan_cycle, sync_batch
 from workers.limiter import RedisWindowLimiter, account_key
 from workers.logs import describe_error, get_logger
 from workers.metrics import Metrics, NoMetrics
@@ -34,6 +34,8 @@ MARKER_TTL = dt.timedelta(hours=6)
 CYCLE_LOCK_TTL_MS = 15 * 60 * 1000
 
 EnqueueBatch = Callable[[str, int, int, list[str], list[int], bool], None]
+#: (source, full, delay in ms): send a cycle message again later
+Retrigger = Callable[[str, bool, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,19 @@ class Daemon:
     def _marker(self, run_id: int) -> str:
         return f"{self.namespace}:run:{run_id}:queued"
 
-    def cycle(self, source_name: str, full: bool, enqueue: EnqueueBatch) -> CycleOutcome:
-        """Plan one cycle and enqueue its batches; a trigger while one runs is coalesced."""
+    def cycle(
+        self,
+        source_name: str,
+        full: bool,
+        enqueue: EnqueueBatch,
+        retrigger: Retrigger | None = None,
+    ) -> CycleOutcome:
+        """Plan one cycle and enqueue its batches; a trigger while one runs is coalesced.
+
+        A full resync is never coalesced into a normal cycle: it is recorded as a `pending`
+        run and `retrigger` sends it again later; whichever cycle of the source starts next
+        (this message again, or a scheduled one if Redis lost it) runs it.
+        """
         source = self.app.config.source(source_name)
         log = get_logger(source=source_name)
         mutex = ConcurrentRateLimiter(
@@ -77,6 +90,8 @@ class Daemon:
         )
         with mutex.acquire(raise_on_failure=False) as acquired:
             if not acquired:
+                if full and not self._full_in_progress(source_name):
+                    return self._defer_full(source, retrigger)
                 log.info("cycle coalesced: another cycle of this source is listing")
                 return CycleOutcome(None, 0, True, "listing")
             previous = self.app.runs.running(source_name)
@@ -84,6 +99,8 @@ class Daemon:
                 lease = dt.timedelta(seconds=3 * source.interval)
                 alive = utcnow() - self.app.runs.last_progress(previous["id"]) < lease
                 if alive and self.redis.exists(self._marker(previous["id"])):
+                    if full and not previous["full_resync"]:
+                        return self._defer_full(source, retrigger)
                     log.info(
                         "cycle coalesced: the previous run's batches are in flight",
                         previous_run_id=previous["id"],
@@ -95,15 +112,50 @@ class Daemon:
                     "its batches stopped reporting (Redis flushed or restarted, or a worker "
                     "died); a new cycle re-derived the work",
                 )
+            pending = self.app.runs.pending_full(source_name)
+            if pending is not None and self.app.runs.promote(pending, utcnow()):
+                log.info("running the full resync that waited", run_id=pending)
+                return self._plan(source, True, enqueue, run_id=pending)
             return self._plan(source, full, enqueue)
 
-    def _plan(self, source: SourceConfig, full: bool, enqueue: EnqueueBatch) -> CycleOutcome:
+    def _full_in_progress(self, source_name: str) -> bool:
+        running = self.app.runs.running(source_name)
+        return running is not None and bool(running["full_resync"])
+
+    def _defer_full(self, source: SourceConfig, retrigger: Retrigger | None) -> CycleOutcome:
+        """Record the full resync durably and come back when the running cycle may be done."""
+        pending = self.app.runs.pending_full(source.name)
+        if pending is None:
+            pending = self.app.runs.start(source.name, full=True, when=utcnow(), status="pending")
+        delay = min(max(source.interval / 4, 1.0), 30.0)
+        if retrigger is not None:
+            retrigger(source.name, True, int(delay * 1000))
+        get_logger(source=source.name, run_id=pending).info(
+            "full resync deferred: a normal cycle is running; it runs when that one ends",
+            retry_in_seconds=delay,
+        )
+        return CycleOutcome(pending, 0, False, "full resync deferred")
+
+    def _plan(
+        self,
+        source: SourceConfig,
+        full: bool,
+        enqueue: EnqueueBatch,
+        run_id: int | None = None,
+    ) -> CycleOutcome:
         runs = self.app.runs
-        run_id = runs.start(source.name, full=full, when=utcnow())
+        if run_id is None:
+            run_id = runs.start(source.name, full=full, when=utcnow())
         try:
             with self.app.connector(source, self.limiter(source)) as connector:
                 try:
-                    plan = plan_cycle(connector, self.app.mirror, run_id, full=full)
+                    plan = plan_cycle(
+                        connector,
+                        self.app.mirror,
+                        run_id,
+                        full=full,
+                        mass_delete_fraction=source.mass_delete_fraction,
+                    )
                 finally:
                     self.metrics.batch(
                         source.name,
@@ -113,7 +165,10 @@ class Daemon:
                     )
                 requests = connector.requests
                 batches = plan.batches(connector.batch_size)
-        except (ConnectorError, ConfigError) as exc:
+        except MassDeletionBlocked as exc:
+            self._fail(run_id, exc, status="blocked")
+            raise
+        except Exception as exc:  # recorded, then retried by dramatiq as a new run
             self._fail(run_id, exc)
             raise
         counts = plan.counts()
@@ -177,9 +232,19 @@ class Daemon:
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source_name, run_id)
 
-    def _fail(self, run_id: int, exc: BaseException) -> None:
+    def batch_failed(self, run_id: int, exc: BaseException, *, final: bool) -> None:
+        """A batch failed transiently: its run shows the error now, and fails with it once
+        dramatiq has no retries left (the run would otherwise wait for the lease to expire)."""
+        error = describe_error(exc)
+        get_logger(run_id=run_id).warning("batch failed", error=error, final=final)
+        if final:
+            self._fail(run_id, exc)
+        else:
+            self.app.runs.note_error(run_id, error)
+
+    def _fail(self, run_id: int, exc: BaseException, status: str = "failed") -> None:
         self.app.runs.finish(
-            run_id, status="failed", when=utcnow(), counts={}, error=describe_error(exc)
+            run_id, status=status, when=utcnow(), counts={}, error=describe_error(exc)
         )
         self.redis.delete(self._marker(run_id))
 

@@ -96,7 +96,35 @@ class CycleResult:
         return {name: getattr(self, name) for name in RUN_COUNTERS}
 
 
-def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool) -> CyclePlan:
+#: the mass-deletion guard never trips for fewer vanished invoices than this
+MASS_DELETE_MIN = 100
+
+
+class MassDeletionBlocked(Exception):
+    """The listing lacks so many live invoices that it is more likely wrong than true."""
+
+
+def check_mass_deletion(source: str, vanished: int, live: int, fraction: float | None) -> None:
+    """Refuse to soft-delete more than `fraction` of a source's live invoices (and at least
+    `MASS_DELETE_MIN`) on the word of one listing; `fraction=None` means ops allowed it."""
+    if fraction is None or vanished < MASS_DELETE_MIN or vanished <= fraction * live:
+        return
+    raise MassDeletionBlocked(
+        f"mass deletion guard: the listing lacks {vanished:,} of {live:,} live invoices "
+        f"({vanished / live:.0%}, more than mass_delete_fraction = {fraction:g} allows); nothing "
+        f"was marked deleted or fetched. If the source really deleted them, run "
+        f"`invoice-sync sync --inline --source {source} --allow-mass-delete`"
+    )
+
+
+def plan_cycle(
+    connector: Connector,
+    mirror: Mirror,
+    run_id: int,
+    *,
+    full: bool,
+    mass_delete_fraction: float | None = None,
+) -> CyclePlan:
     """List, diff and record deletions; returns the ids that must be fetched.
 
     Ids listed again after a deletion are made live again here without a fetch when their
@@ -105,8 +133,11 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
     source = connector.name
     listing = connector.list_versions()
     state = mirror.state(source)
+    vanished = [remote_id for remote_id in state.live if remote_id not in listing]
+    check_mass_deletion(source, len(vanished), len(state.live), mass_delete_fraction)
     plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing), versions=listing)
     restore: list[str] = []
+    went_back = 0
     for remote_id, version in listing.items():
         stored = state.live.get(remote_id)
         if stored is None:
@@ -124,9 +155,14 @@ def plan_cycle(connector: Connector, mirror: Mirror, run_id: int, *, full: bool)
             plan.to_fetch.append(remote_id)
             continue
         plan.unchanged += 1
+        went_back += version < stored
         if full or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
-    vanished = [remote_id for remote_id in state.live if remote_id not in listing]
+    if went_back and not full:
+        get_logger(source=source, run_id=run_id).warning(
+            "listed versions older than the mirror's were kept; `sync --full` takes the source's",
+            invoices=went_back,
+        )
     if vanished:
         plan.deleted = mirror.mark_deleted(source, vanished, utcnow())
     if restore:
@@ -165,7 +201,7 @@ def sync_batch(
         if current is None or invoice.remote_version > current.remote_version:
             by_id[invoice.remote_id] = invoice
     write = mirror.write_batch(
-        connector.name, list(by_id.values()), quarantined, run_id=run_id, rewrite_same_version=full
+        connector.name, list(by_id.values()), quarantined, run_id=run_id, full=full
     )
     returned = set(by_id) | {q.remote_id for q in quarantined}
     return BatchResult(
@@ -177,8 +213,17 @@ def sync_batch(
     )
 
 
+class CycleTimeout(Exception):
+    """An inline cycle reached its time limit (`sync --inline --timeout`)."""
+
+
 def _in_parallel(
-    connector: Connector, mirror: Mirror, plan: CyclePlan, run_id: int, workers: int
+    connector: Connector,
+    mirror: Mirror,
+    plan: CyclePlan,
+    run_id: int,
+    workers: int,
+    deadline: float | None,
 ) -> Iterator[tuple[int, BatchResult]]:
     """Run up to `workers` batches at once, each fetched and written by one thread: the
     network, the database server and this process then work at the same time. At most
@@ -190,16 +235,35 @@ def _in_parallel(
         def submit(ids: list[str]) -> Future[BatchResult]:
             return pool.submit(sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full)
 
-        running = {submit(ids) for ids in itertools.islice(batches, workers)}
+        started = deadline is None or time.monotonic() < deadline
+        running = {submit(ids) for ids in itertools.islice(batches, workers if started else 0)}
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 outcome = future.result()
                 done += outcome.requested
                 yield done, outcome
+                if deadline is not None and time.monotonic() >= deadline:
+                    continue  # let the running batches land, start no more
                 following = next(batches, None)
                 if following is not None:
                     running.add(submit(following))
+    if done < len(plan.to_fetch):
+        raise CycleTimeout(
+            f"stopped at the time limit after {done:,} of {len(plan.to_fetch):,} invoices to "
+            "fetch; what was written stays, and the next cycle fetches the rest"
+        )
+
+
+#: run status for failures that are not plain failures
+_FAILED_AS = {MassDeletionBlocked: "blocked", CycleTimeout: "interrupted"}
+
+
+def _expected(exc: BaseException) -> bool:
+    """Failures whose message says it all; anything else is logged with its traceback."""
+    return isinstance(
+        exc, ConnectorError | SQLAlchemyError | OSError | MassDeletionBlocked | CycleTimeout
+    )
 
 
 def run_cycle(
@@ -208,38 +272,50 @@ def run_cycle(
     runs: Runs,
     *,
     full: bool = False,
+    mass_delete_fraction: float | None = None,
+    timeout: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CycleResult:
-    """One whole cycle in this process, recorded in `sync_runs` whatever happens."""
+    """One whole cycle in this process, recorded in `sync_runs` whatever happens.
+
+    `timeout` (seconds) stops starting batches once it has passed; the run is `interrupted`.
+    """
     started = time.perf_counter()
+    deadline = time.monotonic() + timeout if timeout is not None else None
     run_id = runs.start(connector.name, full=full, when=utcnow())
     result = CycleResult(source=connector.name, run_id=run_id, status="running")
     log = get_logger(source=connector.name, run_id=run_id)
     requests_before = connector.requests
     try:
-        plan = plan_cycle(connector, mirror, run_id, full=full)
+        plan = plan_cycle(
+            connector, mirror, run_id, full=full, mass_delete_fraction=mass_delete_fraction
+        )
         plan.versions = {}  # only the daemon's batch messages need them; free the memory now
         for name, value in plan.counts().items():
             setattr(result, name, value)
         if on_progress:
             on_progress(0, len(plan.to_fetch))
         workers = mirror.write_concurrency
-        for done, outcome in _in_parallel(connector, mirror, plan, run_id, workers):
+        for done, outcome in _in_parallel(connector, mirror, plan, run_id, workers, deadline):
             result.quarantined += outcome.quarantined
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
         result.status = "ok"
-    except (ConnectorError, SQLAlchemyError, OSError) as exc:
-        result.status = "failed"
+    except Exception as exc:  # whatever it was, the run records it and the source goes on
+        result.status = _FAILED_AS.get(type(exc), "failed")
         result.error = describe_error(exc)
         log.error("sync cycle failed", error=result.error)
+        if not _expected(exc):
+            log.debug("sync cycle failure traceback", exc_info=True)
     finally:
         result.requests = connector.requests - requests_before
         result.seconds = round(time.perf_counter() - started, 3)
+        if result.status == "running":  # KeyboardInterrupt, SystemExit
+            result.status, result.error = "interrupted", "the process was stopped mid-cycle"
         try:
             runs.finish(
                 run_id,
-                status=result.status if result.status != "running" else "failed",
+                status=result.status,
                 when=utcnow(),
                 counts=result.counts(),
                 error=result.error,

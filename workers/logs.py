@@ -38,8 +38,19 @@ def redact_text(text: str) -> str:
 
 
 def describe_error(exc: BaseException) -> str:
-    """An exception as `sync_runs.error` and the logs record it: type and text, no secrets."""
-    return redact_text(f"{type(exc).__name__}: {exc}")
+    """An exception as `sync_runs.error` and the logs record it: type and text, no secrets.
+
+    A database error is described by the driver's own message (which names the table and
+    column), not SQLAlchemy's dump of the statement and its parameters.
+    """
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        text = f"{type(exc).__name__}: {type(orig).__name__}: {' '.join(str(orig).split())}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    if len(text) > 2000:
+        text = text[:2000] + " [...]"
+    return redact_text(text)
 
 
 def _redact_value(value: Any) -> Any:

@@ -1,0 +1,164 @@
+"""What the daemon's actors do, called directly: real Redis, the real database, the simulator over
+loopback, but no worker processes, so each decision is checked step by step."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from connectors.errors import TransientError
+from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
+from tests.conftest import make_source
+from tests.mirror_check import assert_mirror_equals, mirror_rows
+from workers.app import App
+from workers.config import AppConfig
+from workers.daemon import Daemon
+from workers.engine import MassDeletionBlocked
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+Batch = tuple[str, int, int, list[str], list[int], bool]
+
+
+class Queue:
+    """Stands in for dramatiq's queue: collects what the daemon sends."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+        self.cycles: list[tuple[str, bool, int]] = []
+
+    def batch(self, *message: Any) -> None:
+        self.batches.append(message)  # type: ignore[arg-type]
+
+    def cycle(self, source: str, full: bool, delay_ms: int) -> None:
+        self.cycles.append((source, full, delay_ms))
+
+    def drain(self, daemon: Daemon) -> None:
+        while self.batches:
+            daemon.batch(*self.batches.pop(0))
+
+
+@pytest.fixture
+def daemon(
+    database_url: str, server: SimulatorServer, simulator: MoneybirdSimulator, token: str
+) -> Iterator[Daemon]:
+    namespace = f"isync-test-{uuid.uuid4().hex[:12]}"
+    config = AppConfig(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_namespace=namespace,
+        sources=(make_source(server, simulator, interval="2s"),),
+        path=Path("test.toml"),
+    )
+    app = App.open(config)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        yield Daemon(app, client)
+    finally:
+        keys = list(client.scan_iter(f"{namespace}*"))
+        if keys:
+            client.delete(*keys)
+        app.close()
+
+
+def test_a_full_resync_waits_for_the_normal_cycle_and_then_runs_in_full(
+    daemon: Daemon, simulator: MoneybirdSimulator
+) -> None:
+    queue = Queue()
+    normal = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    assert normal.run_id is not None and len(queue.batches) == 2
+
+    deferred = daemon.cycle("acme", True, queue.batch, queue.cycle)
+
+    assert (deferred.coalesced, deferred.reason) == (False, "full resync deferred")
+    assert queue.cycles == [("acme", True, 1000)], "sent again, to run once the cycle ends"
+    pending = daemon.app.runs.get(deferred.run_id)  # type: ignore[arg-type]
+    assert (pending["status"], pending["full_resync"]) == ("pending", True)
+    again = daemon.cycle("acme", True, queue.batch, queue.cycle)
+    assert again.run_id == deferred.run_id, "a second --full joins the pending one"
+
+    queue.drain(daemon)
+    assert daemon.app.runs.get(normal.run_id)["status"] == "ok"
+    simulator.change_invoice(simulator.ids()[0], reference="changed before the resync")
+
+    resync = daemon.cycle("acme", True, queue.batch, queue.cycle)  # the message sent again
+    assert resync.run_id == deferred.run_id and len(queue.batches) == 2
+    assert all(batch[5] is True for batch in queue.batches), "every batch runs in full"
+    queue.drain(daemon)
+
+    run = daemon.app.runs.get(deferred.run_id)  # type: ignore[arg-type]
+    assert (run["status"], run["full_resync"], run["changed"], run["requests"]) == (
+        "ok",
+        True,
+        1,
+        3,
+    )
+    assert_mirror_equals(daemon.app.engine, simulator)
+
+
+def test_a_pending_full_resync_is_taken_by_the_next_cycle_if_its_message_is_lost(
+    daemon: Daemon,
+) -> None:
+    queue = Queue()
+    daemon.cycle("acme", False, queue.batch, queue.cycle)
+    deferred = daemon.cycle("acme", True, queue.batch, queue.cycle)
+    queue.drain(daemon)
+    queue.cycles.clear()  # Redis lost the message that was to come back
+
+    scheduled = daemon.cycle("acme", False, queue.batch, queue.cycle)
+
+    assert scheduled.run_id == deferred.run_id
+    assert all(batch[5] is True for batch in queue.batches)
+    queue.drain(daemon)
+    assert daemon.app.runs.get(scheduled.run_id)["status"] == "ok"  # type: ignore[arg-type]
+
+
+def test_a_full_trigger_joins_a_running_full_cycle(daemon: Daemon) -> None:
+    queue = Queue()
+    first = daemon.cycle("acme", True, queue.batch, queue.cycle)
+    second = daemon.cycle("acme", True, queue.batch, queue.cycle)
+    assert first.run_id is not None and (second.coalesced, queue.cycles) == (True, [])
+    normal = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    assert normal.coalesced, "a normal trigger joins a full cycle: it does more"
+
+
+def test_the_mass_deletion_guard_blocks_a_daemon_cycle(
+    daemon: Daemon, simulator: MoneybirdSimulator
+) -> None:
+    queue = Queue()
+    daemon.cycle("acme", False, queue.batch, queue.cycle)
+    queue.drain(daemon)
+    for remote_id in simulator.ids()[:110]:
+        simulator.delete_invoice(remote_id)
+
+    with pytest.raises(MassDeletionBlocked):
+        daemon.cycle("acme", False, queue.batch, queue.cycle)
+
+    run = daemon.app.runs.running("acme") or daemon.app.runs.get(daemon.app.runs.latest_id("acme"))
+    assert run["status"] == "blocked" and "lacks 110 of 120" in run["error"]
+    assert not any(r["deleted_at"] for r in mirror_rows(daemon.app.engine).values())
+
+
+def test_a_failing_batch_shows_its_error_and_fails_the_run_when_retries_run_out(
+    daemon: Daemon,
+) -> None:
+    queue = Queue()
+    planned = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    run_id = planned.run_id
+    assert run_id is not None
+
+    daemon.batch_failed(
+        run_id, TransientError("acme: POST ...: server error HTTP 503"), final=False
+    )
+    run = daemon.app.runs.get(run_id)
+    assert run["status"] == "running" and "HTTP 503" in run["error"]
+
+    daemon.batch_failed(run_id, TransientError("acme: POST ...: server error HTTP 503"), final=True)
+    run = daemon.app.runs.get(run_id)
+    assert run["status"] == "failed" and "HTTP 503" in run["error"]
