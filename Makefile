@@ -19,8 +19,8 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check connectors store workers bench
-	$(PY) -m mypy connectors store workers --ignore-missing-imports
+	$(PY) -m ruff format --check connectors store workers bench tests
+	$(PY) -m mypy connectors store workers tests --ignore-missing-imports
 
 bench: $(STAMP)
 	$(PY) bench/sync_bench.py

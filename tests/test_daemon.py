@@ -4,6 +4,8 @@ other suites never share a queue, a mutex or a rate-limit window."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -14,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypedDict
 
 import dramatiq
 import pytest
@@ -23,8 +26,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from dramatiq.brokers.redis import RedisBroker
 
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
-from store.db import make_engine
-from store.schema import sync_runs
+from store.db import HEAD_REVISION, make_engine
+from store.schema import sync_run_batches, sync_runs
 from tests.conftest import TOKEN, TOKEN_ENV
 from tests.mirror_check import assert_mirror_equals
 from workers.broker import QUEUE
@@ -33,6 +36,8 @@ from workers.scheduler import add_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[1]
+INTERVAL = 2.0  # seconds: every daemon test's source interval, unless it sets its own
+LEASE = 3 * INTERVAL  # a running run that showed no life for this long is taken as dead
 
 
 @pytest.fixture
@@ -114,6 +119,12 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+class SimulatorOptions(TypedDict, total=False):
+    token: str
+    rate_limit: int | None
+    rate_window: float
+
+
 @pytest.fixture
 def daemon_setup(
     tmp_path: Path, database_url: str, namespace: str, token: str
@@ -124,16 +135,15 @@ def daemon_setup(
     def start(
         invoices: int = 120,
         threads: int = 2,
-        sim: dict | None = None,
+        sim: SimulatorOptions | None = None,
         metrics_port: int = 0,
         **source: str,
-    ):
-        simulator = MoneybirdSimulator(
-            invoices=invoices, seed=11, **{"token": TOKEN, "rate_limit": None, **(sim or {})}
-        )
+    ) -> tuple[MoneybirdSimulator, Path, Worker]:
+        options: SimulatorOptions = {"token": TOKEN, "rate_limit": None, **(sim or {})}
+        simulator = MoneybirdSimulator(invoices=invoices, seed=11, **options)
         server = SimulatorServer(simulator).__enter__()
         servers.append(server)
-        source.setdefault("interval", '"2s"')
+        source.setdefault("interval", f'"{INTERVAL:g}s"')
         source.setdefault("rate_limit", "100000")
         config = write_config(
             tmp_path / "daemon.toml",
@@ -169,17 +179,91 @@ def enqueue_cycle(namespace: str, full: bool = False) -> None:
     broker.close()
 
 
-def runs(database_url: str) -> list[sa.Row]:
+def migrated(connection: sa.Connection) -> bool:
+    """Whether the worker has migrated the database yet (it does so on its first message).
+
+    `sync_runs` alone is not enough: on SQLite, Alembic's DDL is not transactional, so the table
+    shows up before a later migration adds its last columns; `alembic_version` reaches the head
+    revision only when the whole schema is there, on both databases."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return False
+    version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    return version == HEAD_REVISION
+
+
+def query(database_url: str, statement: sa.Select[Any]) -> list[sa.Row[Any]]:
+    """The statement's rows; [] until the worker has migrated. Any other error fails the test."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return list(connection.execute(sa.select(sync_runs).order_by(sync_runs.c.id)))
-    except sa.exc.OperationalError:
-        return []
-    except sa.exc.ProgrammingError:
-        return []
+            if not migrated(connection):
+                return []
+            return list(connection.execute(statement))
     finally:
         engine.dispose()
+
+
+def runs(database_url: str) -> list[sa.Row[Any]]:
+    return query(database_url, sa.select(sync_runs).order_by(sync_runs.c.id))
+
+
+def reported_batches(database_url: str) -> set[tuple[int, int]]:
+    """(run id, batch no) of every batch that has reported to the database."""
+    statement = sa.select(sync_run_batches.c.run_id, sync_run_batches.c.batch_no)
+    return {(row.run_id, row.batch_no) for row in query(database_url, statement)}
+
+
+def lease_ran_out(database_url: str, run_id: int) -> Callable[[], bool]:
+    """Whether LEASE has passed since the run last showed life: its start, else its newest
+    reported batch (what the daemon checks before it gives up on a running run)."""
+
+    def check() -> bool:
+        (run,) = [r for r in runs(database_url) if r.id == run_id]
+        finished = [
+            row.finished_at
+            for row in query(
+                database_url,
+                sa.select(sync_run_batches.c.finished_at).where(
+                    sync_run_batches.c.run_id == run_id
+                ),
+            )
+        ]
+        last_life = max([run.started_at, *finished])
+        return dt.datetime.now(dt.UTC) - last_life > dt.timedelta(seconds=LEASE)
+
+    return check
+
+
+def zcard(key: str) -> int:
+    with redis.Redis.from_url(REDIS_URL) as client:
+        return int(client.zcard(key))
+
+
+def worker_is_fetching(namespace: str) -> Callable[[], bool]:
+    """dramatiq's RedisBroker records a heartbeat in `{namespace}:__heartbeats__` on every call
+    to Redis (a worker's fetches, but also any enqueue): ask before anything is enqueued."""
+    return lambda: zcard(f"{namespace}:__heartbeats__") > 0
+
+
+def logged(worker: Worker) -> list[dict[str, Any]]:
+    """The worker's structured (JSON) log lines so far."""
+    text = worker.log.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def held_batches(namespace: str) -> set[tuple[int, int]]:
+    """(run id, batch no) of every sync_batch message a worker has fetched and not acked yet:
+    dramatiq's RedisBroker keeps their ids in `{namespace}:__acks__.<worker>.<queue>` sets and
+    their bodies in `{namespace}:<queue>.msgs` until the ack."""
+    held: set[tuple[int, int]] = set()
+    with redis.Redis.from_url(REDIS_URL) as client:
+        for key in client.scan_iter(f"{namespace}:__acks__.*"):
+            ids = list(client.smembers(key))
+            for body in client.hmget(f"{namespace}:{QUEUE}.msgs", ids) if ids else []:
+                message = json.loads(body) if body else {}
+                if message.get("actor_name") == "sync_batch":
+                    held.add((message["args"][1], message["args"][2]))
+    return held
 
 
 def wait_for(
@@ -197,6 +281,25 @@ def finished_ok(database_url: str, count: int = 1) -> Callable[[], bool]:
     return lambda: sum(1 for r in runs(database_url) if r.status == "ok") >= count
 
 
+def invoice_sync(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line in a process of its own, as ops run it beside the daemon."""
+    return subprocess.run(
+        [sys.executable, "-m", "workers", "--config", str(config), *args],
+        cwd=ROOT,
+        env={**os.environ, TOKEN_ENV: TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def summary(stdout: str) -> dict[str, str]:
+    """The first source's row of a sync summary, by column."""
+    lines = stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("source "))
+    return dict(zip(lines[at].split(), lines[at + 1].split(), strict=True))
+
+
 def test_the_scheduler_enqueues_each_source_on_its_interval(tmp_path: Path) -> None:
     config_path = tmp_path / "s.toml"
     config_path.write_text(
@@ -212,13 +315,19 @@ def test_the_scheduler_enqueues_each_source_on_its_interval(tmp_path: Path) -> N
     add_jobs(scheduler, load_config(config_path), sent.append)
     scheduler.start()
     try:
-        time.sleep(1.1)
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        time.sleep(1.1)  # a fixed window on purpose: the count in it has an upper bound too
     finally:
         scheduler.shutdown()
     assert sent.count("slow") == 1, "every source is triggered once at start"
     assert 4 <= sent.count("fast") <= 7
-    job = scheduler.get_job("cycle:fast") if scheduler.running else None
-    assert job is None
+    assert set(jobs) == {"cycle:fast", "cycle:slow"}
+    for name, seconds, grace in (("fast", 0.2, 1), ("slow", 3600.0, 3600)):
+        job = jobs[f"cycle:{name}"]
+        assert job.trigger.interval == dt.timedelta(seconds=seconds)
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, grace), (
+            "missed runs are coalesced into one, never replayed in a burst nor run twice at once"
+        )
 
 
 def test_a_cycle_through_redis_and_a_real_worker_mirrors_the_simulator(
@@ -235,13 +344,8 @@ def test_a_cycle_through_redis_and_a_real_worker_mirrors_the_simulator(
     assert (run.status, run.listed, run.new, run.batches, run.requests) == ("ok", 120, 120, 2, 3)
     assert_mirror_equals(make_engine(database_url), simulator)
 
-    import json
-
     wait_for(lambda: "run finished" in worker.log.read_text(), what="the last log line")
-    lines = [
-        json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")
-    ]
-    ours = [line for line in lines if line["event"] in ("cycle planned", "run finished")]
+    ours = [line for line in logged(worker) if line["event"] in ("cycle planned", "run finished")]
     assert {line["event"] for line in ours} == {"cycle planned", "run finished"}
     for line in ours:
         assert line["source"] == "acme" and line["run_id"] == run.id
@@ -254,14 +358,21 @@ def test_two_triggers_at_once_run_one_cycle(
     database_url: str,
     namespace: str,
 ) -> None:
-    simulator, _config, _worker = daemon_setup(threads=2)
+    simulator, _config, worker = daemon_setup(threads=2)
     simulator.add_fault("slow", endpoint="list", delay=2.0)
-    time.sleep(2.0)  # the worker is up and waiting, so both messages are taken at once
+    # the worker is up and waiting, so both messages are taken at once
+    wait_for(worker_is_fetching(namespace), what="the worker to fetch from Redis")
     enqueue_cycle(namespace)
     enqueue_cycle(namespace)
 
     wait_for(finished_ok(database_url), what="the run to finish")
-    time.sleep(3.0)  # room for a second cycle, which must not appear
+    wait_for(
+        lambda: (
+            any(line["event"].startswith("cycle coalesced") for line in logged(worker))
+            or len(runs(database_url)) > 1
+        ),
+        what="the second trigger to be handled (coalesced, or wrongly run)",
+    )
 
     assert len(runs(database_url)) == 1
     assert [m for m, path, _n in simulator.requests if m == "GET"] == ["GET"]
@@ -280,7 +391,8 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
 
     worker.kill()
     worker.start()
-    time.sleep(6.5)  # three intervals without progress: the stuck run's lease runs out
+    (stuck,) = runs(database_url)
+    wait_for(lease_ran_out(database_url, stuck.id), what="the stuck run's lease to run out")
     enqueue_cycle(namespace)
 
     wait_for(finished_ok(database_url), timeout=60, what="a run to finish after the crash")
@@ -294,13 +406,21 @@ def test_redis_losing_everything_mid_cycle_converges_next_cycle(
     database_url: str,
     namespace: str,
 ) -> None:
-    simulator, _config, _worker = daemon_setup(invoices=450, threads=1)
+    simulator, _config, worker = daemon_setup(invoices=450, threads=1)
     simulator.add_fault("slow", endpoint="fetch", delay=1.5)
     enqueue_cycle(namespace)
-    wait_for(lambda: any(r.batches for r in runs(database_url)), what="the cycle to plan")
+    # logged once all its batches are enqueued (the run's `batches` is set just before that)
+    wait_for(
+        lambda: any(line["event"] == "cycle planned" for line in logged(worker)),
+        what="the cycle to plan",
+    )
 
+    held = held_batches(namespace)
     drop_namespace(namespace)  # FLUSHALL, as far as this deployment can see
-    time.sleep(2.5)  # whatever batch the worker already held finishes
+    wait_for(
+        lambda: held <= reported_batches(database_url),
+        what="the batches the worker already held to finish",
+    )
     enqueue_cycle(namespace)
 
     wait_for(finished_ok(database_url), timeout=60, what="the next cycle to finish")
@@ -340,33 +460,36 @@ def test_ops_resync_from_the_cli_while_the_daemon_runs(
     wait_for(finished_ok(database_url), what="the first run")
     simulator.change_invoice(simulator.ids()[0], reference="edited before the resync")
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "workers",
-            "--config",
-            str(config),
-            "sync",
-            "--full",
-            "--wait",
-            "--timeout",
-            "60",
-        ],
-        cwd=ROOT,
-        env={**os.environ, TOKEN_ENV: TOKEN},
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    result = invoice_sync(config, "sync", "--full", "--wait", "--timeout", "60")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "acme: cycle enqueued, message" in result.stdout
-    header, row = result.stdout.splitlines()[1:3]
-    values = dict(zip(header.split(), row.split(), strict=True))
+    values = summary(result.stdout)
     assert (values["listed"], values["changed"], values["status"]) == ("120", "1", "ok")
     assert values["requests"] == "3", "a full resync refetches every invoice"
     assert TOKEN not in result.stdout + result.stderr
+    assert_mirror_equals(make_engine(database_url), simulator)
+
+
+def test_a_full_resync_sent_while_a_normal_cycle_runs_is_not_lost(
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
+) -> None:
+    simulator, config, _worker = daemon_setup()
+    simulator.add_fault("slow", endpoint="fetch", delay=3.0)
+    enqueue_cycle(namespace)
+    wait_for(lambda: any(m == "POST" for m, _p, _n in simulator.requests), what="a batch in flight")
+
+    result = invoice_sync(config, "sync", "--full", "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "acme: a normal cycle is running; the full resync runs when it ends" in result.stdout
+    normal, full = runs(database_url)
+    assert (normal.status, normal.full_resync) == ("ok", False)
+    assert (full.status, full.full_resync, full.requests) == ("ok", True, 3)
+    values = summary(result.stdout)
+    assert (values["listed"], values["requests"], values["status"]) == ("120", "3", "ok")
     assert_mirror_equals(make_engine(database_url), simulator)
 
 
@@ -413,7 +536,13 @@ def test_a_refused_token_fails_the_run_once_without_retries(
     enqueue_cycle(namespace)
 
     wait_for(lambda: any(r.status == "failed" for r in runs(database_url)), what="the failed run")
-    time.sleep(3.0)  # a retry would show up as a second request
+    # dramatiq dead-letters a message it gives up on; one it retries is acked and sent again
+    dead_letters = f"{namespace}:{QUEUE}.XQ"
+    wait_for(
+        lambda: zcard(dead_letters) == 1 or len(simulator.requests) > 1,
+        what="the message to be given up on (or retried)",
+    )
+    assert zcard(dead_letters) == 1
 
     (run,) = runs(database_url)
     assert run.status == "failed" and "401" in run.error and run.finished_at is not None

@@ -28,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 
 from connectors.moneybird.simulator import STATES, MoneybirdSimulator, SimulatorServer
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "moneybird-openapi.yml"
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "moneybird-openapi.yml"  # see data/README.md
 SPEC_URI = "urn:moneybird-openapi"
 SYNC_PATH = "/{administration_id}/sales_invoices/synchronization{format}"
 TOKEN = "contract-token"
@@ -610,6 +610,7 @@ def test_the_real_rate_limit_slides() -> None:
         assert refused.headers["RateLimit-Remaining"] == "0"
         assert 0 <= int(refused.headers["RateLimit-Reset"]) - time.time() <= 2
         assert simulator.rate_limited == 1 and len(simulator.requests) == 4
+        # until a computed deadline: the 1 s window that began with the first request is over
         time.sleep(max(0.0, 1.05 - (time.monotonic() - started)))
         again = client.get("synchronization.json")
         assert again.status_code == 200 and again.headers["RateLimit-Remaining"] == "2"
