@@ -485,6 +485,7 @@ def test_a_full_resync_sent_while_a_normal_cycle_runs_is_not_lost(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "acme: a normal cycle is running; the full resync runs when it ends" in result.stdout
+    assert "no worker is running" not in result.stderr, "the worker's heartbeat is seen"
     normal, full = runs(database_url)
     assert (normal.status, normal.full_resync) == ("ok", False)
     assert (full.status, full.full_resync, full.requests) == ("ok", True, 3)
