@@ -112,6 +112,9 @@ def test_sync_inline_shares_the_daemons_window_and_sees_no_429(
         thread = threading.Thread(target=daemon_worker)
         thread.start()
         try:
+            deadline = time.monotonic() + 10
+            while sent == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the other sender is under way before the sync starts
             result = app.sync_inline(app.config.sources[0])
         finally:
             stop.set()
