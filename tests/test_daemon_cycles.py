@@ -162,3 +162,41 @@ def test_a_failing_batch_shows_its_error_and_fails_the_run_when_retries_run_out(
     daemon.batch_failed(run_id, TransientError("acme: POST ...: server error HTTP 503"), final=True)
     run = daemon.app.runs.get(run_id)
     assert run["status"] == "failed" and "HTTP 503" in run["error"]
+
+
+def test_the_daemon_scans_the_bank_inbox_once_at_a_time(daemon: Daemon, tmp_path: Path) -> None:
+    import shutil
+
+    from workers.config import ConfigError
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "bankfiles" / "mt940_rabobank_iban.sta", inbox)
+    daemon.app.config = daemon.app.config.model_copy(update={"bank_inbox": inbox})
+
+    assert daemon.scan_inbox() == 1
+    assert [p.name for p in (inbox / "processed").iterdir()] == ["mt940_rabobank_iban.sta"]
+    assert [a.account_iban for a in daemon.app.bank.accounts()] == ["NL71RABO0123456789"]
+
+    daemon.app.config = daemon.app.config.model_copy(update={"bank_inbox": tmp_path / "gone"})
+    with pytest.raises(ConfigError, match="bank_inbox: .* is not a directory"):
+        daemon.scan_inbox()
+
+
+def test_the_scheduler_scans_the_inbox_only_when_one_is_configured(tmp_path: Path) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from workers.scheduler import INBOX_INTERVAL, add_jobs
+
+    config = AppConfig(path=Path("test.toml"))
+    for inbox, expected in ((None, None), (tmp_path, INBOX_INTERVAL)):
+        scheduler = BackgroundScheduler()
+        add_jobs(
+            scheduler,
+            config.model_copy(update={"bank_inbox": inbox}),
+            lambda source: None,
+            lambda: None,
+        )
+        job = scheduler.get_job("bank-inbox")
+        interval = job.trigger.interval.total_seconds() if job else None
+        assert interval == expected

@@ -86,6 +86,18 @@ def _last_attempt(actor: dramatiq.Actor[..., None]) -> bool:
     return bool(retries >= message.options.get("max_retries", actor.options["max_retries"]))
 
 
+@dramatiq.actor(
+    queue_name=broker_module.QUEUE,
+    max_retries=3,
+    min_backoff=5_000,
+    max_backoff=60_000,
+    time_limit=BATCH_TIME_LIMIT_MS,
+    throws=PERMANENT,
+)
+def scan_bank_inbox() -> None:
+    daemon().scan_inbox()
+
+
 def _retrigger(source: str, full: bool, delay_ms: int) -> None:
     sync_cycle.send_with_options(args=(source, full), delay=delay_ms)
 

@@ -11,6 +11,7 @@ from connectors.base import Connector
 from connectors.ratelimit import Limiter
 from connectors.registry import UnsupportedKind, build_connector
 from connectors.source import SourceConfig
+from store.bank import BankStore
 from store.db import make_engine, upgrade
 from store.mirror import Mirror
 from store.runs import Runs
@@ -25,13 +26,14 @@ class App:
     engine: Engine
     mirror: Mirror
     runs: Runs
+    bank: BankStore
 
     @classmethod
     def open(cls, config: AppConfig, *, migrate: bool = True) -> App:
         engine = make_engine(config.database_url)
         if migrate:
             upgrade(engine)
-        return cls(config, engine, Mirror(engine), Runs(engine))
+        return cls(config, engine, Mirror(engine), Runs(engine), BankStore(engine))
 
     def connector(self, source: SourceConfig, limiter: Limiter | None = None) -> Connector:
         """`limiter` defaults to the account's shared window (`shared_limiter`)."""

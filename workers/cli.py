@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -298,6 +299,7 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         statuses = app.runs.status([s.name for s in config.sources])
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
         pending = {s.name: app.runs.pending_full(s.name) is not None for s in config.sources}
+        accounts = app.bank.accounts()
     finally:
         app.close()
     queue, queued, workers, redis_error = _queue_state(config)
@@ -325,6 +327,16 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
     if as_json:
         body = {
             "sources": report,
+            "bank_accounts": [
+                {
+                    "account_iban": a.account_iban,
+                    "transactions": a.transactions,
+                    "newest_booking_date": _iso(a.newest_booking_date),
+                    "last_import_at": _iso(a.last_import_at),
+                    "last_import_file": a.last_import_file,
+                }
+                for a in accounts
+            ],
             "queue": queue,
             "workers_alive": workers,
             "redis_error": redis_error,
@@ -347,6 +359,16 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
             click.echo(f"  {activity}{flags}")
             if r["last_error"]:
                 click.echo(f"  last error: {r['last_error']}")
+        for a in accounts:
+            last = (
+                f"last import {a.last_import_at.isoformat()} ({a.last_import_file})"
+                if a.last_import_at
+                else "no file import"
+            )
+            click.echo(
+                f"bank {a.account_iban}: {a.transactions} transactions, newest booked "
+                f"{a.newest_booking_date}; {last}"
+            )
         if queue is not None:
             click.echo(
                 f"queue: {queue['ready']} ready, {queue['delayed']} delayed; "
@@ -358,6 +380,10 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         for flag, names in failing.items():
             click.echo(f"{flag}: {', '.join(names)}", err=True)
         sys.exit(1)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _queue_state(
@@ -378,6 +404,34 @@ def _queue_state(
         )
     except redis.RedisError as exc:
         return None, None, None, f"Redis unavailable: {type(exc).__name__}"
+
+
+@cli.command("import-bank")
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--account",
+    metavar="IBAN",
+    help="The account, for files that do not name it as an IBAN (some CSV and older MT940).",
+)
+@click.pass_obj
+def import_bank(obj: Context, files: tuple[Path, ...], account: str | None) -> None:
+    """Import bank statement files (camt.053, MT940, ING/Rabobank CSV): one line per file."""
+    from workers.app import App
+    from workers.bank_import import AccountError, import_bank_file, normalize_account
+
+    try:
+        iban = normalize_account(account) if account else None
+    except AccountError as exc:
+        raise click.BadParameter(str(exc), param_hint="--account") from None
+    app = App.open(obj.config())
+    try:
+        results = [import_bank_file(app.bank, path, iban) for path in files]
+    finally:
+        app.close()
+    for result in results:
+        click.echo(result.line())
+    sys.exit(1 if any(r.status != "ok" for r in results) else 0)
 
 
 @cli.command()
@@ -424,9 +478,9 @@ def scheduler(obj: Context) -> None:
 
     config = obj.config()
     broker.configure(config)
-    from workers.actors import sync_cycle
+    from workers.actors import scan_bank_inbox, sync_cycle
 
-    run_scheduler(config, sync_cycle.send)
+    run_scheduler(config, sync_cycle.send, scan_bank_inbox.send)
 
 
 @cli.command()

@@ -30,6 +30,7 @@ class AppConfig(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_namespace: str = Field(default="invoice-sync", pattern=r"^[A-Za-z0-9_.:-]+$")
     metrics_port: int | None = Field(default=9191, ge=0, le=65535)
+    bank_inbox: Path | None = None
     sources: tuple[SourceConfig, ...] = Field(default=())
     path: Path | None = None
 

@@ -232,6 +232,23 @@ class Daemon:
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source_name, run_id)
 
+    def scan_inbox(self) -> int:
+        """Import what settled in the bank inbox; one scan at a time per deployment."""
+        from workers.inbox import scan_inbox
+
+        inbox = self.app.config.bank_inbox
+        if inbox is None:
+            return 0
+        if not inbox.is_dir():
+            raise ConfigError(f"{self.app.config.path}: bank_inbox: {inbox} is not a directory")
+        mutex = ConcurrentRateLimiter(
+            self._mutex_backend, f"{self.namespace}:bank-inbox", limit=1, ttl=CYCLE_LOCK_TTL_MS
+        )
+        with mutex.acquire(raise_on_failure=False) as acquired:
+            if not acquired:
+                return 0
+            return len(scan_inbox(self.app.bank, inbox))
+
     def batch_failed(self, run_id: int, exc: BaseException, *, final: bool) -> None:
         """A batch failed transiently: its run shows the error now, and fails with it once
         dramatiq has no retries left (the run would otherwise wait for the lease to expire)."""

@@ -125,6 +125,8 @@ def configure(*, level: str = "INFO", json: bool | None = None, stream: Any = No
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # mt-940 logs every field it rejects; our parser reports the file's problem once, by line
+    logging.getLogger("mt940").setLevel(logging.CRITICAL)
 
 
 def get_logger(name: str = "invoice_sync", **context: Any) -> structlog.stdlib.BoundLogger:

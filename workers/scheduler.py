@@ -17,8 +17,28 @@ from apscheduler.triggers.interval import IntervalTrigger
 from workers.config import AppConfig
 from workers.logs import get_logger
 
+#: how often the bank inbox is scanned (`bank_inbox` in the config)
+INBOX_INTERVAL = 60.0
 
-def add_jobs(scheduler: BaseScheduler, config: AppConfig, enqueue: Callable[[str], object]) -> None:
+
+def add_jobs(
+    scheduler: BaseScheduler,
+    config: AppConfig,
+    enqueue: Callable[[str], object],
+    enqueue_inbox: Callable[[], object] | None = None,
+) -> None:
+    if config.bank_inbox is not None and enqueue_inbox is not None:
+        scheduler.add_job(
+            enqueue_inbox,
+            IntervalTrigger(seconds=INBOX_INTERVAL),
+            id="bank-inbox",
+            name="bank inbox scan",
+            next_run_time=dt.datetime.now(dt.UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(INBOX_INTERVAL),
+            replace_existing=True,
+        )
     for source in config.sources:
         scheduler.add_job(
             _trigger,
@@ -41,8 +61,12 @@ def _trigger(source: str, enqueue: Callable[[str], object]) -> None:
     )
 
 
-def run_scheduler(config: AppConfig, enqueue: Callable[[str], object]) -> None:
+def run_scheduler(
+    config: AppConfig,
+    enqueue: Callable[[str], object],
+    enqueue_inbox: Callable[[], object] | None = None,
+) -> None:
     scheduler = BlockingScheduler(timezone=dt.UTC)
-    add_jobs(scheduler, config, enqueue)
+    add_jobs(scheduler, config, enqueue, enqueue_inbox)
     get_logger().info("scheduler started", sources=[s.name for s in config.sources])
     scheduler.start()

@@ -1,0 +1,116 @@
+"""Benchmark: importing a large camt.053 and a large MT940, then importing each again.
+
+Files of N transactions (default 100,000) are generated first (`tests/bankgen.py`: camt.053.001.02
+as Dutch banks send it, MT940 in the Rabobank structured dialect). Each import runs as a fresh
+`invoice-sync import-bank FILE` child process, timed from spawn to exit (the interpreter's start,
+imports and the migration check included), with the child's own peak RSS from `wait4`. The second
+import of the same file finds every transaction already present. Memory is measured at two file
+sizes to show it does not grow with the file.
+
+    .venv/bin/python bench/bank_bench.py [--transactions 100000] [--databases postgresql,sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.sync_bench import BIN, ROOT, fresh_database  # noqa: E402
+from tests.bankgen import random_transactions, write_camt053, write_mt940  # noqa: E402
+
+ACCOUNT = "NL91ABNA0417164300"
+PER_STATEMENT = 10_000
+
+
+def generate(kind: str, path: Path, count: int) -> None:
+    transactions = random_transactions(count, dt.date(2025, 1, 1))
+    statements = []
+    while chunk := [t for _, t in zip(range(PER_STATEMENT), transactions, strict=False)]:
+        statements.append(chunk)
+    if kind == "camt053":
+        write_camt053(path, ACCOUNT, statements)
+    else:
+        write_mt940(path, ACCOUNT, statements)
+
+
+def run_import(config: Path, path: Path) -> tuple[str, float, float]:
+    """One import as its own process: wall time from spawn to exit, and its peak RSS."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            [str(BIN), "--config", str(config), "--log-level", "WARNING", "import-bank", str(path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        errors.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"import failed ({proc.returncode}):\n{out}\n{errors.read()}")
+    return out.strip(), wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--transactions", type=int, default=100_000)
+    parser.add_argument("--databases", default="postgresql,sqlite")
+    parser.add_argument("--formats", default="camt053,mt940")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="invoice-sync-bank-bench-"))
+    results = []
+    try:
+        for kind in args.formats.split(","):
+            path = workdir / f"statement-{kind}.{'xml' if kind == 'camt053' else 'sta'}"
+            generate(kind, path, args.transactions)
+            size_mb = path.stat().st_size / 1e6
+            for database in args.databases.split(","):
+                url = fresh_database(database, workdir)
+                config = workdir / f"{database}.toml"
+                config.write_text(f'database_url = "{url}"\n')
+                for phase in ("first import", "re-import"):
+                    out, wall, rss = run_import(config, path)
+                    results.append(
+                        {
+                            "format": kind,
+                            "database": database,
+                            "phase": phase,
+                            "transactions": args.transactions,
+                            "file_mb": round(size_mb, 1),
+                            "wall": round(wall, 2),
+                            "transactions_per_s": round(args.transactions / wall),
+                            "peak_rss_mb": round(rss, 1),
+                            "output": out,
+                        }
+                    )
+                    print(json.dumps(results[-1]), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print("| format | database | phase | transactions | file MB | wall s | tx/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['format']} | {r['database']} | {r['phase']} | {r['transactions']:,} "
+            f"| {r['file_mb']} | {r['wall']} | {r['transactions_per_s']:,} | {r['peak_rss_mb']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The interface every bank file parser fills in, and the dispatch from content to parser."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
+
+#: bytes read from the start of a file to tell its format
+HEAD_BYTES = 4096
+
+
+class BankFile(abc.ABC):
+    #: `camt053`, `mt940` or `csv`: what `bank_imports.format` and `bank_transactions.origin` say
+    format: ClassVar[str]
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.statements: list[StatementSummary] = []
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def error(self, where: str | None, problem: str) -> BankFileError:
+        return BankFileError(self.name, self.format, where, problem)
+
+    @abc.abstractmethod
+    def transactions(self) -> Iterator[BankTransaction]:
+        """Stream the file's transactions in file order; raise `BankFileError` where it breaks."""
+
+
+def detect(path: Path, head: bytes) -> type[BankFile]:
+    """The parser for this content (never the file name); unsupported formats are refused by
+    name (camt.052/054, MT942, ...)."""
+    import connectors.bank.camt053 as camt053
+    import connectors.bank.csv_export as csv_export
+    import connectors.bank.mt940 as mt940
+
+    for module in (camt053, mt940, csv_export):
+        parser = module.sniff(path, head)
+        if parser is not None:
+            return parser
+    raise BankFileError(path.name, None, None, "not a camt.053, MT940 or bank CSV file")
+
+
+def open_bank_file(path: Path) -> BankFile:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise BankFileError(path.name, None, None, f"cannot be read: {exc.strerror}") from None
+    if not head.strip():
+        raise BankFileError(path.name, None, None, "the file is empty")
+    return detect(path, head)(path)

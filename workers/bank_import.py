@@ -1,0 +1,255 @@
+"""Import one bank statement file: the one function the command line and the daemon's inbox call.
+
+Parse (streaming) -> give each transaction its account and dedup key -> write all of it in one
+database transaction, or nothing -> record the import in `bank_imports`. A file that cannot be
+read imports nothing and says exactly why; one that does not balance imports with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.bank import BankFile, BankFileError, BankTransaction, open_bank_file
+from store.bank import BankStore
+from store.mirror import utcnow
+
+_IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
+#: a bank reference longer than this is hashed into the key (the column holds 80)
+_MAX_REFERENCE = 72
+
+
+class AccountError(ValueError):
+    """`--account` is missing, malformed, or contradicts the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    file: str
+    format: str | None
+    accounts: tuple[str, ...]
+    statements: int
+    new: int
+    present: int
+    balance_check: str | None
+    status: str
+    error: str | None
+    import_id: int | None = None
+
+    def line(self) -> str:
+        """What `import-bank` prints for the file."""
+        if self.status != "ok":
+            return f"{self.file}: FAILED: {self.error}"
+        balance = self.balance_check or "no balances in the file"
+        if self.balance_check not in (None, "ok"):
+            balance = f"WARNING: does not balance: {self.balance_check}"
+        return (
+            f"{self.file}: {self.format}, account {', '.join(self.accounts) or '-'}, "
+            f"{self.statements} statement(s), {self.new} new, {self.present} already present; "
+            f"balance check: {balance}"
+        )
+
+
+def normalize_account(value: str) -> str:
+    """An account as typed by a person (`--account`): must be a valid IBAN, checksum included."""
+    from stdnum import iban
+    from stdnum.exceptions import ValidationError
+
+    try:
+        return str(iban.validate(value))
+    except ValidationError as exc:
+        raise AccountError(f"--account {value!r} is not a valid IBAN ({exc})") from None
+
+
+def _is_iban(value: str | None) -> bool:
+    """IBAN-shaped: bank sample files are anonymised, so a failing checksum is still an IBAN."""
+    return value is not None and _IBAN_SHAPE.match(value) is not None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dedup_key(tx: BankTransaction, account: str, occurrence: int) -> str:
+    """The bank's own reference where it gives a stable one; otherwise what a person would
+    call "the same transaction": account, date, amount, counterparty, text, and which of the
+    identical ones of that statement it is (so two identical payments on one day stay two)."""
+    if tx.bank_reference:
+        if len(tx.bank_reference) <= _MAX_REFERENCE:
+            return f"ref:{tx.bank_reference}"
+        return "ref#" + hashlib.sha256(tx.bank_reference.encode()).hexdigest()[:64]
+    return "hash:" + _identity(tx, account, occurrence)
+
+
+def _identity(tx: BankTransaction, account: str, occurrence: int | None) -> str:
+    amount = format(tx.amount.normalize(), "f") if tx.amount else "0"
+    parts = (
+        account,
+        tx.booking_date.isoformat(),
+        amount,
+        tx.currency,
+        tx.counterparty_iban or "",
+        tx.counterparty_name or "",
+        tx.description or "",
+        tx.payment_reference or "",
+        tx.end_to_end_id or "",
+        "" if occurrence is None else str(occurrence),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:64]
+
+
+class _Rows:
+    """Turns the parser's stream into rows for the store, resolving each transaction's account
+    and counting identical transactions per statement for their dedup keys."""
+
+    def __init__(
+        self, bank_file: BankFile, account: str | None, import_id: int, origin_file: str
+    ) -> None:
+        self.bank_file = bank_file
+        self.account = account
+        self.import_id = import_id
+        self.origin_file = origin_file
+        self.accounts: dict[str, None] = {}
+        self._seen: dict[str, int] = {}
+        self._statement = -1
+
+    def _account_of(self, tx: BankTransaction) -> str:
+        named = tx.account_iban.replace(" ", "").upper() if tx.account_iban else None
+        if _is_iban(named):
+            assert named is not None
+            if self.account is not None and named != self.account:
+                raise AccountError(
+                    f"the file is for account {named}, but --account says {self.account}"
+                )
+            return named
+        if self.account is not None:
+            return self.account
+        what = (
+            f"names its account {tx.account_iban!r}, which is not an IBAN"
+            if named
+            else ("names no account")
+        )
+        raise AccountError(f"the file {what}; pass --account IBAN")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        now = utcnow()
+        for tx in self.bank_file.transactions():
+            if tx.statement != self._statement:
+                self._statement, self._seen = tx.statement, {}
+            account = self._account_of(tx)
+            self.accounts.setdefault(account)
+            if tx.bank_reference:
+                occurrence = 0
+            else:
+                identity = _identity(tx, account, None)
+                occurrence = self._seen.get(identity, 0)
+                self._seen[identity] = occurrence + 1
+            yield {
+                "account_iban": account,
+                "booking_date": tx.booking_date,
+                "value_date": tx.value_date,
+                "amount": tx.amount,
+                "currency": tx.currency,
+                "counterparty_name": tx.counterparty_name,
+                "counterparty_iban": tx.counterparty_iban,
+                "description": tx.description,
+                "payment_reference": tx.payment_reference,
+                "payment_reference_issuer": tx.payment_reference_issuer,
+                "end_to_end_id": tx.end_to_end_id,
+                "bank_reference": tx.bank_reference,
+                "reversal": tx.reversal,
+                "return_reason": tx.return_reason,
+                "origin": self.bank_file.format,
+                "origin_file": self.origin_file,
+                "import_id": self.import_id,
+                "source": None,
+                "remote_version": None,
+                "deleted_at": None,
+                "dedup_key": dedup_key(tx, account, occurrence),
+                "raw": tx.raw,
+                "imported_at": now,
+            }
+
+
+def _describe(name: str, exc: Exception) -> str:
+    if isinstance(exc, BankFileError):
+        return str(exc)
+    if isinstance(exc, AccountError):
+        return f"{name}: {exc}"
+    from workers.logs import describe_error, get_logger
+
+    get_logger(file=name).debug("bank import failed", exc_info=True)
+    return f"{name}: {describe_error(exc)}"
+
+
+def import_bank_file(store: BankStore, path: Path, account: str | None = None) -> ImportResult:
+    """Import one file: all of it or nothing, recorded in `bank_imports` either way."""
+    name = path.name
+    try:
+        sha256 = sha256_of(path)
+    except OSError as exc:
+        return ImportResult(name, None, (), 0, 0, 0, None, "failed", f"{name}: {exc.strerror}")
+    import_id = store.start_import(name, sha256, utcnow())
+    bank_file: BankFile | None = None
+    rows: _Rows | None = None
+    try:
+        bank_file = open_bank_file(path)
+        rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
+        written = store.write(import_id, rows)
+    except Exception as exc:  # whatever broke, the file imports nothing and says why
+        error = _describe(name, exc)
+        store.finish_import(
+            import_id,
+            utcnow(),
+            status="failed",
+            error=error,
+            format=bank_file.format if bank_file else None,
+        )
+        return ImportResult(
+            name,
+            bank_file.format if bank_file else None,
+            (),
+            0,
+            0,
+            0,
+            None,
+            "failed",
+            error,
+            import_id,
+        )
+    problems = [p for s in bank_file.statements if (p := s.balance_problem())]
+    has_balances = any(s.closing_balance is not None for s in bank_file.statements)
+    balance = "; ".join(problems) if problems else ("ok" if has_balances else None)
+    accounts = tuple(rows.accounts)
+    result = ImportResult(
+        name,
+        bank_file.format,
+        accounts,
+        len(bank_file.statements),
+        written.new,
+        written.present,
+        balance,
+        "ok",
+        None,
+        import_id,
+    )
+    store.finish_import(
+        import_id,
+        utcnow(),
+        status="ok",
+        format=bank_file.format,
+        accounts=", ".join(accounts) or None,
+        statements=result.statements,
+        transactions_new=result.new,
+        transactions_present=result.present,
+        balance_check=balance,
+    )
+    return result
