@@ -439,3 +439,120 @@ def test_fuzz_mutated_samples(
     for where, byte in flips:
         data[min(len(data) - 1, int(len(data) * where))] = byte
     drain(write(tmp_path, bytes(data), "mutated.xml"))
+
+
+# -- streaming: what is read in one walk, positions after deletion, constant memory -------------
+
+
+def _expected(elem, plan, ns: str, prefix: str = "", base=None, first_at: str = ""):  # type: ignore[no-untyped-def]
+    """What `find` says for every path of a plan, steps marked `_FIRST` read below their first
+    match only, `_EACH` as `find(parent).findall(leaf)`: the reference for `camt053._reader`."""
+    base = elem if base is None else base
+    expected: dict[str, object] = {}
+
+    def q(path: str) -> str:
+        return "/".join(f"{{{ns}}}{step}" for step in path.split("/"))
+
+    for name, spec in plan.items():
+        key, rel = prefix + name, (prefix[len(first_at) :] + name)
+        if spec == camt053._EACH:
+            parent_path = rel.rpartition("/")[0]
+            parent = base.find(q(parent_path)) if parent_path else base
+            if parent is not None and parent.findall(q(name)):
+                expected[key] = [(e.text or "").strip() for e in parent.findall(q(name))]
+            continue
+        found = base.find(q(rel))
+        if found is None:
+            continue
+        if spec is None:
+            expected[key] = (found.text or "").strip() or None
+        elif spec == camt053._ELEM:
+            expected[key] = found
+        else:
+            expected[key] = found
+            mode, sub = spec
+            if mode == camt053._FIRST:
+                expected.update(_expected(elem, sub, ns, key + "/", found, key + "/"))
+            else:
+                expected.update(_expected(elem, sub, ns, key + "/", base, first_at))
+    return expected
+
+
+def test_reader_matches_find(tmp_path: Path) -> None:
+    # several RmtInf (Ustrd of the first only, CdtrRefInf from any), a first CdtrRefInf without
+    # Ref, empty leaves, parties in v8 style, repeated Refs: all as `find` would have it
+    tricky = (
+        "<TxDtls><Refs/><Refs><EndToEndId> </EndToEndId><EndToEndId>E2</EndToEndId></Refs>"
+        "<RmtInf><Ustrd>a</Ustrd><Ustrd/><Ustrd> b </Ustrd></RmtInf>"
+        "<RmtInf><Ustrd>not read</Ustrd><Strd><CdtrRefInf><Tp><Issr>X</Issr></Tp></CdtrRefInf>"
+        "<CdtrRefInf><Ref>second</Ref></CdtrRefInf></Strd></RmtInf>"
+        "<RltdPties><Dbtr><Pty><Nm>P</Nm></Pty></Dbtr><Dbtr><Nm>late</Nm></Dbtr>"
+        "<DbtrAcct><Id/></DbtrAcct><DbtrAcct><Id><IBAN>NL1</IBAN></Id></DbtrAcct></RltdPties>"
+        "<RtrInf><Rsn><Prtry>P1</Prtry></Rsn><Rsn><Cd>AC06</Cd></Rsn></RtrInf>"
+        '<AmtDtls><TxAmt/><TxAmt><Amt Ccy="EUR">1.00</Amt></TxAmt></AmtDtls></TxDtls>'
+    )
+    extra = "<Sts>INFO</Sts><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>x</DtTm></BookgDt>"
+    path = write(tmp_path, statement(entry("1.00", "CRDT", tricky, extra)))
+    from lxml import etree
+
+    tree = etree.parse(str(path))
+    ntry = tree.find(f".//{{{NS2}}}Ntry")
+    tx = tree.find(f".//{{{NS2}}}TxDtls")
+    assert ntry is not None and tx is not None
+    for elem, plan in ((ntry, camt053._NTRY_PLAN), (tx, camt053._TX_PLAN)):
+        got = camt053._reader(plan, NS2)(elem)
+        assert got == _expected(elem, plan, NS2)
+    got = camt053._reader(camt053._TX_PLAN, NS2)(tx)
+    assert got["RmtInf/Ustrd"] == ["a", "", "b"]
+    assert got["RmtInf/Strd/CdtrRefInf/Tp/Issr"] == "X" and "RmtInf/Strd/CdtrRefInf/Ref" not in got
+    assert got["Refs/EndToEndId"] is None
+
+
+def test_positions_count_what_was_already_dropped(tmp_path: Path) -> None:
+    entries = [entry(f"{n}.00", "CRDT", tx(f"{n}.00")) for n in range(1, 40)]
+    path = write(tmp_path, statement(*entries, entry("1.00", "CREDIT")))
+    with pytest.raises(BankFileError, match=r"Stmt\[1\]/Ntry\[40\]/CdtDbtInd.*neither"):
+        parse(path)
+    details = "".join(tx("1.00") for _ in range(30)) + tx()
+    path = write(tmp_path, statement(entry("1.00", "CRDT"), entry("31.00", "CRDT", details)))
+    with pytest.raises(BankFileError, match=r"Ntry\[2\]/NtryDtls/TxDtls\[31\].*cannot be split"):
+        parse(path)
+    text = statement(*entries).replace('<Amt Ccy="EUR">25.00</Amt>', "<Amt Ccy=EUR>25.00</Amt>")
+    with pytest.raises(BankFileError) as caught:
+        parse(write(tmp_path, text.replace("</Stmt>", "</Stmt><Stmt>", 1) + "</Stmt>"))
+    assert "malformed XML" in caught.value.problem
+    assert caught.value.where is not None and "Stmt[1]/Ntry[25]" in caught.value.where
+
+
+def test_statement_ids_and_second_statement_errors(tmp_path: Path) -> None:
+    one = statement(entry("1.00", "CRDT"))
+    head, _, rest = one.partition("<Stmt>")
+    stmt = "<Stmt>" + rest.partition("</Stmt>")[0] + "</Stmt>"
+    second = stmt.replace("<Id>S1</Id>", "<Id>S2</Id>").replace("1.00", "2,00")
+    path = write(tmp_path, head + stmt + stmt.replace("S1", "S2") + "</BkToCstmrStmt></Document>")
+    bank_file, transactions = parse(path)
+    assert [s.statement_id for s in bank_file.statements] == ["S1", "S2"]
+    assert [t.statement for t in transactions] == [0, 1]
+    path = write(tmp_path, head + stmt + second + "</BkToCstmrStmt></Document>")
+    with pytest.raises(BankFileError, match=r"Stmt\[2\]/Ntry\[1\]/Amt"):
+        parse(path)
+
+
+def test_tree_stays_small_while_streaming(tmp_path: Path) -> None:
+    """Entries, and the details of one batch entry, are dropped once read."""
+    entries = [entry(f"{n}.00", "CRDT", tx(f"{n}.00")) for n in range(1, 2001)]
+    batch = entry("2000.00", "DBIT", "".join(tx("1.00") for _ in range(2000)))
+    path = write(tmp_path, statement(*entries, batch))
+    bank_file = open_camt(path)
+    largest = count = 0
+    for _ in bank_file.transactions():
+        count += 1
+        if count % 100 == 0:
+            current = bank_file._current  # type: ignore[attr-defined]
+            largest = max(largest, sum(1 for _ in current.getroottree().getroot().iter()))
+    assert count == 4000
+    from lxml import etree
+
+    total = sum(1 for _ in etree.parse(str(path)).iter())
+    # what is left is the parser's read-ahead (one 32 KiB chunk), not the file
+    assert total > 30_000 and 0 < largest < 3_000
