@@ -10,12 +10,39 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from connectors.http import ApiClient
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
+
+#: the record kind every connector mirrors; others (`financial_mutations`) are per connector
+INVOICES = "invoices"
+
+
+class RecordStream(Protocol):
+    """What the sync engine needs of one kind of remote record: a connector is the invoice
+    stream itself, and hands out its other streams with `Connector.stream`."""
+
+    name: str
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def requests(self) -> int: ...
+
+    @property
+    def throttled(self) -> int: ...
+
+    def list_versions(self) -> dict[str, int]: ...
+
+    def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]: ...
+
+    def normalize(self, record: Any, raw: RawJSON) -> Any: ...
+
+    def identify(self, record: Any) -> tuple[str | None, int | None]: ...
 
 
 class Connector(abc.ABC):
@@ -53,6 +80,12 @@ class Connector(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def stream(self, kind: str) -> RecordStream:
+        """The stream of `kind` records (`invoices` is the connector itself)."""
+        if kind == INVOICES:
+            return self
+        raise ValueError(f"a {self.kind} source has no {kind!r} stream")
 
     @abc.abstractmethod
     def list_versions(self) -> dict[str, int]:

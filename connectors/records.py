@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from connectors.bank.records import BankTransaction
+
 #: The normalized invoice states, a contract with the reporting database.
 INVOICE_STATES = frozenset(
     {"draft", "open", "partially_paid", "late", "paid", "uncollectible", "cancelled"}
@@ -69,3 +71,14 @@ class Invoice:
     def __post_init__(self) -> None:
         if self.state not in INVOICE_STATES:
             raise ValueError(f"state {self.state!r} is not one of {sorted(INVOICE_STATES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBankTransaction:
+    """A bank transaction an invoicing platform holds (Moneybird's financial mutations), with the
+    remote id and version the sync engine diffs on."""
+
+    remote_id: str
+    remote_version: int
+    raw: RawJSON
+    transaction: BankTransaction

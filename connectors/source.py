@@ -48,9 +48,17 @@ class SourceConfig(BaseModel):
     rate_window: Duration = 300.0
     timeout: Duration = 30.0
     mass_delete_fraction: float = Field(default=0.5, gt=0, le=1)
+    bank: bool = False
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """What this source mirrors: invoices, and the platform's bank transactions if `bank`."""
+        return ("invoices", "financial_mutations") if self.bank else ("invoices",)
 
     @model_validator(mode="after")
     def _kind_needs(self) -> SourceConfig:
         if self.kind == "moneybird" and not self.administration_id:
             raise ValueError("administration_id: required key is missing for kind 'moneybird'")
+        if self.bank and self.kind != "moneybird":
+            raise ValueError(f"bank: kind {self.kind!r} has no bank transactions to mirror")
         return self

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
+from connectors.bank.records import BankTransaction
+from connectors.records import RemoteBankTransaction
+from store.mirror import BatchWrite, Mirror, Quarantined, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
 #: the columns a written transaction carries, in COPY order
@@ -163,3 +166,108 @@ def _insert_chunks(connection: Connection, rows: Iterable[dict[str, Any]]) -> in
         connection.execute(statement, chunk)
         offered += len(chunk)
     return offered
+
+
+class BankMirror(Mirror):
+    """The mirror of bank transactions an invoicing platform holds (Moneybird's financial
+    mutations): rows of `bank_transactions` with `origin = 'moneybird'`, the remote id in
+    `bank_reference`, diffed, deleted and quarantined like invoices."""
+
+    stream: ClassVar[str] = "financial_mutations"
+    origin: ClassVar[str] = "moneybird"
+
+    def _id_column(self) -> Any:
+        return bank_transactions.c.bank_reference
+
+    def _scope(self, source: str) -> list[Any]:
+        return [bank_transactions.c.source == source, bank_transactions.c.origin == self.origin]
+
+    def _write(
+        self,
+        source: str,
+        records: Sequence[RemoteBankTransaction],
+        quarantined: Sequence[Quarantined],
+        run_id: int | None,
+        full: bool,
+    ) -> BatchWrite:
+        now = utcnow()
+        written: list[str] = []
+        with self.engine.begin() as connection:
+            if records:
+                rows = [self._row(source, record, now) for record in records]
+
+                def newer(excluded: Any) -> Any:
+                    return bank_transactions.c.remote_version < excluded.remote_version
+
+                result = _upsert(
+                    connection,
+                    bank_transactions,
+                    rows,
+                    keys=("account_iban", "dedup_key"),
+                    keep=("imported_at",),
+                    where=None if full else newer,
+                    returning=(bank_transactions.c.bank_reference,),
+                )
+                written = [remote_id for (remote_id,) in result.all()]
+                if written:
+                    self._resolve_errors(connection, source, written, now)
+            if quarantined:
+                self._quarantine(connection, source, quarantined, run_id, now)
+        return BatchWrite(
+            written=len(written),
+            not_newer=len(records) - len(written),
+            quarantined=len(quarantined),
+        )
+
+    def _row(self, source: str, record: RemoteBankTransaction, now: dt.datetime) -> dict[str, Any]:
+        return transaction_row(
+            record.transaction,
+            account=record.transaction.account_iban or "",
+            origin=self.origin,
+            dedup_key=f"{self.origin}:{record.remote_id}",
+            imported_at=now,
+            source=source,
+            remote_version=record.remote_version,
+            raw=record.raw,
+        )
+
+
+def transaction_row(
+    tx: BankTransaction,
+    *,
+    account: str,
+    origin: str,
+    dedup_key: str,
+    imported_at: dt.datetime,
+    origin_file: str | None = None,
+    import_id: int | None = None,
+    source: str | None = None,
+    remote_version: int | None = None,
+    raw: str | None = None,
+) -> dict[str, Any]:
+    """A `bank_transactions` row: the transaction, and where it came from."""
+    return {
+        "account_iban": account,
+        "booking_date": tx.booking_date,
+        "value_date": tx.value_date,
+        "amount": tx.amount,
+        "currency": tx.currency,
+        "counterparty_name": tx.counterparty_name,
+        "counterparty_iban": tx.counterparty_iban,
+        "description": tx.description,
+        "payment_reference": tx.payment_reference,
+        "payment_reference_issuer": tx.payment_reference_issuer,
+        "end_to_end_id": tx.end_to_end_id,
+        "bank_reference": tx.bank_reference,
+        "reversal": tx.reversal,
+        "return_reason": tx.return_reason,
+        "origin": origin,
+        "origin_file": origin_file,
+        "import_id": import_id,
+        "source": source,
+        "remote_version": remote_version,
+        "deleted_at": None,
+        "dedup_key": dedup_key,
+        "raw": tx.raw if raw is None else raw,
+        "imported_at": imported_at,
+    }

@@ -10,7 +10,7 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql.expression import TableClause
 
-from connectors.records import Invoice
+from connectors.records import Invoice, RemoteBankTransaction
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
@@ -64,14 +64,18 @@ def _refusal_text(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {text[:500]}"
 
 
-def _quarantine_entry(record: Invoice, error: str) -> Quarantined:
+#: what a stream's `normalize` produces and its mirror writes
+Record = Invoice | RemoteBankTransaction
+
+
+def _quarantine_entry(record: Record, error: str) -> Quarantined:
     version = record.remote_version if -(2**63) <= record.remote_version < 2**63 else None
     return Quarantined(record.remote_id, version, error, record.raw)
 
 
 def _set_aside(
-    records: list[Invoice], candidates: Sequence[Invoice], quarantined: list[Quarantined]
-) -> list[Invoice]:
+    records: list[Any], candidates: Sequence[Record], quarantined: list[Quarantined]
+) -> list[Any]:
     """Move the candidates the database cannot hold into `quarantined`; return the rest."""
     bad: set[int] = set()
     for record in candidates:
@@ -126,24 +130,20 @@ def _among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
     return col.in_(values)
 
 
-def _update_by_remote_id(
+def _update_by_ids(
     connection: Connection,
-    target: Table,
-    source: str,
+    id_column: Any,
+    scope: Sequence[Any],
     remote_ids: Sequence[str],
     *conditions: Any,
     **values: Any,
 ) -> int:
-    """UPDATE the source's rows with these remote ids (and `conditions`); returns the count."""
+    """UPDATE the rows in `scope` with these remote ids (and `conditions`); returns the count."""
     count = 0
     for chunk in _chunks(remote_ids, _chunk_size(connection)):
         count += connection.execute(
-            update(target)
-            .where(
-                target.c.source == source,
-                _among(connection, target.c.remote_id, chunk),
-                *conditions,
-            )
+            update(id_column.table)
+            .where(*scope, _among(connection, id_column, chunk), *conditions)
             .values(**values)
         ).rowcount
     return count
@@ -241,7 +241,22 @@ def _upsert(
 
 
 class Mirror:
-    """The store's public surface for the sync engine."""
+    """The store's public surface for the sync engine: the invoice stream's mirror.
+
+    Another record kind (`BankMirror`) names its table, id column and scope, and writes its own
+    rows; diffing state, deletion marking and the quarantine are shared.
+    """
+
+    stream: ClassVar[str] = "invoices"
+
+    def _id_column(self) -> Any:
+        return invoices.c.remote_id
+
+    def _scope(self, source: str) -> list[Any]:
+        return [invoices.c.source == source]
+
+    def _errors(self, source: str) -> list[Any]:
+        return [sync_errors.c.source == source, sync_errors.c.stream == self.stream]
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -258,13 +273,14 @@ class Mirror:
         live: dict[str, int] = {}
         deleted: dict[str, int] = {}
         with self.engine.connect() as connection:
+            table = self._id_column().table
             rows = connection.execute(
                 select(
-                    invoices.c.remote_id,
-                    invoices.c.remote_version,
-                    invoices.c.deleted_at.is_(None),  # a bool: no timestamp parsing per row
+                    self._id_column(),
+                    table.c.remote_version,
+                    table.c.deleted_at.is_(None),  # a bool: no timestamp parsing per row
                 )
-                .where(invoices.c.source == source)
+                .where(*self._scope(source))
                 .execution_options(yield_per=10_000)
             )
             for remote_id, version, is_live in rows:
@@ -272,7 +288,7 @@ class Mirror:
             quarantined = frozenset(
                 connection.execute(
                     select(sync_errors.c.remote_id).where(
-                        sync_errors.c.source == source, sync_errors.c.resolved_at.is_(None)
+                        *self._errors(source), sync_errors.c.resolved_at.is_(None)
                     )
                 ).scalars()
             )
@@ -285,11 +301,12 @@ class Mirror:
         query instead of an API request.
         """
         ids = list(planned)
+        column = self._id_column()
         with self.engine.connect() as connection:
-            stored = dict(
+            stored: dict[str, int] = dict(
                 connection.execute(
-                    select(invoices.c.remote_id, invoices.c.remote_version).where(
-                        invoices.c.source == source, _among(connection, invoices.c.remote_id, ids)
+                    select(column, column.table.c.remote_version).where(
+                        *self._scope(source), _among(connection, column, ids)
                     )
                 ).all()
             )
@@ -298,10 +315,10 @@ class Mirror:
     def release_quarantine(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> None:
         """A quarantined record deleted at the remote end will never validate: stop counting it."""
         with self.engine.begin() as connection:
-            _update_by_remote_id(
+            _update_by_ids(
                 connection,
-                sync_errors,
-                source,
+                sync_errors.c.remote_id,
+                self._errors(source),
                 remote_ids,
                 sync_errors.c.resolved_at.is_(None),
                 resolved_at=when,
@@ -318,16 +335,18 @@ class Mirror:
         self, source: str, remote_ids: Sequence[str], when: dt.datetime | None
     ) -> int:
         """Only rows whose state actually flips are touched, so the count is what changed."""
-        flips = invoices.c.deleted_at.is_(None) if when else invoices.c.deleted_at.is_not(None)
+        column = self._id_column()
+        deleted_at = column.table.c.deleted_at
+        flips = deleted_at.is_(None) if when else deleted_at.is_not(None)
         with self.engine.begin() as connection:
-            return _update_by_remote_id(
-                connection, invoices, source, remote_ids, flips, deleted_at=when
+            return _update_by_ids(
+                connection, column, self._scope(source), remote_ids, flips, deleted_at=when
             )
 
     def write_batch(
         self,
         source: str,
-        records: Sequence[Invoice],
+        records: Sequence[Any],
         quarantined: Sequence[Quarantined],
         *,
         run_id: int | None = None,
@@ -356,7 +375,7 @@ class Mirror:
     def _try_write(
         self,
         source: str,
-        records: Sequence[Invoice],
+        records: Sequence[Any],
         quarantined: Sequence[Quarantined],
         run_id: int | None,
         full: bool,
@@ -372,7 +391,7 @@ class Mirror:
     def _write_one_by_one(
         self,
         source: str,
-        records: Sequence[Invoice],
+        records: Sequence[Any],
         quarantined: list[Quarantined],
         run_id: int | None,
         full: bool,
@@ -391,7 +410,7 @@ class Mirror:
     def _write(
         self,
         source: str,
-        records: Sequence[Invoice],
+        records: Sequence[Any],
         quarantined: Sequence[Quarantined],
         run_id: int | None,
         full: bool,
@@ -550,12 +569,18 @@ class Mirror:
         """Mostly there is nothing in quarantine: look first, update only what is there."""
         open_errors = connection.execute(
             select(sync_errors.c.remote_id).where(
-                sync_errors.c.source == source, sync_errors.c.resolved_at.is_(None)
+                *self._errors(source), sync_errors.c.resolved_at.is_(None)
             )
         ).scalars()
         resolved = set(open_errors).intersection(remote_ids)
         if resolved:
-            _update_by_remote_id(connection, sync_errors, source, sorted(resolved), resolved_at=now)
+            _update_by_ids(
+                connection,
+                sync_errors.c.remote_id,
+                self._errors(source),
+                sorted(resolved),
+                resolved_at=now,
+            )
 
     def _quarantine(
         self,
@@ -571,6 +596,7 @@ class Mirror:
             [
                 {
                     "source": source,
+                    "stream": self.stream,
                     "remote_id": e.remote_id,
                     "remote_version": e.remote_version,
                     "error": e.error,
@@ -583,7 +609,7 @@ class Mirror:
                 }
                 for e in entries
             ],
-            keys=("source", "remote_id"),
+            keys=("source", "stream", "remote_id"),
             keep=("first_seen_at",),
             overrides=lambda excluded: {"attempts": sync_errors.c.attempts + 1},
         )

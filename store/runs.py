@@ -11,6 +11,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from store.schema import invoices, sync_errors, sync_run_batches, sync_runs
 
+#: the stream every source has (a run's `stream` column)
+INVOICES = "invoices"
+
 RUN_COUNTERS = (
     "listed",
     "new",
@@ -47,11 +50,23 @@ class SourceStatus:
         }
 
 
+def _of(source: str, stream: str) -> list[Any]:
+    return [sync_runs.c.source == source, sync_runs.c.stream == stream]
+
+
 class Runs:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def start(self, source: str, *, full: bool, when: dt.datetime, status: str = "running") -> int:
+    def start(
+        self,
+        source: str,
+        *,
+        full: bool,
+        when: dt.datetime,
+        status: str = "running",
+        stream: str = INVOICES,
+    ) -> int:
         with self.engine.begin() as connection:
             return int(
                 connection.execute(
@@ -60,6 +75,7 @@ class Runs:
                         source=source,
                         started_at=when,
                         status=status,
+                        stream=stream,
                         full_resync=full,
                         **{name: 0 for name in RUN_COUNTERS},
                     )
@@ -67,12 +83,12 @@ class Runs:
                 ).scalar_one()
             )
 
-    def pending_full(self, source: str) -> int | None:
+    def pending_full(self, source: str, stream: str = INVOICES) -> int | None:
         """The full resync that waits for the running cycle to end, if one does."""
         with self.engine.connect() as connection:
             return connection.execute(
                 select(func.min(sync_runs.c.id)).where(
-                    sync_runs.c.source == source, sync_runs.c.status == "pending"
+                    *_of(source, stream), sync_runs.c.status == "pending"
                 )
             ).scalar()
 
@@ -177,18 +193,22 @@ class Runs:
                 ).rowcount
             )
 
-    def latest_id(self, source: str) -> int:
+    def latest_id(self, source: str, stream: str = INVOICES) -> int:
         with self.engine.connect() as connection:
             return int(
                 connection.execute(
-                    select(func.coalesce(func.max(sync_runs.c.id), 0)).where(
-                        sync_runs.c.source == source
-                    )
+                    select(func.coalesce(func.max(sync_runs.c.id), 0)).where(*_of(source, stream))
                 ).scalar_one()
             )
 
     def followed_run(
-        self, source: str, after_id: int, absorbing_id: int | None, *, full: bool = False
+        self,
+        source: str,
+        after_id: int,
+        absorbing_id: int | None,
+        *,
+        full: bool = False,
+        stream: str = INVOICES,
     ) -> dict[str, Any] | None:
         """For `sync --wait`: the first finished run that answers a trigger sent when `after_id`
         was the newest run; `absorbing_id` is the run that was running then, which absorbs a
@@ -197,7 +217,7 @@ class Runs:
         if absorbing_id is not None:
             covers = covers | (sync_runs.c.id == absorbing_id)
         conditions = [
-            sync_runs.c.source == source,
+            *_of(source, stream),
             sync_runs.c.status.not_in(("running", "pending")),
             covers,
         ]
@@ -209,11 +229,11 @@ class Runs:
             ).first()
         return dict(row._mapping) if row else None
 
-    def running(self, source: str) -> dict[str, Any] | None:
+    def running(self, source: str, stream: str = INVOICES) -> dict[str, Any] | None:
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(sync_runs)
-                .where(sync_runs.c.source == source, sync_runs.c.status == "running")
+                .where(*_of(source, stream), sync_runs.c.status == "running")
                 .order_by(sync_runs.c.id.desc())
                 .limit(1)
             ).first()
@@ -232,12 +252,14 @@ class Runs:
             ).scalar()
         return max(started, latest) if latest is not None else started
 
-    def interrupt_running(self, source: str, when: dt.datetime, reason: str) -> int:
+    def interrupt_running(
+        self, source: str, when: dt.datetime, reason: str, stream: str = INVOICES
+    ) -> int:
         """Close runs whose batches will never all report (lost with Redis, say)."""
         with self.engine.begin() as connection:
             return connection.execute(
                 update(sync_runs)
-                .where(sync_runs.c.source == source, sync_runs.c.status == "running")
+                .where(*_of(source, stream), sync_runs.c.status == "running")
                 .values(status="interrupted", finished_at=when, error=reason)
             ).rowcount
 
@@ -246,13 +268,31 @@ class Runs:
             row = connection.execute(select(sync_runs).where(sync_runs.c.id == run_id)).one()
         return dict(row._mapping)
 
+    def last_status(self, source: str, stream: str = INVOICES) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(sync_runs.c.status)
+                .where(*_of(source, stream), sync_runs.c.status != "pending")
+                .order_by(sync_runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+
+    def last_success(self, source: str, stream: str = INVOICES) -> dt.datetime | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.max(sync_runs.c.finished_at)).where(
+                    *_of(source, stream), sync_runs.c.status == "ok"
+                )
+            ).scalar()
+
     def status(self, sources: list[str]) -> list[SourceStatus]:
+        """Per source, its invoice stream (the other streams: `last_success`, `running`)."""
         result = []
         with self.engine.connect() as connection:
             for source in sources:
                 last_success = connection.execute(
                     select(func.max(sync_runs.c.finished_at)).where(
-                        sync_runs.c.source == source, sync_runs.c.status == "ok"
+                        *_of(source, INVOICES), sync_runs.c.status == "ok"
                     )
                 ).scalar()
                 mirrored, deleted = connection.execute(
@@ -268,7 +308,7 @@ class Runs:
                 ).scalar_one()
                 last = connection.execute(
                     select(sync_runs.c.status)
-                    .where(sync_runs.c.source == source)
+                    .where(*_of(source, INVOICES))
                     .order_by(sync_runs.c.id.desc())
                     .limit(1)
                 ).scalar()

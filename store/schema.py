@@ -108,6 +108,7 @@ sync_runs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("status", String(20), nullable=False),
+    Column("stream", String(40), nullable=False, server_default="invoices"),
     Column("full_resync", Boolean, nullable=False, default=False),
     Column("listed", Integer, nullable=False, default=0),
     Column("new", Integer, nullable=False, default=0),
@@ -119,7 +120,7 @@ sync_runs = Table(
     Column("requests", Integer, nullable=False, default=0),
     Column("error", Text),
     Column("batches", Integer),
-    Index(None, "source", "started_at"),
+    Index(None, "source", "stream", "started_at"),
 )
 
 sync_run_batches = Table(
@@ -153,7 +154,8 @@ sync_errors = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, default=1),
     Column("resolved_at", UTCDateTime),
-    UniqueConstraint("source", "remote_id"),
+    Column("stream", String(40), nullable=False, server_default="invoices"),
+    UniqueConstraint("source", "stream", "remote_id"),
 )
 
 bank_imports = Table(
@@ -206,4 +208,5 @@ bank_transactions = Table(
     Column("imported_at", UTCDateTime, nullable=False),
     UniqueConstraint("account_iban", "dedup_key"),
     Index(None, "account_iban", "booking_date"),
+    Index(None, "source", "bank_reference"),
 )

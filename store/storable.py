@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, String, Table
 
-from connectors.records import Invoice
-from store.schema import invoice_lines, invoices, payments
+from connectors.records import Invoice, RemoteBankTransaction
+from store.schema import bank_transactions, invoice_lines, invoices, payments
 
 _INT64 = 2**63
 _INT32 = 2**31
@@ -62,14 +62,20 @@ def _fields(record: Any, table: Table, prefix: str) -> Iterator[tuple[str, Any, 
             yield prefix + field.name, getattr(record, field.name), column
 
 
-def unstorable(invoice: Invoice) -> str | None:
+def unstorable(record: Invoice | RemoteBankTransaction) -> str | None:
     """`"lines[2].description: contains a NUL ..."` for the first value the database would
     refuse, or None when every value fits."""
-    values = list(_fields(invoice, invoices, ""))
-    for index, line in enumerate(invoice.lines):
-        values.extend(_fields(line, invoice_lines, f"lines[{index}]."))
-    for index, payment in enumerate(invoice.payments):
-        values.extend(_fields(payment, payments, f"payments[{index}]."))
+    if isinstance(record, RemoteBankTransaction):
+        values = [
+            ("remote_version", record.remote_version, bank_transactions.c.remote_version),
+            *_fields(record.transaction, bank_transactions, ""),
+        ]
+    else:
+        values = list(_fields(record, invoices, ""))
+        for index, line in enumerate(record.lines):
+            values.extend(_fields(line, invoice_lines, f"lines[{index}]."))
+        for index, payment in enumerate(record.payments):
+            values.extend(_fields(payment, payments, f"payments[{index}]."))
     for name, value, column in values:
         problem = _column_problem(value, column)
         if problem is not None:
@@ -77,6 +83,6 @@ def unstorable(invoice: Invoice) -> str | None:
     return None
 
 
-def may_be_unstorable(invoice: Invoice) -> bool:
+def may_be_unstorable(record: Invoice | RemoteBankTransaction) -> bool:
     """Cheap pre-filter: a NUL or lone surrogate can only arrive as a `\\u` escape in the JSON."""
-    return "\\u" in invoice.raw
+    return "\\u" in record.raw

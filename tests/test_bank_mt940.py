@@ -20,7 +20,6 @@ from connectors.bank.records import BankFileError, BankTransaction, StatementSum
 
 DATA = Path(__file__).parent / "data" / "bankfiles"
 OURS = DATA / "ours"
-SHELF_RABOBANK = Path(__file__).resolve().parents[2] / "shared" / "bankfiles" / "mt940_rabobank.swi"
 
 SAMPLES = sorted(DATA.glob("mt940_*")) + sorted(OURS.glob("mt940_*"))
 
@@ -221,28 +220,6 @@ def test_rabobank_structured_crlf() -> None:
     path = OURS / "mt940_rabobank_structured_crlf.swi"
     assert b"\r\n" in path.read_bytes()
     check_rabobank_structured(path)
-
-
-def test_rabobank_original_from_the_shelf() -> None:
-    if not SHELF_RABOBANK.exists():
-        pytest.skip(
-            "../shared/bankfiles is not beside this checkout; "
-            "ours/mt940_rabobank_structured_crlf.swi covers the dialect"
-        )
-    txs, statements = read(SHELF_RABOBANK)
-    assert len(statements) == 4
-    assert [s.transactions for s in statements] == [1, 0, 1, 0]
-    assert [t.amount for t in txs] == [Decimal("400.00"), Decimal("-34.61")]
-    assert statements[0].opening_balance == Decimal("4433.52")
-    assert statements[-1].closing_balance == Decimal("4798.91")
-    assert all(s.balance_problem() is None for s in statements)
-    assert {s.account for s in statements} == {"NL34RABO0142623393"}
-    smith, costs = txs
-    assert (smith.counterparty_name, smith.counterparty_iban) == ("R. SMITH", "NL66RABO0160878799")
-    assert smith.description == "Test money paid by other partner:"
-    assert costs.counterparty_name == "Kosten"
-    assert costs.description == "Periode 01-10-2013 t/m 31-12-2013"
-    assert costs.booking_date == dt.date(2014, 1, 1)
 
 
 def test_ing_sepa() -> None:

@@ -139,6 +139,7 @@ def test_sync_prints_a_summary_and_status_reports_it(
     header, row = out.splitlines()[:2]
     assert header.split() == [
         "source",
+        "stream",
         "listed",
         "new",
         "changed",
@@ -150,7 +151,7 @@ def test_sync_prints_a_summary_and_status_reports_it(
         "seconds",
         "status",
     ]
-    assert row.split()[:9] == ["acme", "120", "120", "0", "0", "0", "0", "0", "3"]
+    assert row.split()[:10] == ["acme", "invoices", "120", "120", "0", "0", "0", "0", "0", "3"]
     assert row.split()[-1] == "ok"
 
     code, out, _ = run("--config", str(path), "status", "--json")
@@ -255,9 +256,9 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
 
     assert code == 0, err
     first, second = out.split("second sync")
-    assert "demo    80      80" in first
+    assert "demo    invoices  80      80" in first
     row = second.splitlines()[2].split()
-    assert row[0] == "demo" and row[1] == "81" and row[2] == "4"  # listed, new
+    assert row[:4] == ["demo", "invoices", "81", "4"]  # listed, new
     assert "status: mirrored 81, deleted 3, quarantined 0" in out
     assert database.exists()
 

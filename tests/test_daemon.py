@@ -312,7 +312,7 @@ def test_the_scheduler_enqueues_each_source_on_its_interval(tmp_path: Path) -> N
     )
     sent: list[str] = []
     scheduler = BackgroundScheduler()
-    add_jobs(scheduler, load_config(config_path), sent.append)
+    add_jobs(scheduler, load_config(config_path), lambda source, _stream: sent.append(source))
     scheduler.start()
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}

@@ -23,7 +23,7 @@ from workers.engine import MassDeletionBlocked
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
-Batch = tuple[str, int, int, list[str], list[int], bool]
+Batch = tuple[str, int, int, list[str], list[int], bool, str]
 
 
 class Queue:
@@ -31,13 +31,13 @@ class Queue:
 
     def __init__(self) -> None:
         self.batches: list[Batch] = []
-        self.cycles: list[tuple[str, bool, int]] = []
+        self.cycles: list[tuple[str, bool, int, str]] = []
 
     def batch(self, *message: Any) -> None:
         self.batches.append(message)  # type: ignore[arg-type]
 
-    def cycle(self, source: str, full: bool, delay_ms: int) -> None:
-        self.cycles.append((source, full, delay_ms))
+    def cycle(self, source: str, full: bool, delay_ms: int, stream: str) -> None:
+        self.cycles.append((source, full, delay_ms, stream))
 
     def drain(self, daemon: Daemon) -> None:
         while self.batches:
@@ -53,7 +53,7 @@ def daemon(
         database_url=database_url,
         redis_url=REDIS_URL,
         redis_namespace=namespace,
-        sources=(make_source(server, simulator, interval="2s"),),
+        sources=(make_source(server, simulator, interval="2s", bank=True),),
         path=Path("test.toml"),
     )
     app = App.open(config)
@@ -77,7 +77,7 @@ def test_a_full_resync_waits_for_the_normal_cycle_and_then_runs_in_full(
     deferred = daemon.cycle("acme", True, queue.batch, queue.cycle)
 
     assert (deferred.coalesced, deferred.reason) == (False, "full resync deferred")
-    assert queue.cycles == [("acme", True, 1000)], "sent again, to run once the cycle ends"
+    assert queue.cycles == [("acme", True, 1000, "invoices")], "sent again, when the cycle ends"
     pending = daemon.app.runs.get(deferred.run_id)  # type: ignore[arg-type]
     assert (pending["status"], pending["full_resync"]) == ("pending", True)
     again = daemon.cycle("acme", True, queue.batch, queue.cycle)
@@ -194,9 +194,28 @@ def test_the_scheduler_scans_the_inbox_only_when_one_is_configured(tmp_path: Pat
         add_jobs(
             scheduler,
             config.model_copy(update={"bank_inbox": inbox}),
-            lambda source: None,
+            lambda source, stream: None,
             lambda: None,
         )
         job = scheduler.get_job("bank-inbox")
         interval = job.trigger.interval.total_seconds() if job else None
         assert interval == expected
+
+
+def test_the_daemon_runs_the_bank_stream_beside_the_invoices(
+    daemon: Daemon, simulator: MoneybirdSimulator
+) -> None:
+    queue = Queue()
+    invoices = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    mutations = daemon.cycle("acme", False, queue.batch, queue.cycle, "financial_mutations")
+
+    assert not invoices.coalesced and not mutations.coalesced, "one mutex per stream"
+    assert {batch[6] for batch in queue.batches} == {"invoices", "financial_mutations"}
+    queue.drain(daemon)
+
+    runs = [daemon.app.runs.get(r.run_id) for r in (invoices, mutations)]  # type: ignore[arg-type]
+    assert [(r["stream"], r["status"], r["new"]) for r in runs] == [
+        ("invoices", "ok", 120),
+        ("financial_mutations", "ok", len(simulator.mutation_ids())),
+    ]
+    assert daemon.app.bank_mirror.state("acme").live.keys() == set(simulator.mutation_ids())

@@ -26,11 +26,21 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from connectors.moneybird.simulator import STATES, MoneybirdSimulator, SimulatorServer
+from connectors.moneybird.simulator import (
+    BANK_ACCOUNT_IBAN,
+    BANK_ACCOUNT_ID,
+    STATES,
+    MoneybirdSimulator,
+    SimulatorServer,
+)
 
 SPEC_PATH = Path(__file__).resolve().parent / "data" / "moneybird-openapi.yml"  # see data/README.md
 SPEC_URI = "urn:moneybird-openapi"
 SYNC_PATH = "/{administration_id}/sales_invoices/synchronization{format}"
+MUTATIONS_PATH = "/{administration_id}/financial_mutations/synchronization{format}"
+ACCOUNTS_PATH = "/{administration_id}/financial_accounts{format}"
+SHARED_400 = "/components/responses/400_bad_request/content/application~1json/schema"
+SHARED_403 = "/components/responses/403_forbidden/content/application~1json/schema"
 TOKEN = "contract-token"
 NUMBER = re.compile(r"^-?[0-9]+[,\.]?[0-9]*$")  # components/schemas/number, string branch
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -78,18 +88,16 @@ class Spec:
             SPEC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
         )
 
-    def operation(self, method: str) -> dict[str, Any]:
-        return self.document["paths"][SYNC_PATH][method]
+    def operation(self, method: str, path: str = SYNC_PATH) -> dict[str, Any]:
+        return self.document["paths"][path][method]
 
-    def response_pointer(self, method: str, status: str) -> str:
+    def response_pointer(self, method: str, status: str, path: str = SYNC_PATH) -> str:
         """Pointer to an operation's JSON response schema, via a `$ref` to a shared response."""
-        response = self.operation(method)["responses"][status]
+        response = self.operation(method, path)["responses"][status]
         if "$ref" in response:
             base = response["$ref"].removeprefix("#")
         else:
-            base = "/" + "/".join(
-                _escape(p) for p in ("paths", SYNC_PATH, method, "responses", status)
-            )
+            base = "/" + "/".join(_escape(p) for p in ("paths", path, method, "responses", status))
         return f"{base}/content/application~1json/schema"
 
     def validator(self, pointer: str) -> Draft202012Validator:
@@ -652,3 +660,319 @@ def test_the_command_line_serves_in_the_foreground() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# --- financial mutations and accounts (scope `bank`, accounts scope `settings`) -------------
+
+ALL_TIME = "period:20000101..20991231"
+
+
+def _iban_valid(iban: str) -> bool:
+    return bool(re.fullmatch(r"NL\d{2}[A-Z]{4}\d{10}", iban)) and _rf_valid(iban)
+
+
+def _api(server: SimulatorServer, simulator: MoneybirdSimulator) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{server.base_url}/{simulator.administration_id}/",
+        headers={"Authorization": f"Bearer {simulator.token}"},
+        timeout=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def api(served: tuple[MoneybirdSimulator, SimulatorServer]) -> Iterator[httpx.Client]:
+    with _api(served[1], served[0]) as shared:
+        yield shared
+
+
+@pytest.fixture
+def fresh_api() -> Iterator[tuple[MoneybirdSimulator, httpx.Client]]:
+    simulator = MoneybirdSimulator(invoices=60, token=TOKEN, rate_limit=None, seed=7)
+    with SimulatorServer(simulator) as server, _api(server, simulator) as client:
+        yield simulator, client
+
+
+MUTATIONS = "financial_mutations/synchronization.json"
+
+
+def _listed_mutations(client: httpx.Client, filter_: str | None = None) -> dict[str, int]:
+    params = {} if filter_ is None else {"filter": filter_}
+    response = client.get(MUTATIONS, params=params)
+    assert response.status_code == 200, response.text
+    return {item["id"]: item["version"] for item in response.json()}
+
+
+@pytest.fixture(scope="module")
+def all_mutations(api: httpx.Client) -> list[dict[str, Any]]:
+    ids = list(_listed_mutations(api, ALL_TIME))
+    fetched: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 100):
+        response = api.post(MUTATIONS, json={"ids": ids[start : start + 100]})
+        assert response.status_code == 200
+        fetched.extend(response.json())
+    return fetched
+
+
+def test_the_mutation_list_matches_the_spec(spec: Spec, api: httpx.Client) -> None:
+    for params in (
+        {},
+        {"filter": ALL_TIME},
+        {"filter": "period:this_week"},
+        {"filter": f"{ALL_TIME},state:processed|unprocessed,mutation_type:debit"},
+    ):
+        response = api.get(MUTATIONS, params=params)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/json")
+        assert (
+            spec.errors(spec.response_pointer("get", "200", MUTATIONS_PATH), response.json()) == []
+        )
+    listing = api.get(MUTATIONS, params={"filter": ALL_TIME}).json()
+    assert listing and all(re.fullmatch(r"\d{18}", item["id"]) for item in listing)
+    assert all(type(item["version"]) is int for item in listing)
+
+
+def test_fetched_mutations_match_the_spec(spec: Spec, all_mutations: list[dict[str, Any]]) -> None:
+    assert spec.errors(spec.response_pointer("post", "200", MUTATIONS_PATH), all_mutations) == []
+
+
+def test_financial_accounts_match_the_spec(
+    spec: Spec, api: httpx.Client, all_mutations: list[dict[str, Any]]
+) -> None:
+    response = api.get("financial_accounts.json")
+    assert response.status_code == 200
+    accounts = response.json()
+    assert spec.errors(spec.response_pointer("get", "200", ACCOUNTS_PATH), accounts) == []
+    assert [(a["id"], a["identifier"], a["active"]) for a in accounts] == [
+        (BANK_ACCOUNT_ID, BANK_ACCOUNT_IBAN, True)
+    ]
+    assert _iban_valid(BANK_ACCOUNT_IBAN) and accounts[0]["currency"] == "EUR"
+    assert {m["financial_account_id"] for m in all_mutations} == {BANK_ACCOUNT_ID}
+    assert api.get("financial_accounts").json() == accounts
+    assert api.post("financial_accounts.json").status_code == 405
+
+
+def test_invoice_payments_and_mutations_link_up(
+    everything: list[dict[str, Any]], all_mutations: list[dict[str, Any]]
+) -> None:
+    by_id = {m["id"]: m for m in all_mutations}
+    assert len(by_id) == len(all_mutations)
+    linked = [p for i in everything for p in i["payments"] if p["financial_mutation_id"]]
+    assert linked and len(linked) < sum(len(i["payments"]) for i in everything)
+    invoices = {i["id"]: i for i in everything}
+    for payment in linked:
+        mutation = by_id[payment["financial_mutation_id"]]
+        assert mutation["payments"] == [payment]
+        assert (
+            mutation["amount"] == payment["price"] and mutation["date"] == payment["payment_date"]
+        )
+        assert mutation["state"] == "processed" and _money(mutation["amount_open"]) == 0
+        assert mutation["processed_at"] == mutation["updated_at"] == payment["created_at"]
+        invoice = invoices[payment["invoice_id"]]
+        assert (
+            invoice["payment_reference"] in mutation["message"]
+            or f"Factuur {invoice['invoice_id']}" in mutation["message"]
+        )
+        assert _iban_valid(mutation["contra_account_number"])
+        assert mutation["contra_account_name"]
+        assert mutation["sepa_fields"]["eref"] in (payment["transaction_identifier"], "NOTPROVIDED")
+    unrelated = [m for m in all_mutations if not m["payments"]]
+    assert len(all_mutations) == len(linked) + len(unrelated)
+    assert 0 < len(unrelated) <= len(linked) // 5
+    assert any(_money(m["amount"]) < 0 for m in unrelated)
+    for mutation in all_mutations:
+        assert NUMBER.match(mutation["amount"]) and "." in mutation["amount"]
+        assert mutation["version"] == int(
+            dt.datetime.fromisoformat(mutation["updated_at"]).timestamp()
+        )
+        assert mutation["created_at"] <= mutation["updated_at"]
+        if not mutation["payments"]:
+            assert mutation["state"] == "unprocessed" and mutation["processed_at"] is None
+            assert mutation["amount_open"] == mutation["amount"]
+
+
+def test_mutation_filters(
+    spec: Spec, served: tuple[MoneybirdSimulator, SimulatorServer], api: httpx.Client
+) -> None:
+    mutations = served[0].mutations()
+    year = str(dt.date.today().year)
+    this_year = {m["id"] for m in mutations if m["date"].startswith(year)}
+    assert set(_listed_mutations(api)) == this_year
+    assert set(_listed_mutations(api, "state:all")) == {m["id"] for m in mutations}
+    assert len(this_year) < len(mutations), "the default hides earlier years"
+    in_2025 = {m["id"] for m in mutations if "2025-03-01" <= m["date"] <= "2025-08-31"}
+    assert set(_listed_mutations(api, "period:20250301..20250831")) == in_2025
+    credits = {m["id"] for m in mutations if _money(m["amount"]) < 0}
+    assert set(_listed_mutations(api, f"{ALL_TIME},mutation_type:credit")) == credits
+    unprocessed = {m["id"] for m in mutations if m["state"] == "unprocessed"}
+    assert set(_listed_mutations(api, f"{ALL_TIME},state:unprocessed")) == unprocessed
+    assert len(_listed_mutations(api, f"financial_account_id:{BANK_ACCOUNT_ID}")) == len(mutations)
+    assert _listed_mutations(api, "financial_account_id:1") == {}
+    for bad in ("state:open", "mutation_type:both", "period:2025"):
+        response = api.get(MUTATIONS, params={"filter": bad})
+        assert response.status_code == 400
+        assert spec.errors(SHARED_400, response.json()) == []
+
+
+def test_a_mutation_fetch_answers_at_most_100_and_an_exact_count_is_honoured() -> None:
+    simulator = MoneybirdSimulator(invoices=200, mutations=150, token=TOKEN, rate_limit=None)
+    with SimulatorServer(simulator) as server, _api(server, simulator) as client:
+        ids = list(_listed_mutations(client, ALL_TIME))
+        assert ids == simulator.mutation_ids() and len(ids) == 150
+        answer = client.post(MUTATIONS, json={"ids": ids}).json()
+        assert [m["id"] for m in answer] == ids[:100]
+        simulator.delete_mutation(ids[1])
+        mixed = [ids[0], "1", ids[1], int(ids[2]), "not-a-number"]
+        assert [m["id"] for m in client.post(MUTATIONS, json={"ids": mixed}).json()] == [
+            ids[0],
+            ids[2],
+        ]
+        bad = client.post(MUTATIONS, content=b'{"ids": "1"}')
+        assert bad.status_code == 400 and set(bad.json()) == {"error", "symbolic"}
+    simulator.restore_mutation(ids[1])
+    served_ids = set(simulator.mutation_ids())
+    payments = [p for i in simulator.invoices() for p in i["payments"]]
+    assert all(
+        p["financial_mutation_id"] in served_ids for p in payments if p["financial_mutation_id"]
+    )
+    assert MoneybirdSimulator(invoices=200, mutations=0).mutations() == []
+    none_linked = MoneybirdSimulator(invoices=50, mutations=0).invoices()
+    assert not any(p["financial_mutation_id"] for i in none_linked for p in i["payments"])
+    assert len(MoneybirdSimulator(invoices=5, mutations=40).mutation_ids()) == 40
+
+
+def test_the_same_seed_gives_the_same_mutations() -> None:
+    first, second = (
+        MoneybirdSimulator(invoices=30, seed=11),
+        MoneybirdSimulator(invoices=30, seed=11),
+    )
+    assert first.mutations() == second.mutations() and first.mutations()
+    assert MoneybirdSimulator(invoices=30, seed=12).mutations() != first.mutations()
+
+
+def test_missing_scopes_are_refused_with_403(spec: Spec) -> None:
+    simulator = MoneybirdSimulator(
+        invoices=5, token=TOKEN, rate_limit=None, scopes=("sales_invoices",)
+    )
+    with SimulatorServer(simulator) as server, _api(server, simulator) as client:
+        for response, scope in (
+            (client.get(MUTATIONS), "bank"),
+            (client.post(MUTATIONS, json={"ids": simulator.mutation_ids()[:1]}), "bank"),
+            (client.get("financial_accounts.json"), "settings"),
+        ):
+            assert response.status_code == 403
+            assert spec.errors(SHARED_403, response.json()) == []
+            assert response.json()["error"] == f"No access to {scope}"
+            assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+        assert client.get("sales_invoices/synchronization.json").status_code == 200
+        wrong = client.get(MUTATIONS, headers={"Authorization": "Bearer wrong"})
+        assert wrong.status_code == 401
+    bank_only = MoneybirdSimulator(invoices=5, token=TOKEN, rate_limit=None, scopes=("bank",))
+    with SimulatorServer(bank_only) as server, _api(server, bank_only) as client:
+        assert client.get(MUTATIONS).status_code == 200
+        refused = client.post("sales_invoices/synchronization.json", json={"ids": []})
+        assert (
+            refused.status_code == 403 and refused.json()["error"] == "No access to sales_invoices"
+        )
+        assert client.get("financial_accounts.json").status_code == 403
+
+
+def test_mutation_changes_show_up(
+    spec: Spec, fresh_api: tuple[MoneybirdSimulator, httpx.Client]
+) -> None:
+    simulator, client = fresh_api
+    before = _listed_mutations(client, ALL_TIME)
+    remote_id = next(m["id"] for m in simulator.mutations() if m["state"] == "unprocessed")
+    changed = simulator.change_mutation(remote_id, message="Gewijzigd")
+    after = _listed_mutations(client, ALL_TIME)
+    assert after[remote_id] > before[remote_id]
+    assert {k for k in after if after[k] != before[k]} == {remote_id}
+    assert client.post(MUTATIONS, json={"ids": [remote_id]}).json() == [changed]
+
+    simulator.delete_mutation(remote_id)
+    assert remote_id not in _listed_mutations(client, ALL_TIME)
+    assert client.post(MUTATIONS, json={"ids": [remote_id]}).json() == []
+    simulator.restore_mutation(remote_id)
+    assert client.post(MUTATIONS, json={"ids": [remote_id]}).json() == [changed]
+
+    created = simulator.create_mutation(amount="-12.5", message="Parkeren")
+    assert created["date"] == dt.datetime.now(dt.UTC).date().isoformat()
+    assert created["state"] == "unprocessed" and created["amount_open"] == "-12.5"
+    assert created["id"] in _listed_mutations(client), "dated today: within this year"
+    assert created["id"] not in _listed_mutations(client, f"{ALL_TIME},mutation_type:debit")
+
+    invoice_id = next(
+        i["id"] for i in simulator.invoices() if i["state"] == "open" and not i["payments"]
+    )
+    paid = simulator.pay_invoice(invoice_id, bank=True)
+    payment = paid["payments"][-1]
+    linked = client.post(MUTATIONS, json={"ids": [payment["financial_mutation_id"]]}).json()
+    assert [m["payments"] for m in linked] == [[payment]]
+    assert linked[0]["amount"] == payment["price"] and linked[0]["state"] == "processed"
+    assert (
+        spec.errors(spec.response_pointer("post", "200", MUTATIONS_PATH), linked + [created]) == []
+    )
+    count = len(simulator.mutation_ids())
+    other = next(i["id"] for i in simulator.invoices() if i["state"] == "late")
+    assert simulator.pay_invoice(other, bank=False)["payments"][-1]["financial_mutation_id"] is None
+    assert len(simulator.mutation_ids()) == count
+
+    payload = simulator.mutation(remote_id)
+    payload["amount"] = "-10,95"
+    simulator.set_raw_mutation(remote_id, payload)
+    assert b'"amount":"-10,95"' in client.post(MUTATIONS, json={"ids": [remote_id]}).content
+
+
+@pytest.mark.parametrize("status", ["500", "502", "503"])
+def test_faults_hit_only_the_mutation_endpoint_named(
+    fresh_api: tuple[MoneybirdSimulator, httpx.Client], status: str
+) -> None:
+    simulator, client = fresh_api
+    ids = simulator.mutation_ids()[:2]
+    simulator.add_fault(status, endpoint="mutations_fetch")
+    simulator.add_fault("429", endpoint="mutations_list")
+    assert client.post("sales_invoices/synchronization.json", json={"ids": []}).status_code == 200
+    assert client.get("financial_accounts.json").status_code == 200
+    assert client.post(MUTATIONS, json={"ids": ids}).status_code == int(status)
+    assert client.post(MUTATIONS, json={"ids": ids}).status_code == 200
+    assert client.get("sales_invoices/synchronization.json").status_code == 200
+    throttled = client.get(MUTATIONS)
+    assert throttled.status_code == 429 and throttled.text == "Retry later"
+    assert client.get(MUTATIONS).status_code == 200
+
+
+def test_drop_truncate_and_accounts_faults(
+    fresh_api: tuple[MoneybirdSimulator, httpx.Client],
+) -> None:
+    simulator, client = fresh_api
+    simulator.add_fault("drop", endpoint="mutations_list")
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        client.get(MUTATIONS)
+    simulator.add_fault("truncate", endpoint="mutations_fetch")
+    truncated = client.post(MUTATIONS, json={"ids": simulator.mutation_ids()[:3]})
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(truncated.content)
+    simulator.add_fault("503", endpoint="accounts")
+    assert client.get("financial_accounts.json").status_code == 503
+    simulator.add_fault("500", endpoint="list")
+    assert client.get(MUTATIONS).status_code == 200, "`list` means the invoice list"
+    assert client.get("financial_accounts.json").status_code == 200
+
+
+def test_an_invalid_mutation_carries_the_planted_values(
+    spec: Spec, fresh_api: tuple[MoneybirdSimulator, httpx.Client]
+) -> None:
+    simulator, client = fresh_api
+    ids = simulator.mutation_ids()[:3]
+    simulator.add_fault("invalid", endpoint="mutations_fetch", remote_id=ids[1])
+    assert (
+        client.post("sales_invoices/synchronization.json", json={"ids": simulator.ids()[:2]}).json()
+        == simulator.invoices()[:2]
+    )
+    answer = client.post(MUTATIONS, json={"ids": ids}).json()
+    assert [m["amount"] == "12x.5" and m["date"] == "not-a-date" for m in answer] == [
+        False,
+        True,
+        False,
+    ]
+    assert spec.errors(spec.response_pointer("post", "200", MUTATIONS_PATH), answer)
+    assert client.post(MUTATIONS, json={"ids": ids}).json() == simulator.mutations()[:3]

@@ -53,8 +53,8 @@ def daemon() -> Daemon:
     time_limit=CYCLE_TIME_LIMIT_MS,
     throws=PERMANENT,
 )
-def sync_cycle(source: str, full: bool = False) -> None:
-    daemon().cycle(source, full, _enqueue_batch, _retrigger)
+def sync_cycle(source: str, full: bool = False, stream: str = "invoices") -> None:
+    daemon().cycle(source, full, _enqueue_batch, _retrigger, stream)
 
 
 @dramatiq.actor(
@@ -66,10 +66,16 @@ def sync_cycle(source: str, full: bool = False) -> None:
     throws=PERMANENT,
 )
 def sync_batch(
-    source: str, run_id: int, batch_no: int, ids: list[str], versions: list[int], full: bool
+    source: str,
+    run_id: int,
+    batch_no: int,
+    ids: list[str],
+    versions: list[int],
+    full: bool,
+    stream: str = "invoices",
 ) -> None:
     try:
-        daemon().batch(source, run_id, batch_no, ids, versions, full)
+        daemon().batch(source, run_id, batch_no, ids, versions, full, stream)
     except PERMANENT:
         raise
     except Exception as exc:
@@ -98,11 +104,17 @@ def scan_bank_inbox() -> None:
     daemon().scan_inbox()
 
 
-def _retrigger(source: str, full: bool, delay_ms: int) -> None:
-    sync_cycle.send_with_options(args=(source, full), delay=delay_ms)
+def _retrigger(source: str, full: bool, delay_ms: int, stream: str) -> None:
+    sync_cycle.send_with_options(args=(source, full, stream), delay=delay_ms)
 
 
 def _enqueue_batch(
-    source: str, run_id: int, batch_no: int, ids: list[str], versions: list[int], full: bool
+    source: str,
+    run_id: int,
+    batch_no: int,
+    ids: list[str],
+    versions: list[int],
+    full: bool,
+    stream: str,
 ) -> None:
-    sync_batch.send(source, run_id, batch_no, ids, versions, full)
+    sync_batch.send(source, run_id, batch_no, ids, versions, full, stream)

@@ -11,7 +11,7 @@ from connectors.base import Connector
 from connectors.ratelimit import Limiter
 from connectors.registry import UnsupportedKind, build_connector
 from connectors.source import SourceConfig
-from store.bank import BankStore
+from store.bank import BankMirror, BankStore
 from store.db import make_engine, upgrade
 from store.mirror import Mirror
 from store.runs import Runs
@@ -27,13 +27,20 @@ class App:
     mirror: Mirror
     runs: Runs
     bank: BankStore
+    bank_mirror: BankMirror
 
     @classmethod
     def open(cls, config: AppConfig, *, migrate: bool = True) -> App:
         engine = make_engine(config.database_url)
         if migrate:
             upgrade(engine)
-        return cls(config, engine, Mirror(engine), Runs(engine), BankStore(engine))
+        return cls(
+            config, engine, Mirror(engine), Runs(engine), BankStore(engine), BankMirror(engine)
+        )
+
+    def mirror_of(self, stream: str) -> Mirror:
+        """The store side of a stream (the connector side is `Connector.stream`)."""
+        return self.bank_mirror if stream == BankMirror.stream else self.mirror
 
     def connector(self, source: SourceConfig, limiter: Limiter | None = None) -> Connector:
         """`limiter` defaults to the account's shared window (`shared_limiter`)."""
@@ -72,11 +79,12 @@ class App:
         allow_mass_delete: bool = False,
         timeout: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        stream: str = "invoices",
     ) -> CycleResult:
         with self.connector(source) as connector:
             return run_cycle(
-                connector,
-                self.mirror,
+                connector.stream(stream),
+                self.mirror_of(stream),
                 self.runs,
                 full=full,
                 mass_delete_fraction=None if allow_mass_delete else source.mass_delete_fraction,

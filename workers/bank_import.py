@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.bank import BankFile, BankFileError, BankTransaction, open_bank_file
-from store.bank import BankStore
+from store.bank import BankStore, transaction_row
 from store.mirror import utcnow
 
 _IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
@@ -152,31 +152,15 @@ class _Rows:
                 identity = _identity(tx, account, None)
                 occurrence = self._seen.get(identity, 0)
                 self._seen[identity] = occurrence + 1
-            yield {
-                "account_iban": account,
-                "booking_date": tx.booking_date,
-                "value_date": tx.value_date,
-                "amount": tx.amount,
-                "currency": tx.currency,
-                "counterparty_name": tx.counterparty_name,
-                "counterparty_iban": tx.counterparty_iban,
-                "description": tx.description,
-                "payment_reference": tx.payment_reference,
-                "payment_reference_issuer": tx.payment_reference_issuer,
-                "end_to_end_id": tx.end_to_end_id,
-                "bank_reference": tx.bank_reference,
-                "reversal": tx.reversal,
-                "return_reason": tx.return_reason,
-                "origin": self.bank_file.format,
-                "origin_file": self.origin_file,
-                "import_id": self.import_id,
-                "source": None,
-                "remote_version": None,
-                "deleted_at": None,
-                "dedup_key": dedup_key(tx, account, occurrence),
-                "raw": tx.raw,
-                "imported_at": now,
-            }
+            yield transaction_row(
+                tx,
+                account=account,
+                origin=self.bank_file.format,
+                dedup_key=dedup_key(tx, account, occurrence),
+                imported_at=now,
+                origin_file=self.origin_file,
+                import_id=self.import_id,
+            )
 
 
 def _describe(name: str, exc: Exception) -> str:

@@ -157,8 +157,11 @@ def sync(
     results = []
     try:
         for source in selected:
-            remaining = max(0.0, deadline - time.monotonic())
-            results.append(_sync_with_progress(app, source, full, allow_mass_delete, remaining))
+            for stream in source.streams:
+                remaining = max(0.0, deadline - time.monotonic())
+                results.append(
+                    _sync_with_progress(app, source, stream, full, allow_mass_delete, remaining)
+                )
     finally:
         app.close()
     click.echo(format_summary(results))
@@ -182,24 +185,25 @@ def _enqueue(
     broker.configure(config)
     from workers.actors import sync_cycle
 
+    targets = [(source.name, stream) for source in selected for stream in source.streams]
     try:
-        baseline: dict[str, tuple[int, int | None]] = {}
-        for source in selected:
-            running = app.runs.running(source.name)
+        baseline: dict[tuple[str, str], tuple[int, int | None]] = {}
+        for name, stream in targets:
+            running = app.runs.running(name, stream)
             absorbing = running is not None and (bool(running["full_resync"]) or not full)
-            baseline[source.name] = (
-                app.runs.latest_id(source.name),
+            baseline[(name, stream)] = (
+                app.runs.latest_id(name, stream),
                 running["id"] if running and absorbing else None,
             )
         try:
             alive = broker.workers_alive(config)
-            for source in selected:
-                message = sync_cycle.send(source.name, full)
-                click.echo(f"{source.name}: cycle enqueued, message {message.message_id}")
-                if full and baseline[source.name][1] is None and app.runs.running(source.name):
+            for name, stream in targets:
+                message = sync_cycle.send(name, full, stream)
+                label = _label(name, stream)
+                click.echo(f"{label}: cycle enqueued, message {message.message_id}")
+                if full and baseline[(name, stream)][1] is None and app.runs.running(name, stream):
                     click.echo(
-                        f"{source.name}: a normal cycle is running; the full resync runs "
-                        "when it ends"
+                        f"{label}: a normal cycle is running; the full resync runs when it ends"
                     )
         except redis.RedisError as exc:
             click.echo(
@@ -221,21 +225,28 @@ def _enqueue(
         if not wait:
             return
         deadline = time.monotonic() + timeout
-        results: dict[str, CycleResult] = {}
-        while len(results) < len(selected) and time.monotonic() < deadline:
-            for source in selected:
-                if source.name not in results:
-                    run = app.runs.followed_run(source.name, *baseline[source.name], full=full)
+        results: dict[tuple[str, str], CycleResult] = {}
+        while len(results) < len(targets) and time.monotonic() < deadline:
+            for name, stream in targets:
+                if (name, stream) not in results:
+                    run = app.runs.followed_run(
+                        name, *baseline[(name, stream)], full=full, stream=stream
+                    )
                     if run is not None:
-                        results[source.name] = CycleResult.from_run(run)
+                        results[(name, stream)] = CycleResult.from_run(run)
             time.sleep(0.2)
     finally:
         app.close()
-    missing = [s.name for s in selected if s.name not in results]
-    click.echo(format_summary([results[s.name] for s in selected if s.name in results]))
+    missing = [_label(*target) for target in targets if target not in results]
+    click.echo(format_summary([results[t] for t in targets if t in results]))
     if missing:
         click.echo(f"still running after {timeout:g}s: {', '.join(missing)}", err=True)
     sys.exit(1 if missing or any(r.status != "ok" for r in results.values()) else 0)
+
+
+def _label(source: str, stream: str) -> str:
+    """How a source's stream is named in output: the source alone for its invoices."""
+    return source if stream == "invoices" else f"{source} ({stream})"
 
 
 def _redacted_url(url: str) -> str:
@@ -245,9 +256,14 @@ def _redacted_url(url: str) -> str:
 
 
 def _sync_with_progress(
-    app: Any, source: Any, full: bool, allow_mass_delete: bool, timeout: float
+    app: Any, source: Any, stream: str, full: bool, allow_mass_delete: bool, timeout: float
 ) -> CycleResult:
-    options = {"full": full, "allow_mass_delete": allow_mass_delete, "timeout": timeout}
+    options = {
+        "full": full,
+        "allow_mass_delete": allow_mass_delete,
+        "timeout": timeout,
+        "stream": stream,
+    }
     if not sys.stderr.isatty():
         return app.sync_inline(source, **options)
     bar: Any = None
@@ -255,7 +271,9 @@ def _sync_with_progress(
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None and total:
-            bar = click.progressbar(length=total, label=f"{source.name}: fetching", file=sys.stderr)
+            bar = click.progressbar(
+                length=total, label=f"{source.name}: fetching {stream}", file=sys.stderr
+            )
             bar.__enter__()
         if bar is not None:
             bar.update(done - bar.pos)
@@ -268,15 +286,18 @@ def _sync_with_progress(
 
 
 def format_summary(results: list[CycleResult]) -> str:
-    headers = ("source", *SUMMARY_COLUMNS, "status")
-    rows = [(r.source, *(str(getattr(r, c)) for c in SUMMARY_COLUMNS), r.status) for r in results]
+    headers = ("source", "stream", *SUMMARY_COLUMNS, "status")
+    rows = [
+        (r.source, r.stream, *(str(getattr(r, c)) for c in SUMMARY_COLUMNS), r.status)
+        for r in results
+    ]
     widths = [
         max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
         for i, h in enumerate(headers)
     ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
-    lines += [f"{r.source}: {r.error}" for r in results if r.error]
+    lines += [f"{_label(r.source, r.stream)}: {r.error}" for r in results if r.error]
     return "\n".join(lines)
 
 
@@ -300,6 +321,16 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
         pending = {s.name: app.runs.pending_full(s.name) is not None for s in config.sources}
         accounts = app.bank.accounts()
+        extra_streams = {
+            s.name: {
+                stream: (
+                    app.runs.last_success(s.name, stream),
+                    app.runs.last_status(s.name, stream),
+                )
+                for stream in s.streams[1:]
+            }
+            for s in config.sources
+        }
     finally:
         app.close()
     queue, queued, workers, redis_error = _queue_state(config)
@@ -313,6 +344,19 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         for flag, raised in (("stale", stale), ("blocked", blocked)):
             if raised:
                 failing.setdefault(flag, []).append(source.name)
+        streams = {}
+        for stream, (success, last_status) in extra_streams[source.name].items():
+            stream_age = (now - success).total_seconds() if success else None
+            stream_stale = stream_age is None or stream_age > 3 * source.interval
+            for flag, raised in (("stale", stream_stale), ("blocked", last_status == "blocked")):
+                if raised:
+                    failing.setdefault(flag, []).append(_label(source.name, stream))
+            streams[stream] = {
+                "last_success_at": _iso(success),
+                "last_status": last_status,
+                "stale": stream_stale,
+                "blocked": last_status == "blocked",
+            }
         report.append(
             {
                 **s.as_dict(),
@@ -322,6 +366,7 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 "running": running[source.name],
                 "full_resync_pending": pending[source.name],
                 "queued_messages": queued.get(source.name, 0) if queued is not None else None,
+                "streams": streams,
             }
         )
     if as_json:
@@ -359,6 +404,12 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
             click.echo(f"  {activity}{flags}")
             if r["last_error"]:
                 click.echo(f"  last error: {r['last_error']}")
+            for stream, info in r["streams"].items():
+                flags = "".join(f"; {flag.upper()}" for flag in ("blocked", "stale") if info[flag])
+                click.echo(
+                    f"  {stream}: last successful sync {info['last_success_at'] or 'never'}, "
+                    f"last status {info['last_status'] or '-'}{flags}"
+                )
         for a in accounts:
             last = (
                 f"last import {a.last_import_at.isoformat()} ({a.last_import_file})"
@@ -480,7 +531,11 @@ def scheduler(obj: Context) -> None:
     broker.configure(config)
     from workers.actors import scan_bank_inbox, sync_cycle
 
-    run_scheduler(config, sync_cycle.send, scan_bank_inbox.send)
+    run_scheduler(
+        config,
+        lambda source, stream: sync_cycle.send(source, False, stream),
+        scan_bank_inbox.send,
+    )
 
 
 @cli.command()

@@ -19,6 +19,7 @@ import redis
 from dramatiq.rate_limits import ConcurrentRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
+from connectors.base import INVOICES
 from connectors.errors import PermanentError
 from connectors.ratelimit import Limiter
 from connectors.source import SourceConfig
@@ -33,9 +34,10 @@ from workers.metrics import Metrics, NoMetrics
 MARKER_TTL = dt.timedelta(hours=6)
 CYCLE_LOCK_TTL_MS = 15 * 60 * 1000
 
-EnqueueBatch = Callable[[str, int, int, list[str], list[int], bool], None]
-#: (source, full, delay in ms): send a cycle message again later
-Retrigger = Callable[[str, bool, int], None]
+#: (source, run id, batch no, ids, versions, full, stream): send one batch message
+EnqueueBatch = Callable[[str, int, int, list[str], list[int], bool, str], None]
+#: (source, full, delay in ms, stream): send a cycle message again later
+Retrigger = Callable[[str, bool, int, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class Daemon:
         full: bool,
         enqueue: EnqueueBatch,
         retrigger: Retrigger | None = None,
+        stream: str = INVOICES,
     ) -> CycleOutcome:
         """Plan one cycle and enqueue its batches; a trigger while one runs is coalesced.
 
@@ -81,55 +84,62 @@ class Daemon:
         (this message again, or a scheduled one if Redis lost it) runs it.
         """
         source = self.app.config.source(source_name)
-        log = get_logger(source=source_name)
+        log = get_logger(source=source_name, stream=stream)
+        runs = self.app.runs
         mutex = ConcurrentRateLimiter(
             self._mutex_backend,
-            f"{self.namespace}:cycle:{source_name}",
+            f"{self.namespace}:cycle:{source_name}" + ("" if stream == INVOICES else f":{stream}"),
             limit=1,
             ttl=CYCLE_LOCK_TTL_MS,
         )
         with mutex.acquire(raise_on_failure=False) as acquired:
             if not acquired:
-                if full and not self._full_in_progress(source_name):
-                    return self._defer_full(source, retrigger)
+                if full and not self._full_in_progress(source_name, stream):
+                    return self._defer_full(source, retrigger, stream)
                 log.info("cycle coalesced: another cycle of this source is listing")
                 return CycleOutcome(None, 0, True, "listing")
-            previous = self.app.runs.running(source_name)
+            previous = runs.running(source_name, stream)
             if previous is not None:
                 lease = dt.timedelta(seconds=3 * source.interval)
-                alive = utcnow() - self.app.runs.last_progress(previous["id"]) < lease
+                alive = utcnow() - runs.last_progress(previous["id"]) < lease
                 if alive and self.redis.exists(self._marker(previous["id"])):
                     if full and not previous["full_resync"]:
-                        return self._defer_full(source, retrigger)
+                        return self._defer_full(source, retrigger, stream)
                     log.info(
                         "cycle coalesced: the previous run's batches are in flight",
                         previous_run_id=previous["id"],
                     )
                     return CycleOutcome(None, 0, True, "batches in flight")
-                self.app.runs.interrupt_running(
+                runs.interrupt_running(
                     source_name,
                     utcnow(),
                     "its batches stopped reporting (Redis flushed or restarted, or a worker "
                     "died); a new cycle re-derived the work",
+                    stream,
                 )
-            pending = self.app.runs.pending_full(source_name)
-            if pending is not None and self.app.runs.promote(pending, utcnow()):
+            pending = runs.pending_full(source_name, stream)
+            if pending is not None and runs.promote(pending, utcnow()):
                 log.info("running the full resync that waited", run_id=pending)
-                return self._plan(source, True, enqueue, run_id=pending)
-            return self._plan(source, full, enqueue)
+                return self._plan(source, True, enqueue, stream, run_id=pending)
+            return self._plan(source, full, enqueue, stream)
 
-    def _full_in_progress(self, source_name: str) -> bool:
-        running = self.app.runs.running(source_name)
+    def _full_in_progress(self, source_name: str, stream: str) -> bool:
+        running = self.app.runs.running(source_name, stream)
         return running is not None and bool(running["full_resync"])
 
-    def _defer_full(self, source: SourceConfig, retrigger: Retrigger | None) -> CycleOutcome:
+    def _defer_full(
+        self, source: SourceConfig, retrigger: Retrigger | None, stream: str
+    ) -> CycleOutcome:
         """Record the full resync durably and come back when the running cycle may be done."""
-        pending = self.app.runs.pending_full(source.name)
+        runs = self.app.runs
+        pending = runs.pending_full(source.name, stream)
         if pending is None:
-            pending = self.app.runs.start(source.name, full=True, when=utcnow(), status="pending")
+            pending = runs.start(
+                source.name, full=True, when=utcnow(), status="pending", stream=stream
+            )
         delay = min(max(source.interval / 4, 1.0), 30.0)
         if retrigger is not None:
-            retrigger(source.name, True, int(delay * 1000))
+            retrigger(source.name, True, int(delay * 1000), stream)
         get_logger(source=source.name, run_id=pending).info(
             "full resync deferred: a normal cycle is running; it runs when that one ends",
             retry_in_seconds=delay,
@@ -141,17 +151,18 @@ class Daemon:
         source: SourceConfig,
         full: bool,
         enqueue: EnqueueBatch,
+        stream: str,
         run_id: int | None = None,
     ) -> CycleOutcome:
         runs = self.app.runs
         if run_id is None:
-            run_id = runs.start(source.name, full=full, when=utcnow())
+            run_id = runs.start(source.name, full=full, when=utcnow(), stream=stream)
         try:
             with self.app.connector(source, self.limiter(source)) as connector:
                 try:
                     plan = plan_cycle(
-                        connector,
-                        self.app.mirror,
+                        connector.stream(stream),
+                        self.app.mirror_of(stream),
                         run_id,
                         full=full,
                         mass_delete_fraction=source.mass_delete_fraction,
@@ -176,7 +187,8 @@ class Daemon:
             self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)
         runs.expect_batches(run_id, len(batches), {**counts, "requests": requests})
         for batch_no, ids in enumerate(batches):
-            enqueue(source.name, run_id, batch_no, ids, [plan.versions[i] for i in ids], full)
+            versions = [plan.versions[i] for i in ids]
+            enqueue(source.name, run_id, batch_no, ids, versions, full, stream)
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source.name, run_id)
         get_logger(source=source.name, run_id=run_id).info(
@@ -192,6 +204,7 @@ class Daemon:
         ids: list[str],
         versions: list[int],
         full: bool,
+        stream: str = INVOICES,
     ) -> None:
         """Fetch and write one batch, then report it; safe to run twice.
 
@@ -201,13 +214,14 @@ class Daemon:
         source = self.app.config.source(source_name)
         runs = self.app.runs
         planned = dict(zip(ids, versions, strict=True))
-        needed = ids if full else self.app.mirror.behind(source_name, planned)
+        mirror = self.app.mirror_of(stream)
+        needed = ids if full else mirror.behind(source_name, planned)
         written = quarantined = requests = 0
         try:
             if needed:
                 with self.app.connector(source, self.limiter(source)) as connector:
                     result = sync_batch(
-                        connector, self.app.mirror, needed, run_id=run_id, full=full
+                        connector.stream(stream), mirror, needed, run_id=run_id, full=full
                     )
                     written, quarantined = result.written, result.quarantined
                     requests = connector.requests

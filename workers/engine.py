@@ -18,10 +18,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import Connector
+from connectors.base import RecordStream
 from connectors.errors import ConnectorError
-from connectors.records import Invoice
-from store.mirror import Mirror, Quarantined, utcnow
+from store.mirror import Mirror, Quarantined, Record, utcnow
 from store.runs import RUN_COUNTERS, Runs
 from workers.logs import describe_error, get_logger
 
@@ -65,6 +64,7 @@ class CycleResult:
     source: str
     run_id: int | None
     status: str
+    stream: str = "invoices"
     listed: int = 0
     new: int = 0
     changed: int = 0
@@ -87,6 +87,7 @@ class CycleResult:
             source=run["source"],
             run_id=run["id"],
             status=run["status"],
+            stream=run["stream"],
             **{name: run[name] for name in RUN_COUNTERS},
             seconds=round((finished - started).total_seconds(), 3) if finished else 0.0,
             error=run["error"],
@@ -118,7 +119,7 @@ def check_mass_deletion(source: str, vanished: int, live: int, fraction: float |
 
 
 def plan_cycle(
-    connector: Connector,
+    connector: RecordStream,
     mirror: Mirror,
     run_id: int,
     *,
@@ -174,7 +175,7 @@ def plan_cycle(
 
 
 def sync_batch(
-    connector: Connector,
+    connector: RecordStream,
     mirror: Mirror,
     remote_ids: Sequence[str],
     *,
@@ -184,11 +185,11 @@ def sync_batch(
     """Fetch, normalize and write one batch (the unit a batch message carries); a bad record
     is quarantined and the rest of the batch lands in one transaction."""
     log = get_logger(source=connector.name, run_id=run_id)
-    by_id: dict[str, Invoice] = {}
+    by_id: dict[str, Record] = {}
     quarantined: list[Quarantined] = []
     for record, raw in connector.fetch_batch(remote_ids):
         try:
-            invoice = connector.normalize(record, raw)
+            normalized: Record = connector.normalize(record, raw)
         except (ValueError, TypeError, ArithmeticError) as exc:
             remote_id, version = connector.identify(record)
             if remote_id is None:
@@ -197,9 +198,9 @@ def sync_batch(
             log.warning("record quarantined", remote_id=remote_id, version=version, error=error)
             quarantined.append(Quarantined(remote_id, version, error, raw))
             continue
-        current = by_id.get(invoice.remote_id)
-        if current is None or invoice.remote_version > current.remote_version:
-            by_id[invoice.remote_id] = invoice
+        current = by_id.get(normalized.remote_id)
+        if current is None or normalized.remote_version > current.remote_version:
+            by_id[normalized.remote_id] = normalized
     write = mirror.write_batch(
         connector.name, list(by_id.values()), quarantined, run_id=run_id, full=full
     )
@@ -218,7 +219,7 @@ class CycleTimeout(Exception):
 
 
 def _in_parallel(
-    connector: Connector,
+    connector: RecordStream,
     mirror: Mirror,
     plan: CyclePlan,
     run_id: int,
@@ -267,7 +268,7 @@ def _expected(exc: BaseException) -> bool:
 
 
 def run_cycle(
-    connector: Connector,
+    connector: RecordStream,
     mirror: Mirror,
     runs: Runs,
     *,
@@ -282,8 +283,10 @@ def run_cycle(
     """
     started = time.perf_counter()
     deadline = time.monotonic() + timeout if timeout is not None else None
-    run_id = runs.start(connector.name, full=full, when=utcnow())
-    result = CycleResult(source=connector.name, run_id=run_id, status="running")
+    run_id = runs.start(connector.name, full=full, when=utcnow(), stream=mirror.stream)
+    result = CycleResult(
+        source=connector.name, run_id=run_id, status="running", stream=mirror.stream
+    )
     log = get_logger(source=connector.name, run_id=run_id)
     requests_before = connector.requests
     try:

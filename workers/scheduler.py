@@ -24,9 +24,10 @@ INBOX_INTERVAL = 60.0
 def add_jobs(
     scheduler: BaseScheduler,
     config: AppConfig,
-    enqueue: Callable[[str], object],
+    enqueue: Callable[[str, str], object],
     enqueue_inbox: Callable[[], object] | None = None,
 ) -> None:
+    """One job per source (a cycle of each of its streams) and the inbox scan, if any."""
     if config.bank_inbox is not None and enqueue_inbox is not None:
         scheduler.add_job(
             enqueue_inbox,
@@ -43,7 +44,7 @@ def add_jobs(
         scheduler.add_job(
             _trigger,
             IntervalTrigger(seconds=source.interval),
-            args=(source.name, enqueue),
+            args=(source.name, source.streams, enqueue),
             id=f"cycle:{source.name}",
             name=f"sync cycle of {source.name}",
             next_run_time=dt.datetime.now(dt.UTC),
@@ -54,16 +55,17 @@ def add_jobs(
         )
 
 
-def _trigger(source: str, enqueue: Callable[[str], object]) -> None:
-    message = enqueue(source)
-    get_logger(source=source).info(
-        "cycle enqueued", message_id=getattr(message, "message_id", None)
-    )
+def _trigger(source: str, streams: tuple[str, ...], enqueue: Callable[[str, str], object]) -> None:
+    for stream in streams:
+        message = enqueue(source, stream)
+        get_logger(source=source, stream=stream).info(
+            "cycle enqueued", message_id=getattr(message, "message_id", None)
+        )
 
 
 def run_scheduler(
     config: AppConfig,
-    enqueue: Callable[[str], object],
+    enqueue: Callable[[str, str], object],
     enqueue_inbox: Callable[[], object] | None = None,
 ) -> None:
     scheduler = BlockingScheduler(timezone=dt.UTC)

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Connector
+from connectors.base import Connector, RecordStream
 from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
 from connectors.parsing import (
@@ -88,6 +88,13 @@ class MoneybirdConnector(Connector):
         return cls(
             source.name, client, administration_id=source.administration_id, since=source.since
         )
+
+    def stream(self, kind: str) -> RecordStream:
+        from connectors.moneybird.financial_mutations import STREAM, FinancialMutations
+
+        if kind == STREAM:
+            return FinancialMutations(self)
+        return super().stream(kind)
 
     def period_filter(self, today: dt.date | None = None) -> str:
         """An explicit period: any filter replaces Moneybird's default `period:this_year`."""

@@ -16,6 +16,16 @@ contract test validates them, so no key here may be invented. Facts the spec doe
   real rate-limit slots, so fault tests stay deterministic; `slow`, `truncate` and `invalid` answer
   normally otherwise and do count.
 - Without a rate limit (`rate_limit=None`) no `RateLimit-*` headers are sent at all.
+- Financial mutations (`financial_mutation_response`) share the sync-pair semantics; their filter
+  honours `period` (on `date`), `state`, `mutation_type` (debit = amount > 0) and
+  `financial_account_id`. An invoice payment's mutation is `processed`, holds that payment and
+  has its `financial_mutation_id`; unrelated ones (bank costs, taxes, direct debits, refunds) are
+  `unprocessed` with `amount_open` equal to `amount`. `sepa_fields` (free-form in the spec) uses
+  the MT940 structured keys `trtp`, `iban`, `bic`, `name`, `remi`, `eref`.
+- Scopes follow the spec's `security`: sales invoices need `sales_invoices`, financial mutations
+  `bank`, financial accounts `settings`. A valid token without the scope gets 403 with
+  `{"error": "No access to <scope>", "symbolic": {"token": "insufficient_scope"}}` and an RFC 6750
+  `WWW-Authenticate` header (the spec documents no scope refusal for these paths).
 
 Speed: 100,000 invoices must build in seconds, so construction only plans each invoice (state,
 dates, version) and the full payload is generated on first fetch, deterministically from a
@@ -31,6 +41,7 @@ import bisect
 import datetime as dt
 import email.utils
 import functools
+import gc
 import math
 import random
 import signal
@@ -65,14 +76,31 @@ _STATE_WEIGHTS = (4, 2, 12, 3, 4, 5, 66, 4)
 _PARTIAL_STATES = frozenset({"open", "late", "reminded"})
 _UNSENT_STATES = frozenset({"draft", "scheduled"})
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "slow", "drop", "truncate", "invalid"})
-FAULT_ENDPOINTS = frozenset({"any", "list", "fetch"})
+#: `list`/`fetch` are the sales-invoice pair, `mutations_list`/`mutations_fetch` the financial
+#: mutation pair, `accounts` the financial account list; `any` matches every endpoint
+FAULT_ENDPOINTS = frozenset(
+    {"any", "list", "fetch", "mutations_list", "mutations_fetch", "accounts"}
+)
 MAX_FETCH = 100
+MUTATION_STATES: tuple[str, ...] = ("unprocessed", "processed")
+#: the token scope each resource needs, as the spec's `security` sections say
+REQUIRED_SCOPES: dict[str, str] = {
+    "sales_invoices": "sales_invoices",
+    "financial_mutations": "bank",
+    "financial_accounts": "settings",
+}
+DEFAULT_SCOPES: tuple[str, ...] = ("sales_invoices", "bank", "settings")
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 _OFFICE_START_MS = 7 * 3_600_000  # 08:00/09:00 in the Netherlands, in UTC
 _OFFICE_SPAN_MS = 10 * 3_600_000
 _INVOICE_ID_BASE = 496_081_512_000_000_000
 _CONTACT_ID_BASE = 496_081_400_000_000_000
+_MUTATION_ID_BASE = 496_081_462_000_000_000
+_STATEMENT_ID_BASE = 496_081_461_000_000_000
+_IMPORT_START_MS = 4 * 3_600_000  # the bank's statement arrives before office hours
+_IMPORT_SPAN_MS = 2 * 3_600_000
+_BANK_SHARE = 0.6  # payments matched to a bank transaction; see `_Factory.payment`
 
 WORKFLOW_ID = "496081347889071247"
 DOCUMENT_STYLE_ID = "496081348199449753"
@@ -171,7 +199,35 @@ _REFERENCES = (
 _REFERENCE_WORDS = (
     "Nieuwbouw", "Verbouwing", "Website", "Jaarrekening", "Kantoorverhuizing", "Zomerfeest",
 )
+# Bank transactions that are no invoice payment: (weight, sign, counterparty or None for the
+# bank itself, its IBAN or None to derive one, message, lowest and highest cents, bank code,
+# SEPA transaction type or None)
+_OTHER_MUTATIONS = (
+    (3, -1, None, None, "Kosten zakelijk betalingsverkeer {month}", 450, 2950,
+     "ACMT-MCOP-CHRG", None),
+    (1, -1, "Belastingdienst", "NL86INGB0002445588", "{n16} Omzetbelasting {quarter}",
+     25000, 900000, "PMNT-ICDT-ESCT", "SEPA OVERBOEKING"),
+    (2, -1, "KPN B.V.", None, "Factuur {n8} KPN Zakelijk {month}", 3500, 15000,
+     "PMNT-RDDT-ESDD", "SEPA INCASSO ALGEMEEN DOORLOPEND"),
+    (2, -1, "Eneco Zakelijk B.V.", None, "Termijnbedrag energie {month} klantnr {n8}",
+     8000, 45000, "PMNT-RDDT-ESDD", "SEPA INCASSO ALGEMEEN DOORLOPEND"),
+    (2, -1, "Moneybird B.V.", None, "Abonnement Moneybird {month}", 1500, 4500,
+     "PMNT-RDDT-ESDD", "SEPA INCASSO ALGEMEEN DOORLOPEND"),
+    (2, -1, "Hofstad Vastgoed B.V.", None, "Huur kantoorruimte {month}", 75000, 250000,
+     "PMNT-ICDT-ESCT", "SEPA OVERBOEKING"),
+    (1, -1, "Coolblue B.V.", None, "Bestelling {n8}", 2000, 180000, "PMNT-ICDT-ESCT",
+     "SEPA OVERBOEKING"),
+    (1, 1, "Bol.com B.V.", None, "Terugbetaling retour {n8}", 1500, 25000, "PMNT-RCDT-ESCT",
+     "SEPA OVERBOEKING"),
+    (1, 1, None, None, "Rente {quarter}", 1, 2500, "ACMT-MCOP-INTR", None),
+)
+_MONTHS = (
+    "januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
+    "oktober", "november", "december",
+)
 # fmt: on
+_OTHER_WEIGHTS = tuple(entry[0] for entry in _OTHER_MUTATIONS)
+_BICS = dict(_BANKS)
 
 
 def money(cents: int) -> str:
@@ -235,6 +291,11 @@ def _iban(bank: str, account: int) -> str:
     return f"NL{98 - _iso7064(f'{number}NL00'):02d}{number}"
 
 
+#: the administration's own (and only) bank account, a valid Dutch IBAN
+BANK_ACCOUNT_IBAN = _iban("INGB", 6_543_210_987)
+BANK_ACCOUNT_NAME = "Zakelijke rekening ING"
+
+
 def _phone(rng: random.Random, area: str) -> str | None:
     """Mobile or landline; a landline number has ten digits whatever its area code's length."""
     kind = rng.random()
@@ -276,6 +337,16 @@ def _dumps(payload: Any) -> bytes:
     return orjson.dumps(payload, default=_raw_number)
 
 
+def _mutation_id(payment_id: str) -> str:
+    """The financial mutation a bank-matched payment names (ids are spaced, so it is free)."""
+    return str(int(payment_id) + 20)
+
+
+def _statement_id(day: str) -> str:
+    """One bank statement per booking day, as a daily statement import makes them."""
+    return str(_STATEMENT_ID_BASE + dt.date.fromisoformat(day).toordinal())
+
+
 class _Plan(NamedTuple):
     """What must be known without building the payload: enough to list and filter."""
 
@@ -290,6 +361,9 @@ class _Plan(NamedTuple):
     partial: bool
     number: str | None = None
     draft_id: int | None = None
+    #: (day, ms, percent of the total or 0 for what is left, kind) per payment; `kind` below
+    #: `_BANK_SHARE` is a bank transfer matched to a financial mutation
+    payments: tuple[tuple[int, int, int, float], ...] = ()
 
 
 class _Record:
@@ -308,6 +382,39 @@ class _Record:
         self.state: Any = plan.state
         self.invoice_date: Any = None if plan.invoice_date is None else _iso(plan.invoice_date)
         self.body: tuple[bytes, ...] | None = None
+
+
+class _MutationPlan(NamedTuple):
+    """A bank transaction before its payload exists: an invoice payment's or an unrelated one."""
+
+    seed: int
+    day: int
+    updated_ms: int
+    category: int  # index into `_OTHER_MUTATIONS`; -1 for an invoice payment
+    invoice_id: str = ""
+    invoice_version: int = 0
+    invoice_plan: _Plan | None = None
+    payment_index: int = 0
+
+
+class _Mutation:
+    """One financial mutation: planned until first needed, afterwards only its JSON bytes."""
+
+    __slots__ = ("account", "body", "date", "id", "plan", "sign", "state", "version")
+
+    def __init__(self, remote_id: str, version: int, plan: _MutationPlan | None) -> None:
+        self.id = remote_id
+        self.version = version
+        self.plan = plan
+        self.body: bytes | None = None
+        self.account: Any = BANK_ACCOUNT_ID
+        self.date: Any = None if plan is None else _iso(plan.day)
+        self.state: Any = (
+            None if plan is None else "processed" if plan.category < 0 else "unprocessed"
+        )
+        self.sign = (
+            0 if plan is None else 1 if plan.category < 0 else _OTHER_MUTATIONS[plan.category][1]
+        )
 
 
 @dataclass
@@ -340,6 +447,22 @@ class _Factory:
         self.contacts = [self._contact(rng, index) for index in range(contacts)]
         self.contact_json = {contact["id"]: orjson.dumps(contact) for contact in self.contacts}
         self.direct_debit = [contact for contact in self.contacts if contact["direct_debit"]]
+        #: ids of bank payments whose mutation was left out (`mutations=<int>`): booked manually
+        self.unlinked: set[str] = set()
+        account_created = self.start.toordinal() - 400
+        self.account = {
+            "id": BANK_ACCOUNT_ID,
+            "administration_id": self.administration_id,
+            "type": "BankAccount",
+            "name": BANK_ACCOUNT_NAME,
+            "identifier": BANK_ACCOUNT_IBAN,
+            "currency": "EUR",
+            "provider": None,
+            "moneybird_account": False,
+            "active": True,
+            "created_at": _stamp(account_created, _OFFICE_START_MS + 1_234_567),
+            "updated_at": _stamp(account_created, _OFFICE_START_MS + 1_234_567),
+        }
 
     def _contact(self, rng: random.Random, index: int) -> dict[str, Any]:
         city, zip_prefix, area = _CITIES[rng.randrange(len(_CITIES))]
@@ -458,8 +581,38 @@ class _Factory:
             else _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS)
         )
         seed = rng.getrandbits(64)
+        issued = created if invoice_date is None else invoice_date
+        payments: tuple[tuple[int, int, int, float], ...] = ()
+        if state == "paid":
+            if updated > issued and rng.random() < 0.15:
+                first_day = issued + int(rng.random() * (updated - issued))
+                first_ms = _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS)
+                first_share = 20 + int(rng.random() * 60)
+                payments = (
+                    (first_day, first_ms, first_share, rng.random()),
+                    (updated, updated_ms, 0, rng.random()),
+                )
+            else:
+                payments = ((updated, updated_ms, 0, rng.random()),)
+        elif partial:
+            day = issued + int(rng.random() * (updated - issued + 1))
+            ms = (
+                updated_ms
+                if day == updated
+                else _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS)
+            )
+            payments = ((day, ms, 10 + int(rng.random() * 80), rng.random()),)
         return _Plan(
-            seed, state, invoice_date, term, created, created_ms, updated, updated_ms, partial
+            seed,
+            state,
+            invoice_date,
+            term,
+            created,
+            created_ms,
+            updated,
+            updated_ms,
+            partial,
+            payments=payments,
         )
 
     def serialize(self, remote_id: str, version: int, plan: _Plan) -> tuple[bytes, ...]:
@@ -546,22 +699,20 @@ class _Factory:
 
         payments = []
         paid = 0
-        if state == "paid":
-            paid = incl
-            if plan.updated > issued and rng.random() < 0.15:
-                first = _half_up(incl * (20 + int(rng.random() * 60)), 100)
-                first_day = issued + int(rng.random() * (plan.updated - issued))
-                payments.append(self._payment(rng, base_id, 1, first, first_day, None))
-                payments.append(
-                    self._payment(rng, base_id, 2, incl - first, plan.updated, plan.updated_ms)
+        for index, (day, ms, share, method) in enumerate(plan.payments, 1):
+            cents = incl - paid if share == 0 else max(1, _half_up(incl * share, 100))
+            payments.append(
+                self.payment(
+                    rng,
+                    str(base_id + 100 + index),
+                    remote_id,
+                    cents,
+                    _iso(day),
+                    _stamp(day, ms),
+                    method,
                 )
-            else:
-                payments.append(self._payment(rng, base_id, 1, incl, plan.updated, plan.updated_ms))
-        elif plan.partial:
-            paid = max(1, _half_up(incl * (10 + int(rng.random() * 80)), 100))
-            day = issued + int(rng.random() * (plan.updated - issued + 1))
-            ms = plan.updated_ms if day == plan.updated else None
-            payments.append(self._payment(rng, base_id, 1, paid, day, ms))
+            )
+            paid += cents
         unpaid_text, excl_text, incl_text = money(incl - paid), money(excl), money(incl)
 
         due_day = issued + plan.term
@@ -675,24 +826,28 @@ class _Factory:
             return 100 * (8 + int(rng.random() * 73))
         return 100
 
-    def _payment(
-        self, rng: random.Random, base_id: int, index: int, cents: int, day: int, ms: int | None
-    ) -> dict[str, Any]:
-        stamp = _stamp(
-            day, _OFFICE_START_MS + int(rng.random() * _OFFICE_SPAN_MS) if ms is None else ms
-        )
-        return self.payment(rng, str(base_id + 100 + index), str(base_id), cents, _iso(day), stamp)
-
     def payment(
-        self, rng: random.Random, payment_id: str, invoice_id: str, cents: int, day: str, stamp: str
+        self,
+        rng: random.Random,
+        payment_id: str,
+        invoice_id: str,
+        cents: int,
+        day: str,
+        stamp: str,
+        kind: float | None = None,
     ) -> dict[str, Any]:
-        """Bank-matched, manual (transfer or cash) and Moneybird Payments, in realistic shares."""
+        """Bank-matched, manual (transfer or cash) and Moneybird Payments, in realistic shares.
+
+        A bank-matched payment names its financial mutation: the payment id plus 20.
+        """
         price = money(cents)
-        kind = rng.random()
-        bank = kind < 0.6
+        if kind is None:
+            kind = rng.random()
+        bank = kind < _BANK_SHARE and payment_id not in self.unlinked
         manual = None if bank or kind >= 0.9 else ("bank_transfer" if kind < 0.8 else "cash")
         online = kind >= 0.9
-        if bank and rng.random() < 0.7:
+        with_identifier = rng.random() < 0.7
+        if bank and with_identifier:
             identifier: str | None = f"E2E{day.replace('-', '')}{rng.randrange(10**8):08d}"
         elif online:
             identifier = f"MBP{rng.getrandbits(48):012X}"
@@ -711,7 +866,7 @@ class _Factory:
             "price_base": price,
             "payment_date": day,
             "credit_invoice_id": None,
-            "financial_mutation_id": str(int(payment_id) + 20) if bank else None,
+            "financial_mutation_id": _mutation_id(payment_id) if bank else None,
             "ledger_account_id": CASH_LEDGER_ID if manual == "cash" else None,
             "linked_payment_id": None,
             "manual_payment_action": manual,
@@ -731,6 +886,188 @@ class _Factory:
             "updated_at": stamp,
         }
 
+    # --- bank transactions -------------------------------------------------------------------
+
+    def mutation(self, remote_id: str, version: int, plan: _MutationPlan) -> dict[str, Any]:
+        """A planned mutation's payload: an invoice payment's is rebuilt from the invoice's plan,
+        so it shows the payment as the bank booked it, whatever tests did to the invoice since."""
+        rng = random.Random(plan.seed)
+        created_at = _stamp(plan.day, _IMPORT_START_MS + int(rng.random() * _IMPORT_SPAN_MS))
+        updated_at = _stamp(plan.day, plan.updated_ms)
+        if plan.category >= 0:
+            return self.other_mutation(rng, remote_id, version, plan.day, plan.category, created_at)
+        assert plan.invoice_plan is not None
+        invoice = self.build(plan.invoice_id, plan.invoice_version, plan.invoice_plan)
+        payment = invoice["payments"][plan.payment_index - 1]
+        return self.invoice_mutation(
+            rng, remote_id, version, invoice, payment, created_at, updated_at
+        )
+
+    def invoice_mutation(
+        self,
+        rng: random.Random,
+        remote_id: str,
+        version: int,
+        invoice: Mapping[str, Any],
+        payment: dict[str, Any],
+        created_at: str,
+        updated_at: str,
+    ) -> dict[str, Any]:
+        """The customer's transfer for `payment`, already matched (processed) to the invoice."""
+        iban, bic, holder = self.payer(invoice.get("contact"))
+        reference = invoice.get("payment_reference")
+        number = invoice.get("invoice_id") or invoice.get("id")
+        pick = rng.random()
+        if reference and pick < 0.5:
+            message = str(reference)
+        elif reference and pick < 0.65:
+            message = f"{reference} Factuur {number}"
+        else:
+            message = f"Factuur {number}"
+        identifier = payment.get("transaction_identifier")
+        end_to_end = identifier if isinstance(identifier, str) and identifier[:3] == "E2E" else None
+        day = str(payment["payment_date"])
+        return self._mutation_payload(
+            rng,
+            remote_id,
+            version,
+            day,
+            str(payment["price"]),
+            message,
+            holder,
+            iban,
+            "PMNT-RCDT-ESCT",
+            {
+                "trtp": "SEPA OVERBOEKING",
+                "iban": iban,
+                "bic": bic,
+                "name": holder,
+                "remi": message,
+                "eref": end_to_end or "NOTPROVIDED",
+            },
+            [payment],
+            created_at,
+            updated_at,
+        )
+
+    def other_mutation(
+        self,
+        rng: random.Random,
+        remote_id: str,
+        version: int,
+        day: int,
+        category: int,
+        created_at: str,
+    ) -> dict[str, Any]:
+        """Bank costs, taxes, suppliers' direct debits, refunds: not yet booked (unprocessed)."""
+        _, sign, name, iban, template, low, high, code, transaction_type = _OTHER_MUTATIONS[
+            category
+        ]
+        date = dt.date.fromordinal(day)
+        message = template.format(
+            month=f"{_MONTHS[date.month - 1]} {date.year}",
+            quarter=f"Q{(date.month - 1) // 3 + 1} {date.year}",
+            n8=rng.randrange(10**7, 10**8),
+            n16=rng.randrange(10**15, 10**16),
+        )
+        cents = sign * (low + int(rng.random() * (high - low + 1)))
+        sepa: dict[str, Any] | None = None
+        number = ""
+        holder = name or "ING Bank N.V."
+        if transaction_type is not None:
+            if iban is None:
+                bank, bic = random.Random(holder).choice(_BANKS)
+                iban = _iban(bank, random.Random(holder).randrange(10**9, 10**10))
+            number = iban
+            sepa = {
+                "trtp": transaction_type,
+                "iban": iban,
+                "bic": _BICS[iban[4:8]],
+                "name": holder,
+                "remi": message,
+                "eref": f"{rng.getrandbits(40):010X}" if rng.random() < 0.6 else "NOTPROVIDED",
+            }
+        return self._mutation_payload(
+            rng,
+            remote_id,
+            version,
+            date.isoformat(),
+            money(cents),
+            message,
+            holder,
+            number,
+            code,
+            sepa,
+            [],
+            created_at,
+            created_at,
+        )
+
+    def _mutation_payload(
+        self,
+        rng: random.Random,
+        remote_id: str,
+        version: int,
+        day: str,
+        amount: str,
+        message: str,
+        name: str | None,
+        number: str,
+        code: str,
+        sepa: dict[str, Any] | None,
+        payments: list[dict[str, Any]],
+        created_at: str,
+        updated_at: str,
+    ) -> dict[str, Any]:
+        processed = bool(payments)
+        servicer = (
+            f"{day.replace('-', '')}{rng.getrandbits(48):012X}" if rng.random() < 0.6 else None
+        )
+        return {
+            "id": remote_id,
+            "administration_id": self.administration_id,
+            "amount": amount,
+            "code": code,
+            "date": day,
+            "message": message,
+            "contra_account_name": name,
+            "contra_account_number": number,
+            "state": "processed" if processed else "unprocessed",
+            "settlement_state": "settled",
+            "amount_open": "0.0" if processed else amount,
+            "sepa_fields": sepa,
+            "batch_reference": None,
+            "financial_account_id": BANK_ACCOUNT_ID,
+            "currency": "EUR",
+            "original_amount": None,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "version": version,
+            "financial_statement_id": _statement_id(day),
+            "processed_at": updated_at if processed else None,
+            "account_servicer_transaction_id": servicer,
+            "payments": payments,
+            "ledger_account_bookings": [],
+        }
+
+    @staticmethod
+    def payer(contact: Any) -> tuple[str, str, str]:
+        """IBAN, BIC and holder the customer pays from: the contact's own, else a stable one."""
+        if not isinstance(contact, Mapping):
+            contact = {}
+        holder = (
+            contact.get("sepa_iban_account_name")
+            or contact.get("company_name")
+            or " ".join(str(contact.get(k) or "") for k in ("firstname", "lastname")).strip()
+            or "Onbekend"
+        )
+        iban = contact.get("bank_account") or contact.get("sepa_iban")
+        if not isinstance(iban, str) or iban[4:8] not in _BICS:
+            pick = random.Random(str(contact.get("id")))
+            bank, _ = pick.choice(_BANKS)
+            iban = _iban(bank, pick.randrange(10**9, 10**10))
+        return iban, _BICS[iban[4:8]], str(holder)
+
 
 def _month_start(year: int, month: int) -> dt.date:
     """First day of a month given with an overflowing or negative month number."""
@@ -741,6 +1078,10 @@ def _month_start(year: int, month: int) -> dt.date:
 def _period(value: str, today: dt.date) -> tuple[str, str]:
     """Inclusive ISO bounds of a Moneybird period: a preset or `YYYYMM[DD]..YYYYMM[DD]`."""
     year, month = today.year, today.month
+    if value in ("this_week", "prev_week", "next_week"):
+        monday = today - dt.timedelta(days=today.weekday())
+        monday += dt.timedelta(weeks={"this_week": 0, "prev_week": -1, "next_week": 1}[value])
+        return monday.isoformat(), (monday + dt.timedelta(days=6)).isoformat()
     quarter_month = month - (month - 1) % 3
     presets = {
         "this_month": (month, 1),
@@ -798,6 +1139,42 @@ def _parse_filter(
     return states, period
 
 
+def _parse_mutation_filter(
+    raw: str | None, today: dt.date
+) -> tuple[frozenset[str] | None, frozenset[int] | None, str | None, tuple[str, str] | None]:
+    """States, amount signs (debit +1, credit -1), account and period (None: any of them).
+
+    As for invoices no filter means `period:this_year`, any filter replaces that default, and
+    unknown keys are ignored.
+    """
+    if raw is None:
+        return None, None, None, _period("this_year", today)
+    states: frozenset[str] | None = None
+    signs: frozenset[int] | None = None
+    account: str | None = None
+    period: tuple[str, str] | None = None
+    for term in raw.split(","):
+        key, _, value = term.strip().partition(":")
+        if key == "state":
+            if value != "all":
+                states = frozenset(value.split("|"))
+                if not states <= set(MUTATION_STATES):
+                    raise _BadRequest("State is not included in the list", {"filter": "invalid"})
+        elif key == "mutation_type":
+            if value != "all":
+                kinds = value.split("|")
+                if not set(kinds) <= {"debit", "credit"}:
+                    raise _BadRequest(
+                        "Mutation type is not included in the list", {"filter": "invalid"}
+                    )
+                signs = frozenset(1 if kind == "debit" else -1 for kind in kinds)
+        elif key == "financial_account_id":
+            account = value
+        elif key == "period":
+            period = _period(value, today)
+    return states, signs, account, period
+
+
 def _parse_ids(raw: bytes) -> list[str]:
     try:
         body = orjson.loads(raw)
@@ -838,15 +1215,23 @@ async def _drop_connection(receive: Receive) -> None:
 class _SyncEndpoint:
     """Raw ASGI rather than a request/response endpoint, so a fault can drop the connection."""
 
-    def __init__(self, simulator: MoneybirdSimulator) -> None:
+    def __init__(self, simulator: MoneybirdSimulator, resource: str) -> None:
         self.simulator = simulator
+        self.resource = resource
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.simulator._serve(Request(scope, receive), scope, receive, send)
+        await self.simulator._serve(Request(scope, receive), scope, receive, send, self.resource)
 
 
 class MoneybirdSimulator:
-    """Moneybird's sales-invoice sync pair with seeded data, test controls and injectable faults."""
+    """Moneybird's sales-invoice and financial-mutation sync pairs and financial accounts, with
+    seeded data, test controls and injectable faults.
+
+    `mutations=None` gives every bank-matched invoice payment its financial mutation plus about
+    10% unrelated bank transactions; an int gives exactly that many (bank payments left without
+    one turn into manual `bank_transfer` payments, so every `financial_mutation_id` resolves).
+    `scopes` are the token's: each resource answers 403 without its `REQUIRED_SCOPES` entry.
+    """
 
     def __init__(
         self,
@@ -858,9 +1243,14 @@ class MoneybirdSimulator:
         rate_limit: int | None = 150,
         rate_window: float = 300.0,
         start_date: dt.date = dt.date(2024, 1, 1),
+        mutations: int | None = None,
+        scopes: tuple[str, ...] = DEFAULT_SCOPES,
     ) -> None:
+        if mutations is not None and mutations < 0:
+            raise ValueError("mutations must be None or a non-negative count")
         self.administration_id = administration_id
         self.token = token
+        self.scopes = tuple(scopes)
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.requests: list[tuple[str, str, int]] = []
@@ -878,13 +1268,37 @@ class MoneybirdSimulator:
         self._year_numbers: dict[int, int] = {}
         self._drafts = 0
         self._next_id = _INVOICE_ID_BASE
-        self._populate(invoices)
+        self._mutations: dict[str, _Mutation] = {}
+        self._deleted_mutations: dict[str, _Mutation] = {}
+        self._mutation_list_cache: dict[tuple[Any, ...], bytes] = {}
+        self._mutation_rng = random.Random(seed ^ 0xBA4C)
+        self._next_mutation_id = _MUTATION_ID_BASE
+        self._accounts_json = orjson.dumps([self._factory.account])
+        # hundreds of thousands of acyclic objects: the cyclic GC would only rescan them
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._populate(invoices)
+            self._populate_mutations(mutations)
+        finally:
+            if collecting:
+                gc.enable()
         self.app = Starlette(
             routes=[
                 Route(
                     "/api/v2/{administration_id}/sales_invoices/{resource}",
-                    _SyncEndpoint(self),
+                    _SyncEndpoint(self, "sales_invoices"),
                     methods=["GET", "POST"],
+                ),
+                Route(
+                    "/api/v2/{administration_id}/financial_mutations/{resource}",
+                    _SyncEndpoint(self, "financial_mutations"),
+                    methods=["GET", "POST"],
+                ),
+                Route(
+                    "/api/v2/{administration_id}/{resource}",
+                    _SyncEndpoint(self, "financial_accounts"),
+                    methods=["GET"],
                 ),
                 Route("/_simulator/mutate", self._mutate_endpoint, methods=["POST"]),
             ]
@@ -941,6 +1355,50 @@ class MoneybirdSimulator:
                 _epoch(plan.updated, plan.updated_ms),
                 plan._replace(number=numbers.get(position), draft_id=draft_id),
             )
+
+    def _populate_mutations(self, count: int | None) -> None:
+        """Index every mutation (no payload yet): invoice payments' first, in booking order."""
+        rng = self._mutation_rng
+        linked: list[tuple[int, int, str, _Mutation]] = []
+        for record in self._live.values():
+            plan = record.plan
+            if plan is None:
+                continue
+            for index, (day, ms, _, kind) in enumerate(plan.payments, 1):
+                if kind < _BANK_SHARE:
+                    remote_id = _mutation_id(str(int(record.id) + 100 + index))
+                    mutation_plan = _MutationPlan(
+                        plan.seed ^ index, day, ms, -1, record.id, record.version, plan, index
+                    )
+                    mutation = _Mutation(remote_id, _epoch(day, ms), mutation_plan)
+                    linked.append((day, ms, remote_id, mutation))
+        if count is None:
+            others = round(len(linked) / 10)
+        else:
+            others = max(count - len(linked), count // 11)
+            keep = count - others
+            if keep < len(linked):
+                dropped = rng.sample(range(len(linked)), len(linked) - keep)
+                for position in sorted(dropped, reverse=True):
+                    remote_id = linked.pop(position)[2]
+                    self._factory.unlinked.add(str(int(remote_id) - 20))
+        start, today = self._factory.start.toordinal(), dt.date.today().toordinal()
+        for category in rng.choices(range(len(_OTHER_MUTATIONS)), _OTHER_WEIGHTS, k=others):
+            day = start + int(rng.random() * (today - start + 1))
+            mutation_plan = _MutationPlan(rng.getrandbits(64), day, 0, category)
+            self._next_mutation_id += 1000 + rng.getrandbits(16)
+            remote_id = str(self._next_mutation_id)
+            mutation = self._plan_other(remote_id, mutation_plan)
+            linked.append((day, mutation_plan.updated_ms, remote_id, mutation))
+        for *_, mutation in sorted(linked, key=lambda item: item[:3]):
+            self._mutations[mutation.id] = mutation
+
+    @staticmethod
+    def _plan_other(remote_id: str, plan: _MutationPlan) -> _Mutation:
+        """An unprocessed mutation is last touched when imported: its version is that moment."""
+        ms = _IMPORT_START_MS + int(random.Random(plan.seed).random() * _IMPORT_SPAN_MS)
+        plan = plan._replace(updated_ms=ms)
+        return _Mutation(remote_id, _epoch(plan.day, ms), plan)
 
     def _next_draft_id(self) -> int:
         self._drafts += 1
@@ -1012,8 +1470,15 @@ class MoneybirdSimulator:
             self._store(record, payload)
             return payload
 
-    def pay_invoice(self, remote_id: str, amount: Decimal | None = None) -> dict[str, Any]:
-        """A bank payment of `amount` (default: all that is unpaid); fully paid turns `paid`."""
+    def pay_invoice(
+        self, remote_id: str, amount: Decimal | None = None, *, bank: bool | None = None
+    ) -> dict[str, Any]:
+        """A payment of `amount` (default: all that is unpaid); fully paid turns `paid`.
+
+        Its kind is drawn as for generated payments unless `bank` says: True makes it a bank
+        transfer matched to a new financial mutation (which then appears in the mutation list),
+        False a manual or online payment without one.
+        """
         with self._lock:
             record = self._live[str(remote_id)]
             payload = self._payload(record)
@@ -1024,11 +1489,29 @@ class MoneybirdSimulator:
                 raise ValueError(f"invoice {remote_id} has nothing unpaid; pass an explicit amount")
             day, ms = _now()
             self._next_id += 1000
-            payload["payments"].append(
-                self._factory.payment(
-                    self._rng, str(self._next_id), record.id, cents, _iso(day), _stamp(day, ms)
-                )
+            kind = self._rng.random()
+            if bank is not None:
+                kind = kind * _BANK_SHARE if bank else _BANK_SHARE + kind * (1 - _BANK_SHARE)
+            payment = self._factory.payment(
+                self._rng, str(self._next_id), record.id, cents, _iso(day), _stamp(day, ms), kind
             )
+            payload["payments"].append(payment)
+            if payment["financial_mutation_id"] is not None:
+                mutation = _Mutation(payment["financial_mutation_id"], _epoch(day, ms), None)
+                stamp = _stamp(day, ms)
+                self._store_mutation(
+                    mutation,
+                    self._factory.invoice_mutation(
+                        self._mutation_rng,
+                        mutation.id,
+                        mutation.version,
+                        payload,
+                        payment,
+                        stamp,
+                        stamp,
+                    ),
+                )
+                self._mutations[mutation.id] = mutation
             paid += cents
             payload["total_paid"] = money(paid)
             payload["total_unpaid"] = payload["total_unpaid_base"] = money(total - paid)
@@ -1055,11 +1538,99 @@ class MoneybirdSimulator:
         with self._lock:
             self._store(self._live[str(remote_id)], payload)
 
+    # --- financial mutations and accounts, for tests ----------------------------------------
+
+    def mutation_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._mutations)
+
+    def mutation(self, remote_id: str) -> dict[str, Any]:
+        with self._lock:
+            return orjson.loads(self._mutation_body(self._mutations[str(remote_id)]))
+
+    def mutations(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [orjson.loads(self._mutation_body(m)) for m in self._mutations.values()]
+
+    def financial_accounts(self) -> list[dict[str, Any]]:
+        return orjson.loads(self._accounts_json)
+
+    def create_mutation(self, **overrides: Any) -> dict[str, Any]:
+        """A new unrelated bank transaction booked today (unprocessed); keys given overwrite."""
+        with self._lock:
+            rng = self._mutation_rng
+            day, ms = _now()
+            category = rng.choices(range(len(_OTHER_MUTATIONS)), _OTHER_WEIGHTS)[0]
+            self._next_mutation_id += 1000 + rng.getrandbits(16)
+            mutation = _Mutation(str(self._next_mutation_id), _epoch(day, ms), None)
+            payload = self._factory.other_mutation(
+                rng, mutation.id, mutation.version, day, category, _stamp(day, ms)
+            )
+            payload.update({key: _jsonable(value) for key, value in overrides.items()})
+            if "amount" in overrides and "amount_open" not in overrides:
+                payload["amount_open"] = payload["amount"]  # still unbooked: all of it is open
+            self._mutations[mutation.id] = mutation
+            self._store_mutation(mutation, payload)
+            return orjson.loads(self._mutation_body(mutation))
+
+    def change_mutation(self, remote_id: str, **changes: Any) -> dict[str, Any]:
+        """Verbatim top-level changes; a newer `version` and `updated_at` unless given as well."""
+        with self._lock:
+            mutation = self._mutations[str(remote_id)]
+            payload = orjson.loads(self._mutation_body(mutation))
+            payload.update({key: _jsonable(value) for key, value in changes.items()})
+            self._touch(mutation, payload, changes)
+            self._store_mutation(mutation, payload)
+            return payload
+
+    def delete_mutation(self, remote_id: str) -> None:
+        with self._lock:
+            self._deleted_mutations[str(remote_id)] = self._mutations.pop(str(remote_id))
+            self._mutation_list_cache.clear()
+
+    def restore_mutation(self, remote_id: str) -> None:
+        with self._lock:
+            self._mutations[str(remote_id)] = self._deleted_mutations.pop(str(remote_id))
+            self._mutation_list_cache.clear()
+
+    def set_raw_mutation(self, remote_id: str, payload: dict[str, Any]) -> None:
+        """Verbatim, odd spellings included; the listed version follows the payload's own."""
+        with self._lock:
+            self._store_mutation(self._mutations[str(remote_id)], payload)
+
+    def _mutation_body(self, mutation: _Mutation) -> bytes:
+        if mutation.body is None:
+            assert mutation.plan is not None
+            mutation.body = orjson.dumps(
+                self._factory.mutation(mutation.id, mutation.version, mutation.plan)
+            )
+            mutation.plan = None
+        return mutation.body
+
+    def _store_mutation(self, mutation: _Mutation, payload: dict[str, Any]) -> None:
+        mutation.body = _dumps(payload)
+        mutation.plan = None
+        version = payload.get("version")
+        if isinstance(version, int) and not isinstance(version, bool):
+            mutation.version = version
+        mutation.state = payload.get("state")
+        mutation.account = str(payload.get("financial_account_id"))
+        date = payload.get("date")
+        mutation.date = date if isinstance(date, str) else None
+        try:
+            cents = to_cents(payload.get("amount"))
+        except (ArithmeticError, ValueError):
+            cents = 0
+        mutation.sign = (cents > 0) - (cents < 0)
+        self._mutation_list_cache.clear()
+
     def warm(self) -> None:
         """Serialize every payload now, so a benchmark times the client, not the first fetch."""
         with self._lock:
             for record in self._live.values():
                 self._body(record)
+            for mutation in self._mutations.values():
+                self._mutation_body(mutation)
 
     def _body(self, record: _Record) -> tuple[bytes, ...]:
         if record.body is None:
@@ -1071,7 +1642,9 @@ class MoneybirdSimulator:
     def _payload(self, record: _Record) -> dict[str, Any]:
         return orjson.loads(b"".join(self._body(record)))
 
-    def _touch(self, record: _Record, payload: dict[str, Any], explicit: Mapping[str, Any]) -> None:
+    def _touch(
+        self, record: _Record | _Mutation, payload: dict[str, Any], explicit: Mapping[str, Any]
+    ) -> None:
         day, ms = _now()
         if "version" not in explicit:
             payload["version"] = max(record.version + 1, _epoch(day, ms))
@@ -1132,11 +1705,11 @@ class MoneybirdSimulator:
     def _take_fault(self, endpoint: str) -> _Fault | None:
         return self._take(lambda f: f.kind != "invalid" and f.endpoint in ("any", endpoint))
 
-    def _take_invalid(self, answered: list[str]) -> str | None:
+    def _take_invalid(self, answered: list[str], endpoint: str) -> str | None:
         fault = self._take(
             lambda f: (
                 f.kind == "invalid"
-                and f.endpoint != "list"
+                and f.endpoint in ("any", endpoint)
                 and bool(answered)
                 and (f.remote_id is None or f.remote_id in answered)
             )
@@ -1177,11 +1750,18 @@ class MoneybirdSimulator:
 
     # --- serving ---------------------------------------------------------------------------
 
-    async def _serve(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = "fetch" if request.method == "POST" else "list"
+    async def _serve(
+        self, request: Request, scope: Scope, receive: Receive, send: Send, resource: str
+    ) -> None:
+        endpoint = {
+            ("sales_invoices", "GET"): "list",
+            ("sales_invoices", "POST"): "fetch",
+            ("financial_mutations", "GET"): "mutations_list",
+            ("financial_mutations", "POST"): "mutations_fetch",
+        }.get((resource, request.method), "accounts")
         ids: list[str] | None = None
         bad_body: _BadRequest | None = None
-        if endpoint == "fetch":
+        if request.method == "POST":
             try:
                 ids = _parse_ids(await request.body())
             except _BadRequest as exc:
@@ -1197,13 +1777,18 @@ class MoneybirdSimulator:
             return
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
-        status, body, media_type, headers = self._answer(request, endpoint, ids, bad_body)
+        status, body, media_type, headers = self._answer(request, resource, endpoint, ids, bad_body)
         if fault is not None and fault.kind == "truncate":
             body = body[: len(body) // 2]
         await Response(body, status, headers, media_type=media_type)(scope, receive, send)
 
     def _answer(
-        self, request: Request, endpoint: str, ids: list[str] | None, bad_body: _BadRequest | None
+        self,
+        request: Request,
+        resource: str,
+        endpoint: str,
+        ids: list[str] | None,
+        bad_body: _BadRequest | None,
     ) -> tuple[int, bytes, str, dict[str, str]]:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or credentials.strip() != self.token:
@@ -1216,9 +1801,12 @@ class MoneybirdSimulator:
                 {},
             )
         params = request.path_params
-        if params["administration_id"] != self.administration_id or params["resource"] not in (
-            "synchronization",
-            "synchronization.json",
+        known = (
+            ("financial_accounts",) if resource == "financial_accounts" else ("synchronization",)
+        )
+        if (
+            params["administration_id"] != self.administration_id
+            or params["resource"].removesuffix(".json") not in known
         ):
             return (
                 404,
@@ -1228,18 +1816,35 @@ class MoneybirdSimulator:
                 "application/json",
                 {},
             )
+        scope = REQUIRED_SCOPES[resource]
+        if scope not in self.scopes:
+            # RFC 6750 section 3.1: a valid token without the scope is refused with 403
+            return (
+                403,
+                orjson.dumps(
+                    {"error": f"No access to {scope}", "symbolic": {"token": "insufficient_scope"}}
+                ),
+                "application/json",
+                {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
         with self._lock:
             limited, headers = self._admit(self.token)
             if limited:
                 self.rate_limited += 1
                 return 429, b"Retry later", "text/plain", headers
             try:
-                if endpoint == "list":
+                if endpoint == "accounts":
+                    body = self._accounts_json
+                elif endpoint == "list":
                     body = self._list(request.query_params.get("filter"))
+                elif endpoint == "mutations_list":
+                    body = self._list_mutations(request.query_params.get("filter"))
                 elif bad_body is not None:
                     raise bad_body
-                else:
+                elif endpoint == "fetch":
                     body = self._fetch(ids or [])
+                else:
+                    body = self._fetch_mutations(ids or [])
             except _BadRequest as exc:
                 return 400, orjson.dumps(exc.body), "application/json", headers
         return 200, body, "application/json", headers
@@ -1290,12 +1895,49 @@ class MoneybirdSimulator:
             if record is not None:
                 answered.append(remote_id)
                 parts.append(b"".join(self._body(record)))
-        invalid = self._take_invalid(answered)
+        invalid = self._take_invalid(answered, "fetch")
         if invalid is not None:
             position = answered.index(invalid)
             payload = orjson.loads(parts[position])
             payload["total_price_incl_tax"] = "12x.5"
             payload["due_date"] = "not-a-date"
+            parts[position] = _dumps(payload)
+        return b"[" + b",".join(parts) + b"]"
+
+    def _list_mutations(self, raw_filter: str | None) -> bytes:
+        today = dt.date.today()
+        key = (*_parse_mutation_filter(raw_filter, today), today)
+        cached = self._mutation_list_cache.get(key)
+        if cached is None:
+            states, signs, account, period = key[:4]
+            records: Iterable[_Mutation] = self._mutations.values()
+            if states is not None:
+                records = [m for m in records if m.state in states]
+            if signs is not None:
+                records = [m for m in records if m.sign in signs]
+            if account is not None:
+                records = [m for m in records if m.account == account]
+            if period is not None:
+                low, high, undated = period[0], period[1], today.isoformat()
+                records = [m for m in records if low <= (m.date or undated) <= high]
+            cached = orjson.dumps([{"id": m.id, "version": m.version} for m in records])
+            self._mutation_list_cache[key] = cached
+        return cached
+
+    def _fetch_mutations(self, ids: list[str]) -> bytes:
+        answered: list[str] = []
+        parts: list[bytes] = []
+        for remote_id in dict.fromkeys(ids[:MAX_FETCH]):
+            mutation = self._mutations.get(remote_id)
+            if mutation is not None:
+                answered.append(remote_id)
+                parts.append(self._mutation_body(mutation))
+        invalid = self._take_invalid(answered, "mutations_fetch")
+        if invalid is not None:
+            position = answered.index(invalid)
+            payload = orjson.loads(parts[position])
+            payload["amount"] = "12x.5"
+            payload["date"] = "not-a-date"
             parts[position] = _dumps(payload)
         return b"[" + b",".join(parts) + b"]"
 
@@ -1358,9 +2000,15 @@ class SimulatorServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Serve a Moneybird sales-invoice simulator on loopback."
+        description="Serve a Moneybird sales-invoice and bank-transaction simulator on loopback."
     )
     parser.add_argument("--invoices", type=int, default=1000)
+    parser.add_argument(
+        "--mutations",
+        type=int,
+        default=None,
+        help="bank transactions (default: one per bank payment)",
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--token", default="sim-token")
@@ -1370,6 +2018,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     simulator = MoneybirdSimulator(
         invoices=args.invoices,
+        mutations=args.mutations,
         seed=args.seed,
         token=args.token,
         rate_limit=None if args.no_rate_limit else 150,
