@@ -33,6 +33,14 @@ PER_STATEMENT = 10_000
 
 
 def generate(kind: str, path: Path, count: int) -> None:
+    """In a process of its own, so that the benchmark's own memory stays small: a child forked
+    from a large parent would report the parent's pages as its peak RSS."""
+    subprocess.run(
+        [sys.executable, __file__, "--generate", kind, str(path), str(count)], check=True
+    )
+
+
+def _write(kind: str, path: Path, count: int) -> None:
     transactions = random_transactions(count, dt.date(2025, 1, 1))
     statements = []
     while chunk := [t for _, t in zip(range(PER_STATEMENT), transactions, strict=False)]:
@@ -72,7 +80,12 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--databases", default="postgresql,sqlite")
     parser.add_argument("--formats", default="camt053,mt940")
+    parser.add_argument("--generate", nargs=3, metavar=("FORMAT", "PATH", "COUNT"))
     args = parser.parse_args()
+    if args.generate:
+        kind, path, count = args.generate
+        _write(kind, Path(path), int(count))
+        return
     workdir = Path(tempfile.mkdtemp(prefix="invoice-sync-bank-bench-"))
     results = []
     try:

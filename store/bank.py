@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -26,6 +28,7 @@ from store.schema import bank_imports, bank_transactions
 #: the columns a written transaction carries, in COPY order
 COLUMNS = tuple(c.name for c in bank_transactions.columns if c.name != "id")
 _CHUNK = 2000
+_MERGE_EVERY = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,30 +141,81 @@ class BankStore:
         return result
 
 
+def _read_ahead(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Chunks of `rows`, produced by a thread of their own: the file is parsed while the
+    database takes the previous chunk (the driver and the server release the GIL while they
+    work). At most four chunks wait; an exception in the producer is raised here."""
+    chunks: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            iterator = iter(rows)
+            while not stop.is_set():
+                chunk = list(itertools.islice(iterator, size))
+                if not chunk:
+                    break
+                while not stop.is_set():
+                    try:
+                        chunks.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed over to the consumer, which raises it
+            chunks.put(exc)
+            return
+        chunks.put(None)
+
+    producer = threading.Thread(target=produce, name="bank-file-reader", daemon=True)
+    producer.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join()
+
+
 def _copy_and_merge(connection: Connection, rows: Iterable[dict[str, Any]]) -> int:
-    """COPY into a temp table dropped at commit, then one INSERT .. ON CONFLICT DO NOTHING."""
+    """COPY into a temp table dropped at commit, merged with INSERT .. ON CONFLICT DO NOTHING
+    every `_MERGE_EVERY` rows (so the server merges while the next rows are parsed)."""
     names = ", ".join(f'"{c}"' for c in COLUMNS)
     connection.exec_driver_sql(
         f'CREATE TEMP TABLE "stage_bank" ON COMMIT DROP AS SELECT {names} '
         'FROM "bank_transactions" WITH NO DATA'
     )
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    offered = 0
-    with cursor.copy(f'COPY "stage_bank" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in COLUMNS])
-            offered += 1
-    connection.exec_driver_sql(
-        f'INSERT INTO "bank_transactions" ({names}) SELECT {names} FROM "stage_bank" '
-        'ON CONFLICT ("account_iban", "dedup_key") DO NOTHING'
-    )
+    offered = staged = 0
+
+    def merge() -> None:
+        connection.exec_driver_sql(
+            f'INSERT INTO "bank_transactions" ({names}) SELECT {names} FROM "stage_bank" '
+            'ON CONFLICT ("account_iban", "dedup_key") DO NOTHING'
+        )
+        connection.exec_driver_sql('TRUNCATE "stage_bank"')
+
+    for chunk in _read_ahead(rows, _CHUNK):
+        with cursor.copy(f'COPY "stage_bank" ({names}) FROM STDIN') as copy:
+            for row in chunk:
+                copy.write_row([row[c] for c in COLUMNS])
+        offered += len(chunk)
+        staged += len(chunk)
+        if staged >= _MERGE_EVERY:
+            merge()
+            staged = 0
+    if staged:
+        merge()
     return offered
 
 
 def _insert_chunks(connection: Connection, rows: Iterable[dict[str, Any]]) -> int:
+    """SQLite binds parameters holding the GIL, so reading ahead in a thread only slows it
+    (measured: 14,000 -> 10,000-12,000 rows/s); chunks are inserted as they are parsed."""
     statement = sqlite.insert(bank_transactions).on_conflict_do_nothing()
     offered = 0
-    iterator: Iterator[dict[str, Any]] = iter(rows)
+    iterator = iter(rows)
     while chunk := list(itertools.islice(iterator, _CHUNK)):
         connection.execute(statement, chunk)
         offered += len(chunk)

@@ -100,6 +100,31 @@ def test_overlapping_statements_never_double_and_identical_payments_stay_two(
     ]
 
 
+def test_a_large_file_is_written_in_chunks_all_or_nothing(
+    store: BankStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks and merges stand in for the 2,000-row chunks and 20,000-row merges."""
+    import store.bank as bank
+
+    monkeypatch.setattr(bank, "_CHUNK", 7)
+    monkeypatch.setattr(bank, "_MERGE_EVERY", 20)
+    many = [tx(1 + n // 30, f"{n + 1}.00", f"payment {n}") for n in range(95)]
+    write_camt053(tmp_path / "many.xml", ACCOUNT, [many[:60], many[40:]])  # 20 overlap
+
+    result = import_bank_file(store, tmp_path / "many.xml")
+
+    assert (result.status, result.new, result.present) == ("ok", 95, 20)
+    assert len(rows(store)) == 95
+    other = "NL02ABNA0123456789"
+    write_camt053(tmp_path / "other.xml", other, [many])
+    text = (tmp_path / "other.xml").read_text()
+    (tmp_path / "cut.xml").write_text(text[: len(text) * 3 // 4])  # breaks after 3+ merges
+    assert import_bank_file(store, tmp_path / "cut.xml").status == "failed"
+    assert [r for r in rows(store) if r["account_iban"] == other] == [], (
+        "the chunks merged before the break were rolled back with the rest"
+    )
+
+
 def test_a_bank_reference_identifies_a_transaction_whatever_its_text(
     store: BankStore, tmp_path: Path
 ) -> None:
