@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from connectors.base import Connector
-from connectors.ratelimit import Limiter
-from connectors.registry import UnsupportedKind, build_connector
 from connectors.source import SourceConfig
 from store.bank import BankMirror, BankStore
 from store.db import make_engine, upgrade
 from store.mirror import Mirror
 from store.runs import Runs
 from workers.config import AppConfig, ConfigError
-from workers.engine import CycleResult, run_cycle
 from workers.logs import register_secret
+
+if TYPE_CHECKING:  # the HTTP side loads only when a command talks to an API
+    from connectors.base import Connector
+    from connectors.ratelimit import Limiter
+    from workers.engine import CycleResult
 
 
 @dataclass
@@ -44,6 +46,8 @@ class App:
 
     def connector(self, source: SourceConfig, limiter: Limiter | None = None) -> Connector:
         """`limiter` defaults to the account's shared window (`shared_limiter`)."""
+        from connectors.registry import UnsupportedKind, build_connector
+
         token = self.config.token(source)
         register_secret(token)
         if limiter is None and source.rate_limit:
@@ -81,6 +85,8 @@ class App:
         on_progress: Callable[[int, int], None] | None = None,
         stream: str = "invoices",
     ) -> CycleResult:
+        from workers.engine import run_cycle
+
         with self.connector(source) as connector:
             return run_cycle(
                 connector.stream(stream),

@@ -11,16 +11,15 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from store.runs import RUN_COUNTERS
-from workers.config import AppConfig, ConfigError, load_config
-from workers.engine import CycleResult
 from workers.logs import configure
 
-SUMMARY_COLUMNS = (*RUN_COUNTERS, "seconds")
+if TYPE_CHECKING:  # each command imports what it needs, so `--help` and `status` start fast
+    from workers.config import AppConfig
+    from workers.engine import CycleResult
 
 
 class Context:
@@ -28,6 +27,8 @@ class Context:
         self.config_path = config_path
 
     def config(self) -> AppConfig:
+        from workers.config import load_config
+
         return load_config(self.config_path)
 
 
@@ -38,10 +39,12 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            click.echo(f"invoice-sync: config error: {exc}", err=True)
-            sys.exit(2)
         except Exception as exc:
+            from workers.config import ConfigError
+
+            if isinstance(exc, ConfigError):
+                click.echo(f"invoice-sync: config error: {exc}", err=True)
+                sys.exit(2)
             if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "psycopg", "sqlite3"):
                 raise
             from workers.logs import describe_error
@@ -178,6 +181,7 @@ def _enqueue(
 
     from workers import broker
     from workers.app import App
+    from workers.engine import CycleResult
 
     config = obj.config()
     selected = config.select(sources)
@@ -286,9 +290,12 @@ def _sync_with_progress(
 
 
 def format_summary(results: list[CycleResult]) -> str:
-    headers = ("source", "stream", *SUMMARY_COLUMNS, "status")
+    from store.runs import RUN_COUNTERS
+
+    columns = (*RUN_COUNTERS, "seconds")
+    headers = ("source", "stream", *columns, "status")
     rows = [
-        (r.source, r.stream, *(str(getattr(r, c)) for c in SUMMARY_COLUMNS), r.status)
+        (r.source, r.stream, *(str(getattr(r, c)) for c in columns), r.status)
         for r in results
     ]
     widths = [
