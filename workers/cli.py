@@ -294,10 +294,7 @@ def format_summary(results: list[CycleResult]) -> str:
 
     columns = (*RUN_COUNTERS, "seconds")
     headers = ("source", "stream", *columns, "status")
-    rows = [
-        (r.source, r.stream, *(str(getattr(r, c)) for c in columns), r.status)
-        for r in results
-    ]
+    rows = [(r.source, r.stream, *(str(getattr(r, c)) for c in columns), r.status) for r in results]
     widths = [
         max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
         for i, h in enumerate(headers)
