@@ -149,6 +149,20 @@ def _update_by_ids(
     return count
 
 
+def _fetch_raw(connection: Connection, statement: Any) -> list[tuple[Any, ...]]:
+    """All rows of `statement` as the driver's plain tuples (no SQLAlchemy row objects)."""
+    compiled = statement.compile(dialect=connection.dialect)
+    params: Any = compiled.params
+    if compiled.positiontup is not None:  # qmark / numeric styles (SQLite)
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _inserted_flag(connection: Connection) -> Any:
     """In an upsert's RETURNING: true for a row inserted rather than updated (PostgreSQL only)."""
     if connection.dialect.name == "postgresql":
@@ -270,28 +284,24 @@ class Mirror:
         return 3 if self.engine.dialect.name == "postgresql" else 2
 
     def state(self, source: str) -> MirrorState:
-        live: dict[str, int] = {}
-        deleted: dict[str, int] = {}
+        """Every stored id and version, read through the driver's own cursor: 100,000 rows
+        through SQLAlchemy's row objects took 0.6 s, plain tuples a fraction of that."""
+        table = self._id_column().table
+        versions = select(
+            self._id_column(),
+            table.c.remote_version,
+            table.c.deleted_at.is_(None),  # a bool: no timestamp parsing per row
+        ).where(*self._scope(source))
+        quarantine = select(sync_errors.c.remote_id).where(
+            *self._errors(source), sync_errors.c.resolved_at.is_(None)
+        )
         with self.engine.connect() as connection:
-            table = self._id_column().table
-            rows = connection.execute(
-                select(
-                    self._id_column(),
-                    table.c.remote_version,
-                    table.c.deleted_at.is_(None),  # a bool: no timestamp parsing per row
-                )
-                .where(*self._scope(source))
-                .execution_options(yield_per=10_000)
-            )
-            for remote_id, version, is_live in rows:
-                (live if is_live else deleted)[remote_id] = version
+            rows = _fetch_raw(connection, versions)
             quarantined = frozenset(
-                connection.execute(
-                    select(sync_errors.c.remote_id).where(
-                        *self._errors(source), sync_errors.c.resolved_at.is_(None)
-                    )
-                ).scalars()
+                remote_id for (remote_id,) in _fetch_raw(connection, quarantine)
             )
+        live = {remote_id: version for remote_id, version, alive in rows if alive}
+        deleted = {remote_id: version for remote_id, version, alive in rows if not alive}
         return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
 
     def behind(self, source: str, planned: dict[str, int]) -> list[str]:

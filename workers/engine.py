@@ -132,8 +132,10 @@ def plan_cycle(
     version is unchanged; a quarantined id is fetched again every cycle until it validates.
     """
     source = connector.name
-    listing = connector.list_versions()
-    state = mirror.state(source)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state") as pool:
+        reading = pool.submit(mirror.state, source)  # read while the listing is on the wire
+        listing = connector.list_versions()
+        state = reading.result()
     vanished = [remote_id for remote_id in state.live if remote_id not in listing]
     check_mass_deletion(source, len(vanished), len(state.live), mass_delete_fraction)
     plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing), versions=listing)
