@@ -169,11 +169,14 @@ def daemon_setup(
             print(log.read_text()[-4000:])
 
 
-def enqueue_cycle(namespace: str, full: bool = False) -> None:
+def enqueue_cycle(namespace: str, full: bool = False, stream: str | None = None) -> None:
+    """As the scheduler or the CLI sends it; without `stream`, as messages from before streams
+    existed (still accepted: the stream defaults to invoices)."""
+    args: tuple[object, ...] = ("acme", full) if stream is None else ("acme", full, stream)
     broker = RedisBroker(url=REDIS_URL, namespace=namespace)
     broker.enqueue(
         dramatiq.Message(
-            queue_name=QUEUE, actor_name="sync_cycle", args=("acme", full), kwargs={}, options={}
+            queue_name=QUEUE, actor_name="sync_cycle", args=args, kwargs={}, options={}
         )
     )
     broker.close()
@@ -492,6 +495,44 @@ def test_a_full_resync_sent_while_a_normal_cycle_runs_is_not_lost(
     values = summary(result.stdout)
     assert (values["listed"], values["requests"], values["status"]) == ("120", "3", "ok")
     assert_mirror_equals(make_engine(database_url), simulator)
+
+
+def test_a_worker_mirrors_the_bank_stream_and_imports_the_inbox(
+    daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],
+    database_url: str,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    from store.schema import bank_transactions
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "bankfiles" / "mt940_rabobank_iban.sta", inbox)
+    simulator, config, _worker = daemon_setup(bank="true")
+    config.write_text(f'bank_inbox = "{inbox}"\n' + config.read_text())
+    enqueue_cycle(namespace, stream="financial_mutations")
+    broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=QUEUE, actor_name="scan_bank_inbox", args=(), kwargs={}, options={}
+        )
+    )
+    broker.close()
+
+    wait_for(finished_ok(database_url), what="the bank stream's run")
+    wait_for(lambda: (inbox / "processed").exists(), what="the inbox scan")
+
+    (run,) = runs(database_url)
+    mutations = len(simulator.mutation_ids())
+    assert (run.stream, run.status, run.new) == ("financial_mutations", "ok", mutations)
+    origins = query(
+        database_url,
+        sa.select(bank_transactions.c.origin, sa.func.count()).group_by(bank_transactions.c.origin),
+    )
+    assert dict((origin, count) for origin, count in origins) == {
+        "moneybird": mutations,
+        "mt940": 4,
+    }
 
 
 def test_workers_export_prometheus_metrics(
