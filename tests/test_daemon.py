@@ -527,9 +527,11 @@ def test_a_worker_mirrors_the_bank_stream_and_imports_the_inbox(
     assert (run.stream, run.status, run.new) == ("financial_mutations", "ok", mutations)
     origins = query(
         database_url,
-        sa.select(bank_transactions.c.origin, sa.func.count()).group_by(bank_transactions.c.origin),
+        sa.select(bank_transactions.c.origin, sa.func.count().label("count")).group_by(
+            bank_transactions.c.origin
+        ),
     )
-    assert dict((origin, count) for origin, count in origins) == {
+    assert {row.origin: row.count for row in origins} == {
         "moneybird": mutations,
         "mt940": 4,
     }
