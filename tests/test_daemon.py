@@ -527,11 +527,11 @@ def test_a_worker_mirrors_the_bank_stream_and_imports_the_inbox(
     assert (run.stream, run.status, run.new) == ("financial_mutations", "ok", mutations)
     origins = query(
         database_url,
-        sa.select(bank_transactions.c.origin, sa.func.count().label("count")).group_by(
+        sa.select(bank_transactions.c.origin, sa.func.count().label("n")).group_by(
             bank_transactions.c.origin
         ),
     )
-    assert {row.origin: row.count for row in origins} == {
+    assert {row.origin: row.n for row in origins} == {
         "moneybird": mutations,
         "mt940": 4,
     }
