@@ -148,23 +148,26 @@ def _read_ahead(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict
     chunks: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=4)
     stop = threading.Event()
 
+    def put(item: list[dict[str, Any]] | BaseException | None) -> bool:
+        """Hand over one item unless the consumer has stopped listening."""
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             iterator = iter(rows)
-            while not stop.is_set():
-                chunk = list(itertools.islice(iterator, size))
-                if not chunk:
-                    break
-                while not stop.is_set():
-                    try:
-                        chunks.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            while chunk := list(itertools.islice(iterator, size)):
+                if not put(chunk):
+                    return
         except BaseException as exc:  # handed over to the consumer, which raises it
-            chunks.put(exc)
+            put(exc)
             return
-        chunks.put(None)
+        put(None)
 
     producer = threading.Thread(target=produce, name="bank-file-reader", daemon=True)
     producer.start()

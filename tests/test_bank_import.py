@@ -125,6 +125,40 @@ def test_a_large_file_is_written_in_chunks_all_or_nothing(
     )
 
 
+def test_a_database_failure_mid_file_fails_the_import_without_hanging(
+    store: BankStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader thread may be blocked on a full queue when the writer fails: it must stop."""
+    import store.bank as bank
+
+    monkeypatch.setattr(bank, "_CHUNK", 5)
+    monkeypatch.setattr(bank, "_MERGE_EVERY", 10)
+    with store.engine.begin() as connection:
+        if store.engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk full'; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER full_disk BEFORE INSERT ON bank_transactions "
+                "FOR EACH STATEMENT EXECUTE FUNCTION full_disk()"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER full_disk BEFORE INSERT ON bank_transactions "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+    many = [tx(1 + n // 100, f"{n + 1}.00", f"payment {n}") for n in range(400)]
+    write_camt053(tmp_path / "many.xml", ACCOUNT, [many])
+    started = time.monotonic()
+
+    result = import_bank_file(store, tmp_path / "many.xml")
+
+    assert time.monotonic() - started < 20
+    assert result.status == "failed" and "disk full" in (result.error or "")
+    assert rows(store) == []
+
+
 def test_a_bank_reference_identifies_a_transaction_whatever_its_text(
     store: BankStore, tmp_path: Path
 ) -> None:
