@@ -173,49 +173,60 @@ _Reader = Callable[[etree._Element], dict[str, Any]]
 _READERS: dict[tuple[str, int], _Reader] = {}
 
 
+#: a plan with its tags qualified for one namespace: tag -> (relative path, what to keep)
+_Compiled = dict[str, tuple[str, Any]]
+
+
 def _reader(plan: _Plan, ns: str) -> _Reader:
-    """The plan as straight-line Python: nested loops over the children, one per step, comparing
-    tags; an order of magnitude fewer calls than walking the plan, and the same result."""
+    """The plan for one namespace: one walk over the element's children per step, a dict
+    lookup per child (an order of magnitude fewer calls than a `find` per path)."""
     reader = _READERS.get((ns, id(plan)))
     if reader is None:
-        lines = ["def read(e0):", " found = {}", " f0 = True"]
-        _emit_loop(lines, plan, ns, "", 0)
-        lines.append(" return found")
-        namespace: dict[str, Any] = {}
-        exec(compile("\n".join(lines), "<camt053 reader>", "exec"), namespace)  # noqa: S102
-        reader = _READERS[ns, id(plan)] = namespace["read"]
+        compiled = _compile(plan, ns, "")
+
+        def read(elem: etree._Element) -> dict[str, Any]:
+            found: dict[str, Any] = {}
+            _walk(elem, compiled, found, True)
+            return found
+
+        reader = _READERS[ns, id(plan)] = read
     return reader
 
 
-def _emit_loop(lines: list[str], plan: _Plan, ns: str, prefix: str, depth: int) -> None:
-    pad, child = " " * (2 * depth + 1), f"e{depth + 1}"
-    lines += [f"{pad}for {child} in e{depth}:", f"{pad} t = {child}.tag"]
-    for number, (name, spec) in enumerate(plan.items()):
+def _compile(plan: _Plan, ns: str, prefix: str) -> _Compiled:
+    compiled: _Compiled = {}
+    for name, spec in plan.items():
         key = prefix + name
-        lines.append(f"{pad} {'elif' if number else 'if'} t == {f'{{{ns}}}{name}'!r}:")
-        body = pad + "  "
-        if spec is None:
-            lines += [
-                f"{body}if {key!r} not in found:",
-                f"{body} found[{key!r}] = ({child}.text or '').strip() or None",
-            ]
-        elif spec == _ELEM:
-            lines += [f"{body}if {key!r} not in found:", f"{body} found[{key!r}] = {child}"]
-        elif spec == _EACH:
-            lines += [
-                f"{body}if f{depth}:",
-                f"{body} found.setdefault({key!r}, []).append(({child}.text or '').strip())",
-            ]
-        else:
+        if isinstance(spec, tuple):
             mode, sub = spec
-            lines += [
-                f"{body}if {key!r} in found:",
-                f"{body} {f'f{depth + 1} = False' if mode == _ALL else 'continue'}",
-                f"{body}else:",
-                f"{body} found[{key!r}] = {child}",
-                f"{body} f{depth + 1} = True",
-            ]
-            _emit_loop(lines, sub, ns, key + "/", depth + 1)
+            spec = (mode, _compile(sub, ns, key + "/"))
+        compiled[f"{{{ns}}}{name}"] = (key, spec)
+    return compiled
+
+
+def _walk(elem: etree._Element, plan: _Compiled, found: dict[str, Any], first: bool) -> None:
+    """Keep each path's first match in document order (what `find` returns); `first` says
+    whether `elem` is the first match of its own path (`_EACH` collects only under that one)."""
+    for child in elem:
+        step = plan.get(child.tag)  # type: ignore[call-overload]
+        if step is None:
+            continue
+        key, spec = step
+        if spec is None:
+            if key not in found:
+                found[key] = (child.text or "").strip() or None
+        elif spec == _ELEM:
+            if key not in found:
+                found[key] = child
+        elif spec == _EACH:
+            if first:
+                found.setdefault(key, []).append((child.text or "").strip())
+        elif key in found:
+            if spec[0] == _ALL:
+                _walk(child, spec[1], found, False)
+        else:
+            found[key] = child
+            _walk(child, spec[1], found, True)
 
 
 #: `Dt` texts already read (statements repeat a few dates thousands of times)
