@@ -12,12 +12,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.bank import camt053
 from connectors.bank.base import HEAD_BYTES, BankFile
 from connectors.bank.records import BankFileError, BankTransaction
+from tests.bankparsing import FUZZ, open_with, parse_with
 
 DATA = Path(__file__).parent / "data" / "bankfiles"
 MULTI = DATA / "camt053_001_02_multi_genkgo.xml"
@@ -25,24 +26,13 @@ V8 = DATA / "camt053_001_08_genkgo.xml"
 DUTCH = DATA / "ours" / "camt053_001_02_dutch.xml"
 NS2 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"
 
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
 
 def open_camt(path: Path) -> BankFile:
-    parser = camt053.sniff(path, path.read_bytes()[:HEAD_BYTES])
-    assert parser is camt053.Camt053File
-    return parser(path)
+    return open_with(camt053, camt053.Camt053File, path)
 
 
 def parse(path: Path) -> tuple[BankFile, list[BankTransaction]]:
-    bank_file = open_camt(path)
-    return bank_file, list(bank_file.transactions())
+    return parse_with(camt053, camt053.Camt053File, path)
 
 
 def statement(*entries: str, ns: str = NS2, balances: str = "") -> str:

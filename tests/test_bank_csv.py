@@ -10,12 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.bank import csv_export
 from connectors.bank.base import HEAD_BYTES, BankFile
 from connectors.bank.records import BankFileError, BankTransaction
+from tests.bankparsing import FUZZ, open_with, parse_with
 
 DATA = Path(__file__).parent / "data" / "bankfiles"
 RABO_SAMPLE = DATA / "csv_rabobank_nl_headers.csv"
@@ -29,24 +30,13 @@ ING_HEADER = (
 )
 RABO_HEADER = RABO_OURS.read_bytes().split(b"\r\n", 1)[0].decode("latin-1")
 
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
 
 def open_csv(path: Path) -> BankFile:
-    parser = csv_export.sniff(path, path.read_bytes()[:HEAD_BYTES])
-    assert parser is csv_export.CsvExport
-    return parser(path)
+    return open_with(csv_export, csv_export.CsvExport, path)
 
 
 def parse(path: Path) -> tuple[BankFile, list[BankTransaction]]:
-    bank_file = open_csv(path)
-    return bank_file, list(bank_file.transactions())
+    return parse_with(csv_export, csv_export.CsvExport, path)
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "export.csv") -> Path:

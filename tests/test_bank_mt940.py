@@ -12,11 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.bank.mt940 import Mt940File, sniff
 from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
+from tests.bankparsing import FUZZ
 
 DATA = Path(__file__).parent / "data" / "bankfiles"
 OURS = DATA / "ours"
@@ -462,13 +463,6 @@ def test_memory_stays_flat_for_a_huge_statement(tmp_path: Path) -> None:
 
 
 # --- fuzz -----------------------------------------------------------------------------------
-
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 
 
 def parses_or_refuses(path: Path, content: bytes) -> None:

@@ -809,44 +809,23 @@ class Camt053File(BankFile):
         ntry: etree._Element | None = None,
         raw: str = "",
     ) -> BankTransaction:
-        if detail is None:
+        if detail is None:  # an entry without details is one transaction of its own
+            reference = entry.reference
             description = self._additional_info(ntry) if ntry is not None else None
-            return self._count(
-                summary,
-                BankTransaction(
-                    account_iban=summary.account,
-                    booking_date=entry.booking_date,
-                    value_date=entry.value_date,
-                    amount=amount,
-                    currency=entry.currency,
-                    counterparty_name=None,
-                    counterparty_iban=None,
-                    description=description,
-                    payment_reference=None,
-                    payment_reference_issuer=None,
-                    end_to_end_id=None,
-                    bank_reference=entry.reference,
-                    reversal=entry.reversal,
-                    return_reason=None,
-                    raw=raw,
-                    statement=summary.index,
-                ),
-            )
-        if batch:
-            if entry.refs_unique and detail.reference and detail.reference != entry.reference:
-                reference: str | None = detail.reference
-            elif entry.reference:
-                reference = f"{entry.reference}/{detail.position}"
-            else:
-                reference = None
+            name = iban = None
         else:
-            reference = detail.reference or entry.reference
-        description = detail.description
-        if description is None and not batch and ntry is not None:
-            description = self._additional_info(ntry)
-        name, iban = self._counterparty(
-            amount > 0 or (amount == 0 and entry.credit), entry, detail, summary.account
-        )
+            if not batch:
+                reference = detail.reference or entry.reference
+            elif entry.refs_unique and detail.reference and detail.reference != entry.reference:
+                reference = detail.reference
+            else:
+                reference = f"{entry.reference}/{detail.position}" if entry.reference else None
+            description = detail.description
+            if description is None and not batch and ntry is not None:
+                description = self._additional_info(ntry)
+            name, iban = self._counterparty(
+                amount > 0 or (amount == 0 and entry.credit), entry, detail, summary.account
+            )
         return self._count(
             summary,
             BankTransaction(
@@ -858,13 +837,13 @@ class Camt053File(BankFile):
                 counterparty_name=name,
                 counterparty_iban=iban,
                 description=description,
-                payment_reference=detail.payment_reference,
-                payment_reference_issuer=detail.payment_reference_issuer,
-                end_to_end_id=detail.end_to_end_id,
+                payment_reference=detail.payment_reference if detail else None,
+                payment_reference_issuer=detail.payment_reference_issuer if detail else None,
+                end_to_end_id=detail.end_to_end_id if detail else None,
                 bank_reference=reference,
                 reversal=entry.reversal,
-                return_reason=detail.return_reason,
-                raw=detail.raw,
+                return_reason=detail.return_reason if detail else None,
+                raw=detail.raw if detail else raw,
                 statement=summary.index,
             ),
         )
