@@ -7,6 +7,7 @@ arrives late (two workers racing, a redelivered message) can never put an older 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -185,9 +186,10 @@ def _copy_rows(
     """PostgreSQL COPY: several times faster than multi-row INSERTs for a batch's rows."""
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     names = ", ".join(f'"{c}"' for c in columns)
+    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([row[c] for c in columns])
+            copy.write_row(values(row))
 
 
 def _copy_to_stage(
