@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sync_bench.py
+	$(PY) bench/bank_bench.py
 
 clean:
 	rm -rf $(VENV) invoice-sync-demo.db* .pytest_cache
