@@ -8,17 +8,16 @@ read imports nothing and says exactly why; one that does not balance imports wit
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from connectors.bank import BankFile, BankFileError, BankTransaction, open_bank_file
+from connectors.bank.records import is_iban_shaped
 from store.bank import BankStore, transaction_row
 from store.mirror import utcnow
 
-_IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 #: a bank reference longer than this is hashed into the key (the column holds 80)
 _MAX_REFERENCE = 72
 
@@ -63,11 +62,6 @@ def normalize_account(value: str) -> str:
         return str(iban.validate(value))
     except ValidationError as exc:
         raise AccountError(f"--account {value!r} is not a valid IBAN ({exc})") from None
-
-
-def _is_iban(value: str | None) -> bool:
-    """IBAN-shaped: bank sample files are anonymised, so a failing checksum is still an IBAN."""
-    return value is not None and _IBAN_SHAPE.match(value) is not None
 
 
 def sha256_of(path: Path) -> str:
@@ -123,7 +117,7 @@ class _Rows:
 
     def _account_of(self, tx: BankTransaction) -> str:
         named = tx.account_iban.replace(" ", "").upper() if tx.account_iban else None
-        if _is_iban(named):
+        if is_iban_shaped(named):
             assert named is not None
             if self.account is not None and named != self.account:
                 raise AccountError(

@@ -21,7 +21,12 @@ import mt940
 from stdnum import iban as stdnum_iban
 
 from connectors.bank.base import BankFile
-from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
+from connectors.bank.records import (
+    BankFileError,
+    BankTransaction,
+    StatementSummary,
+    is_iban_shaped,
+)
 
 #: transactions handed to the package per call; bounds memory for huge statements
 CHUNK = 500
@@ -56,7 +61,6 @@ _TYPE_CODE_RE = re.compile(r"[NSF][A-Z0-9]{3}", re.ASCII)
 _BALANCE_RE = re.compile(
     r"(?P<mark>[DC])(?P<date>\d{6})(?P<currency>[A-Z]{3})(?P<amount>.*)", re.ASCII
 )
-_IBAN_SHAPE_RE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", re.ASCII)
 
 #: subfield codes of the Dutch SEPA `:86:` (ING, Rabobank, ABN AMRO); only these split the text
 _CODES = (
@@ -521,13 +525,11 @@ class Mt940File(BankFile):
         details = _details(group[1].content) if len(group) > 1 else _Details()
         if statement.asn:
             customer = _compact(data.get("customer_reference") or "")
-            if details.counterparty_iban is None and _IBAN_SHAPE_RE.fullmatch(customer):
+            if details.counterparty_iban is None and is_iban_shaped(customer):
                 details.counterparty_iban = customer
             if details.counterparty_name is None and supplementary:
                 details.counterparty_name = supplementary
-        elif details.counterparty_iban is None and _IBAN_SHAPE_RE.fullmatch(
-            _compact(supplementary)
-        ):
+        elif details.counterparty_iban is None and is_iban_shaped(_compact(supplementary)):
             details.counterparty_iban = _compact(supplementary)
         return BankTransaction(
             account_iban=summary.account,

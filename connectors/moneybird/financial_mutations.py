@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from connectors.bank.records import BankTransaction
+from connectors.bank.records import BankTransaction, is_iban_shaped
 from connectors.errors import AuthError, ConnectorError
 from connectors.parsing import parse_date, parse_decimal, parse_id
 from connectors.records import RawJSON, RemoteBankTransaction
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from connectors.moneybird.connector import MoneybirdConnector
 
 STREAM = "financial_mutations"
-_IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 
 
 class FinancialMutations:
@@ -100,7 +99,7 @@ class FinancialMutations:
                     continue
                 account_id = str(item["id"])
                 identifier = re.sub(r"\s", "", str(item.get("identifier") or "")).upper()
-                shaped = _IBAN_SHAPE.match(identifier)
+                shaped = is_iban_shaped(identifier)
                 accounts[account_id] = identifier if shaped else f"moneybird:{account_id}"
             self._accounts = accounts
         return self._accounts
