@@ -16,9 +16,7 @@ from connectors.http import ApiClient
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
-
-#: the record kind every connector mirrors; others (`financial_mutations`) are per connector
-INVOICES = "invoices"
+from connectors.streams import INVOICES
 
 
 class RecordStream(Protocol):

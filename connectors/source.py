@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from connectors.streams import FINANCIAL_MUTATIONS, INVOICES
+
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
 
 KINDS = ("moneybird", "recras", "wefact", "flowtly")
@@ -53,7 +55,7 @@ class SourceConfig(BaseModel):
     @property
     def streams(self) -> tuple[str, ...]:
         """What this source mirrors: invoices, and the platform's bank transactions if `bank`."""
-        return ("invoices", "financial_mutations") if self.bank else ("invoices",)
+        return (INVOICES, FINANCIAL_MUTATIONS) if self.bank else (INVOICES,)
 
     @model_validator(mode="after")
     def _kind_needs(self) -> SourceConfig:

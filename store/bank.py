@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
+from connectors.streams import FINANCIAL_MUTATIONS
 from store.mirror import BatchWrite, Mirror, Quarantined, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
@@ -232,7 +233,7 @@ class BankMirror(Mirror):
     mutations): rows of `bank_transactions` with `origin = 'moneybird'`, the remote id in
     `bank_reference`, diffed, deleted and quarantined like invoices."""
 
-    stream: ClassVar[str] = "financial_mutations"
+    stream: ClassVar[str] = FINANCIAL_MUTATIONS
     origin: ClassVar[str] = "moneybird"
 
     def _id_column(self) -> Any:

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice, RemoteBankTransaction
+from connectors.streams import INVOICES
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
@@ -263,7 +264,7 @@ class Mirror:
     rows; diffing state, deletion marking and the quarantine are shared.
     """
 
-    stream: ClassVar[str] = "invoices"
+    stream: ClassVar[str] = INVOICES
 
     def _id_column(self) -> Any:
         return invoices.c.remote_id

@@ -9,10 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connectors.streams import INVOICES
 from store.schema import invoices, sync_errors, sync_run_batches, sync_runs
-
-#: the stream every source has (a run's `stream` column)
-INVOICES = "invoices"
 
 RUN_COUNTERS = (
     "listed",

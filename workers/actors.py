@@ -13,6 +13,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from connectors.errors import PermanentError
+from connectors.streams import INVOICES
 from workers import broker as broker_module
 from workers.app import App
 from workers.config import ConfigError, load_config
@@ -53,7 +54,7 @@ def daemon() -> Daemon:
     time_limit=CYCLE_TIME_LIMIT_MS,
     throws=PERMANENT,
 )
-def sync_cycle(source: str, full: bool = False, stream: str = "invoices") -> None:
+def sync_cycle(source: str, full: bool = False, stream: str = INVOICES) -> None:
     daemon().cycle(source, full, _enqueue_batch, _retrigger, stream)
 
 
@@ -72,7 +73,7 @@ def sync_batch(
     ids: list[str],
     versions: list[int],
     full: bool,
-    stream: str = "invoices",
+    stream: str = INVOICES,
 ) -> None:
     try:
         daemon().batch(source, run_id, batch_no, ids, versions, full, stream)

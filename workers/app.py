@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from connectors.source import SourceConfig
+from connectors.streams import FINANCIAL_MUTATIONS, INVOICES
 from store.bank import BankMirror, BankStore
 from store.db import make_engine, upgrade
 from store.mirror import Mirror
@@ -42,7 +43,7 @@ class App:
 
     def mirror_of(self, stream: str) -> Mirror:
         """The store side of a stream (the connector side is `Connector.stream`)."""
-        return self.bank_mirror if stream == BankMirror.stream else self.mirror
+        return {INVOICES: self.mirror, FINANCIAL_MUTATIONS: self.bank_mirror}[stream]
 
     def connector(self, source: SourceConfig, limiter: Limiter | None = None) -> Connector:
         """`limiter` defaults to the account's shared window (`shared_limiter`)."""
@@ -83,7 +84,7 @@ class App:
         allow_mass_delete: bool = False,
         timeout: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
-        stream: str = "invoices",
+        stream: str = INVOICES,
     ) -> CycleResult:
         from workers.engine import run_cycle
 

@@ -250,7 +250,9 @@ def _enqueue(
 
 def _label(source: str, stream: str) -> str:
     """How a source's stream is named in output: the source alone for its invoices."""
-    return source if stream == "invoices" else f"{source} ({stream})"
+    from connectors.streams import INVOICES
+
+    return source if stream == INVOICES else f"{source} ({stream})"
 
 
 def _redacted_url(url: str) -> str:

@@ -19,10 +19,10 @@ import redis
 from dramatiq.rate_limits import ConcurrentRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
-from connectors.base import INVOICES
 from connectors.errors import PermanentError
 from connectors.ratelimit import Limiter
 from connectors.source import SourceConfig
+from connectors.streams import INVOICES
 from store.mirror import utcnow
 from workers.app import App
 from workers.config import ConfigError

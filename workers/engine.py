@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import RecordStream
 from connectors.errors import ConnectorError
+from connectors.streams import INVOICES
 from store.mirror import Mirror, Quarantined, Record, utcnow
 from store.runs import RUN_COUNTERS, Runs
 from workers.logs import describe_error, get_logger
@@ -64,7 +65,7 @@ class CycleResult:
     source: str
     run_id: int | None
     status: str
-    stream: str = "invoices"
+    stream: str = INVOICES
     listed: int = 0
     new: int = 0
     changed: int = 0

@@ -38,6 +38,7 @@ from connectors.parsing import (
 from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
+from connectors.streams import FINANCIAL_MUTATIONS
 
 _STATES = {
     "draft": "draft",
@@ -90,9 +91,9 @@ class MoneybirdConnector(Connector):
         )
 
     def stream(self, kind: str) -> RecordStream:
-        from connectors.moneybird.financial_mutations import STREAM, FinancialMutations
+        from connectors.moneybird.financial_mutations import FinancialMutations
 
-        if kind == STREAM:
+        if kind == FINANCIAL_MUTATIONS:
             return FinancialMutations(self)
         return super().stream(kind)
 

@@ -31,8 +31,6 @@ from connectors.records import RawJSON, RemoteBankTransaction
 if TYPE_CHECKING:
     from connectors.moneybird.connector import MoneybirdConnector
 
-STREAM = "financial_mutations"
-
 
 class FinancialMutations:
     batch_size = 100
