@@ -181,7 +181,7 @@ def import_bank_file(store: BankStore, path: Path, account: str | None = None) -
     try:
         bank_file = open_bank_file(path)
         rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
-        written = store.write(import_id, rows)
+        written = store.write(rows)
     except Exception as exc:  # whatever broke, the file imports nothing and says why
         error = _describe(name, exc)
         store.finish_import(
