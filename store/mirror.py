@@ -38,7 +38,7 @@ from sqlalchemy.sql.expression import TableClause
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
 from store.schema import invoice_lines, invoices, payments, sync_errors
-from store.storable import may_be_unstorable, unstorable
+from store.storable import INT64, may_be_unstorable, unstorable
 from store.types import RawPayload
 
 _STAGES = "invoice_sync_stages"  # connection.info key: stage tables this session has
@@ -71,7 +71,7 @@ Record = Invoice | RemoteBankTransaction
 
 
 def _quarantine_entry(record: Record, error: str) -> Quarantined:
-    version = record.remote_version if -(2**63) <= record.remote_version < 2**63 else None
+    version = record.remote_version if -INT64 <= record.remote_version < INT64 else None
     return Quarantined(record.remote_id, version, error, record.raw)
 
 

@@ -239,15 +239,17 @@ def _in_parallel(
         def submit(ids: list[str]) -> Future[BatchResult]:
             return pool.submit(sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full)
 
-        started = deadline is None or time.monotonic() < deadline
-        running = {submit(ids) for ids in itertools.islice(batches, workers if started else 0)}
+        def in_time() -> bool:
+            return deadline is None or time.monotonic() < deadline
+
+        running = {submit(ids) for ids in itertools.islice(batches, workers if in_time() else 0)}
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 outcome = future.result()
                 done += outcome.requested
                 yield done, outcome
-                if deadline is not None and time.monotonic() >= deadline:
+                if not in_time():
                     continue  # let the running batches land, start no more
                 following = next(batches, None)
                 if following is not None:
@@ -265,9 +267,7 @@ _FAILED_AS = {MassDeletionBlocked: "blocked", CycleTimeout: "interrupted"}
 
 def _expected(exc: BaseException) -> bool:
     """Failures whose message says it all; anything else is logged with its traceback."""
-    return isinstance(
-        exc, ConnectorError | SQLAlchemyError | OSError | MassDeletionBlocked | CycleTimeout
-    )
+    return isinstance(exc, (ConnectorError, SQLAlchemyError, OSError, *_FAILED_AS))
 
 
 def run_cycle(
