@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from connectors.streams import INVOICES
 from workers.logs import configure
 
 if TYPE_CHECKING:  # each command imports what it needs, so `--help` and `status` start fast
@@ -250,8 +251,6 @@ def _enqueue(
 
 def _label(source: str, stream: str) -> str:
     """How a source's stream is named in output: the source alone for its invoices."""
-    from connectors.streams import INVOICES
-
     return source if stream == INVOICES else f"{source} ({stream})"
 
 
@@ -344,29 +343,24 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
     report = []
     failing: dict[str, list[str]] = {}
     for source, s in zip(config.sources, statuses, strict=True):
-        age = (now - s.last_success_at).total_seconds() if s.last_success_at else None
-        stale = age is None or age > 3 * source.interval
-        blocked = s.last_status == "blocked"
-        for flag, raised in (("stale", stale), ("blocked", blocked)):
-            if raised:
-                failing.setdefault(flag, []).append(source.name)
-        streams = {}
+        age, stale, blocked = _health(now, s.last_success_at, s.last_status, source.interval)
+        streams: dict[str, dict[str, Any]] = {}
         for stream, (success, last_status) in extra_streams[source.name].items():
-            stream_age = (now - success).total_seconds() if success else None
-            stream_stale = stream_age is None or stream_age > 3 * source.interval
-            for flag, raised in (("stale", stream_stale), ("blocked", last_status == "blocked")):
-                if raised:
-                    failing.setdefault(flag, []).append(_label(source.name, stream))
+            _age, stream_stale, stream_blocked = _health(now, success, last_status, source.interval)
             streams[stream] = {
                 "last_success_at": _iso(success),
                 "last_status": last_status,
                 "stale": stream_stale,
-                "blocked": last_status == "blocked",
+                "blocked": stream_blocked,
             }
+        for stream, flagged in ((INVOICES, {"stale": stale, "blocked": blocked}), *streams.items()):
+            for flag in ("stale", "blocked"):
+                if flagged[flag]:
+                    failing.setdefault(flag, []).append(_label(source.name, stream))
         report.append(
             {
                 **s.as_dict(),
-                "last_success_age_seconds": round(age, 1) if age is not None else None,
+                "last_success_age_seconds": age,
                 "stale": stale,
                 "blocked": blocked,
                 "running": running[source.name],
@@ -406,15 +400,13 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 activity += ", a full resync waits for the running cycle"
             if r["queued_messages"]:
                 activity += f", {r['queued_messages']} message(s) queued"
-            flags = "".join(f"; {flag.upper()}" for flag in ("blocked", "stale") if r[flag])
-            click.echo(f"  {activity}{flags}")
+            click.echo(f"  {activity}{_flags(r)}")
             if r["last_error"]:
                 click.echo(f"  last error: {r['last_error']}")
             for stream, info in r["streams"].items():
-                flags = "".join(f"; {flag.upper()}" for flag in ("blocked", "stale") if info[flag])
                 click.echo(
                     f"  {stream}: last successful sync {info['last_success_at'] or 'never'}, "
-                    f"last status {info['last_status'] or '-'}{flags}"
+                    f"last status {info['last_status'] or '-'}{_flags(info)}"
                 )
         for a in accounts:
             last = (
@@ -437,6 +429,22 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         for flag, names in failing.items():
             click.echo(f"{flag}: {', '.join(names)}", err=True)
         sys.exit(1)
+
+
+def _health(
+    now: Any, last_success: Any, last_status: str | None, interval: float
+) -> tuple[float | None, bool, bool]:
+    """(age in seconds, stale, blocked) of one stream: stale when its last success is older
+    than 3 intervals (or never was), blocked when the mass-deletion guard stopped its last
+    cycle."""
+    age = (now - last_success).total_seconds() if last_success else None
+    stale = age is None or age > 3 * interval
+    return (round(age, 1) if age is not None else None), stale, last_status == "blocked"
+
+
+def _flags(info: dict[str, Any]) -> str:
+    """`; BLOCKED; STALE` as the text output shows a stream's trouble."""
+    return "".join(f"; {flag.upper()}" for flag in ("blocked", "stale") if info[flag])
 
 
 def _iso(value: Any) -> str | None:
