@@ -3,13 +3,14 @@ it), and the settings every parser's fuzz tests run under."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
 from hypothesis import HealthCheck, settings
 
 from connectors.bank.base import HEAD_BYTES, BankFile
-from connectors.bank.records import BankTransaction
+from connectors.bank.records import BankFileError, BankTransaction
 
 #: deterministic, no example database on disk, fast enough for `make test`
 FUZZ = settings(
@@ -31,3 +32,20 @@ def parse_with(
 ) -> tuple[BankFile, list[BankTransaction]]:
     bank_file = open_with(module, parser, path)
     return bank_file, list(bank_file.transactions())
+
+
+def parses_or_refuses(
+    module: ModuleType, parser: type[BankFile], path: Path, *, sniff_may_refuse: bool = True
+) -> None:
+    """What fuzzing asks of a parser: for any content, transactions with exact amounts or a
+    `BankFileError`, nothing else (and from `sniff`, when it must not refuse, not even that)."""
+    try:
+        module.sniff(path, path.read_bytes()[:HEAD_BYTES])
+    except BankFileError:
+        if not sniff_may_refuse:
+            raise
+    try:
+        for transaction in parser(path).transactions():
+            assert isinstance(transaction.amount, Decimal)
+    except BankFileError:
+        pass
