@@ -67,6 +67,8 @@ class Invoice:
     raw: RawJSON
     lines: tuple[InvoiceLine, ...] = field(default=())
     payments: tuple[Payment, ...] = field(default=())
+    #: the IBAN the customer pays from, as the invoicing system knows it (upper case, no spaces)
+    customer_iban: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in INVOICE_STATES:

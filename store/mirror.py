@@ -469,6 +469,7 @@ class Mirror:
                 "state_raw": r.state_raw,
                 "customer_remote_id": r.customer_remote_id,
                 "customer_name": r.customer_name,
+                "customer_iban": r.customer_iban,
                 "invoice_date": r.invoice_date,
                 "due_date": r.due_date,
                 "currency": r.currency,

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -43,6 +44,7 @@ invoices = Table(
     Column("state_raw", Text),
     Column("customer_remote_id", Text),
     Column("customer_name", Text),
+    Column("customer_iban", Text),
     Column("invoice_date", Date),
     Column("due_date", Date),
     Column("currency", String(3), nullable=False),
@@ -209,4 +211,74 @@ bank_transactions = Table(
     UniqueConstraint("account_iban", "dedup_key"),
     Index(None, "account_iban", "booking_date"),
     Index(None, "source", "bank_reference"),
+)
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+reconciliation_matches = Table(
+    "reconciliation_matches",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column(
+        "bank_transaction_id",
+        _ID,
+        ForeignKey("bank_transactions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("invoice_id", _ID, ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False),
+    Column("payment_id", _ID, ForeignKey("payments.id", ondelete="SET NULL")),
+    Column("amount", Money, nullable=False),
+    Column("rule", String(40), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text),
+    Column("decided_by", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    UniqueConstraint("bank_transaction_id", "invoice_id"),
+    Index(None, "invoice_id"),
+    Index(None, "status"),
+)
+
+invoice_reconciliation = Table(
+    "invoice_reconciliation",
+    metadata,
+    Column("invoice_id", _ID, ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(40), nullable=False),
+    Column("bank_amount", Money, nullable=False),
+    Column("open_amount", Money, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status"),
+)
+
+bank_transaction_reconciliation = Table(
+    "bank_transaction_reconciliation",
+    metadata,
+    Column(
+        "bank_transaction_id",
+        _ID,
+        ForeignKey("bank_transactions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("status", String(40), nullable=False),
+    Column("allocated", Money, nullable=False),
+    Column("unallocated", Money, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status"),
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(20), nullable=False),
+    Column("full_run", Boolean, nullable=False),
+    Column("watermark", Text),
+    Column("transactions", Integer),
+    Column("invoices", Integer),
+    Column("auto_matches", Integer),
+    Column("suggestions", Integer),
+    Column("error", Text),
 )

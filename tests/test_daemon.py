@@ -536,6 +536,17 @@ def test_a_worker_mirrors_the_bank_stream_and_imports_the_inbox(
         "mt940": 4,
     }
 
+    from store.schema import bank_transaction_reconciliation, reconciliation_runs
+
+    def reconciled() -> bool:
+        done = query(database_url, sa.select(reconciliation_runs.c.status))
+        settled = query(
+            database_url, sa.select(bank_transaction_reconciliation.c.bank_transaction_id)
+        )
+        return any(r.status == "ok" for r in done) and len(settled) == mutations + 4
+
+    wait_for(reconciled, what="the reconciliation the run and the import ask for")
+
 
 def test_workers_export_prometheus_metrics(
     daemon_setup: Callable[..., tuple[MoneybirdSimulator, Path, Worker]],

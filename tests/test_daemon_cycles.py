@@ -219,3 +219,33 @@ def test_the_daemon_runs_the_bank_stream_beside_the_invoices(
         ("financial_mutations", "ok", len(simulator.mutation_ids())),
     ]
     assert daemon.app.bank_mirror.state("acme").live.keys() == set(simulator.mutation_ids())
+
+
+def test_a_finished_sync_asks_for_one_reconciliation_and_more_asks_are_coalesced(
+    daemon: Daemon,
+) -> None:
+    sent: list[tuple[bool, int]] = []
+    daemon.send_reconcile = lambda full, delay: sent.append((full, delay))
+    queue = Queue()
+    daemon.cycle("acme", False, queue.batch, queue.cycle)
+    queue.drain(daemon)
+    assert sent == [(False, 0)], "the finished run asks for a reconciliation"
+    assert not daemon.request_reconcile(), "one waits already: nothing more is sent"
+    assert daemon.reconcile() == "ok"
+    assert daemon.request_reconcile(), "asked after the run started: one more run"
+    assert sent == [(False, 0), (False, 0)]
+
+
+def test_a_reconciliation_that_finds_one_running_comes_back_after_it(daemon: Daemon) -> None:
+    from dramatiq.rate_limits import ConcurrentRateLimiter
+
+    sent: list[tuple[bool, int]] = []
+    daemon.send_reconcile = lambda full, delay: sent.append((full, delay))
+    running = ConcurrentRateLimiter(
+        daemon._mutex_backend, f"{daemon.namespace}:reconcile", limit=1, ttl=60_000
+    )
+    with running.acquire(raise_on_failure=False) as acquired:
+        assert acquired
+        assert daemon.reconcile(full=True) == "deferred"
+    assert sent == [(True, 5_000)]
+    assert daemon.reconcile(full=True) == "ok"

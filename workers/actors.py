@@ -42,7 +42,12 @@ def daemon() -> Daemon:
         if _daemon is None:
             config = broker_module.current_config()
             metrics = Metrics() if config.metrics_port else NoMetrics()
-            _daemon = Daemon(App.open(config), broker_module.redis_client(config), metrics)
+            _daemon = Daemon(
+                App.open(config),
+                broker_module.redis_client(config),
+                metrics,
+                send_reconcile=_send_reconcile,
+            )
         return _daemon
 
 
@@ -103,6 +108,23 @@ def _last_attempt(actor: dramatiq.Actor[..., None]) -> bool:
 )
 def scan_bank_inbox() -> None:
     daemon().scan_inbox()
+
+
+@dramatiq.actor(
+    queue_name=broker_module.QUEUE,
+    max_retries=5,
+    min_backoff=5_000,
+    max_backoff=120_000,
+    time_limit=CYCLE_TIME_LIMIT_MS,
+    throws=PERMANENT,
+)
+def reconcile_run(full: bool = False) -> None:
+    """Match bank transactions to invoices: after every sync run and bank import, coalesced."""
+    daemon().reconcile(full)
+
+
+def _send_reconcile(full: bool, delay_ms: int) -> None:
+    reconcile_run.send_with_options(args=(full,), delay=delay_ms or None)
 
 
 def _retrigger(source: str, full: bool, delay_ms: int, stream: str) -> None:

@@ -501,6 +501,184 @@ def import_bank(obj: Context, files: tuple[Path, ...], account: str | None) -> N
 
 @cli.command()
 @config_option
+@click.option("--inline", is_flag=True, help="Run here and now, not in the daemon's workers.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Look at every transaction again and redo the engine's own matches "
+    "(a person's decisions stay).",
+)
+@click.pass_obj
+def reconcile(obj: Context, inline: bool, full: bool) -> None:
+    """Match bank transactions to invoices; print counts per rule and per status."""
+    config = obj.config()
+    if not inline:
+        _enqueue_reconcile(config, full)
+        return
+    from workers.app import App
+    from workers.reconciliation.engine import reconcile as run
+
+    app = App.open(config)
+    try:
+        result = run(app.engine, full=full)
+        click.echo(format_reconciliation(app, result))
+    finally:
+        app.close()
+
+
+def _enqueue_reconcile(config: AppConfig, full: bool) -> None:
+    import redis
+
+    from workers import broker
+
+    broker.configure(config)
+    from workers.actors import reconcile_run
+
+    try:
+        message = reconcile_run.send(full)
+        alive = broker.workers_alive(config)
+    except redis.RedisError as exc:
+        click.echo(
+            f"invoice-sync: cannot enqueue on Redis at {_redacted_url(config.redis_url)}: "
+            f"{type(exc).__name__}; is it running? (`reconcile --inline` needs no Redis)",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"reconciliation enqueued, message {message.message_id}")
+    if not alive:
+        click.echo(
+            "invoice-sync: warning: no worker is running, so the message waits in the queue; "
+            "start `invoice-sync worker`, or run `invoice-sync reconcile --inline`",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def format_reconciliation(app: Any, result: Any) -> str:
+    from store.reconciliation import status_counts
+
+    def counts(values: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
+
+    if result.status == "unchanged":
+        head = f"reconciliation run {result.run_id}: nothing new since the last run"
+    else:
+        head = (
+            f"reconciliation run {result.run_id}: {result.transactions} transaction(s) looked "
+            f"at against {result.invoices} invoice(s); automatic matches: "
+            f"{counts(dict(result.rules))}; suggestions: {result.suggestions}"
+        )
+    invoices, transactions = status_counts(app.engine)
+    return f"{head}\ninvoices: {counts(invoices)}\ntransactions: {counts(transactions)}"
+
+
+@cli.command()
+@config_option
+@click.pass_obj
+def review(obj: Context) -> None:
+    """The suggestions and unmatched money waiting for a person, best first, with why."""
+    from workers.app import App
+    from workers.reconciliation.review import format_review, review_list
+
+    app = App.open(obj.config())
+    try:
+        click.echo(format_review(review_list(app.engine)))
+    finally:
+        app.close()
+
+
+def _by_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    import getpass
+
+    return click.option(
+        "--by",
+        default=lambda: getpass.getuser(),
+        show_default="your user name",
+        help="Who decides (recorded in decided_by).",
+    )(func)
+
+
+def _decide(obj: Context, decision: Callable[[Any], int], what: str) -> None:
+    from workers.app import App
+    from workers.reconciliation.engine import reconcile as run
+    from workers.reconciliation.review import DecisionError
+
+    app = App.open(obj.config())
+    try:
+        try:
+            match_id = decision(app.engine)
+        except DecisionError as exc:
+            click.echo(f"invoice-sync: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{what}: match {match_id}")
+        click.echo(format_reconciliation(app, run(app.engine)))
+    finally:
+        app.close()
+
+
+@cli.command("match")
+@config_option
+@click.argument("transaction", type=int)
+@click.argument("invoice")
+@click.option("--amount", help="The part of the transaction that pays the invoice.")
+@_by_option
+@click.pass_obj
+def match_command(
+    obj: Context, transaction: int, invoice: str, amount: str | None, by: str
+) -> None:
+    """Record that bank transaction TRANSACTION pays INVOICE (its id or number)."""
+    from decimal import Decimal, InvalidOperation
+
+    from workers.reconciliation.review import match
+
+    try:
+        value = Decimal(amount.replace(",", ".")) if amount is not None else None
+    except InvalidOperation:
+        raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount") from None
+    if value is not None and not value.is_finite():
+        raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount")
+    _decide(
+        obj,
+        lambda engine: match(engine, transaction, invoice, value, by),
+        f"transaction {transaction} pays invoice {invoice}, confirmed by {by}",
+    )
+
+
+@cli.command()
+@config_option
+@click.argument("transaction", type=int)
+@click.argument("invoice")
+@_by_option
+@click.pass_obj
+def reject(obj: Context, transaction: int, invoice: str, by: str) -> None:
+    """Record that TRANSACTION does not pay INVOICE: never suggested or matched again."""
+    from workers.reconciliation.review import reject as reject_pair
+
+    _decide(
+        obj,
+        lambda engine: reject_pair(engine, transaction, invoice, by),
+        f"transaction {transaction} does not pay invoice {invoice}, rejected by {by}",
+    )
+
+
+@cli.command()
+@config_option
+@click.argument("match_id", type=int)
+@_by_option
+@click.pass_obj
+def confirm(obj: Context, match_id: int, by: str) -> None:
+    """Confirm a suggested (or automatic) match by its id, as `review` shows it."""
+    from workers.reconciliation.review import confirm as confirm_match
+
+    _decide(
+        obj,
+        lambda engine: confirm_match(engine, match_id, by),
+        f"match {match_id} confirmed by {by}",
+    )
+
+
+@cli.command()
+@config_option
 @click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 @click.option("--threads", "-t", default=4, show_default=True, help="Threads per process.")
 @click.pass_obj

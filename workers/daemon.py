@@ -40,6 +40,13 @@ EnqueueBatch = Callable[[str, int, int, list[str], list[int], bool, str], None]
 Retrigger = Callable[[str, bool, int, str], None]
 
 
+SendReconcile = Callable[[bool, int], None]
+#: how long a reconciliation asked for waits for a running one to end before it asks again
+RECONCILE_RETRY_MS = 5_000
+#: a lost request flag (Redis restarted, a message dropped) stops coalescing for at most this
+RECONCILE_WANTED_TTL = 15 * 60
+
+
 @dataclass(frozen=True, slots=True)
 class CycleOutcome:
     run_id: int | None
@@ -52,13 +59,19 @@ class Daemon:
     """Shared by the actors of one worker process: one App, one Redis client."""
 
     def __init__(
-        self, app: App, client: redis.Redis, metrics: Metrics | NoMetrics | None = None
+        self,
+        app: App,
+        client: redis.Redis,
+        metrics: Metrics | NoMetrics | None = None,
+        send_reconcile: SendReconcile | None = None,
     ) -> None:
         self.app = app
         self.redis = client
         self.metrics = metrics or NoMetrics()
         self.namespace = app.config.redis_namespace
         self._mutex_backend = RedisBackend(client=client)
+        #: puts a reconciliation message on the queue: (full, delay in ms)
+        self.send_reconcile = send_reconcile
 
     def limiter(self, source: SourceConfig) -> Limiter | None:
         if not source.rate_limit:
@@ -261,7 +274,50 @@ class Daemon:
         with mutex.acquire(raise_on_failure=False) as acquired:
             if not acquired:
                 return 0
-            return len(scan_inbox(self.app.bank, inbox))
+            imported = scan_inbox(self.app.bank, inbox)
+        if any(result.status == "ok" and result.new for result in imported):
+            self.request_reconcile()
+        return len(imported)
+
+    # -- reconciliation -------------------------------------------------------------------------
+
+    def _reconcile_wanted(self) -> str:
+        return f"{self.namespace}:reconcile:wanted"
+
+    def request_reconcile(self) -> bool:
+        """Ask for a reconciliation after new data. Coalesced: while one request waits in the
+        queue, more add nothing; one made during a run causes exactly one more run after it.
+        Returns whether a message was sent."""
+        if self.send_reconcile is None:
+            return False
+        if not self.redis.set(self._reconcile_wanted(), "1", nx=True, ex=RECONCILE_WANTED_TTL):
+            return False
+        self.send_reconcile(False, 0)
+        return True
+
+    def reconcile(self, full: bool = False) -> str:
+        """One run at a time per deployment; a message that finds one running comes back after
+        it. Returns the run's status, or `deferred`."""
+        from workers.reconciliation.engine import reconcile
+
+        mutex = ConcurrentRateLimiter(
+            self._mutex_backend, f"{self.namespace}:reconcile", limit=1, ttl=CYCLE_LOCK_TTL_MS
+        )
+        with mutex.acquire(raise_on_failure=False) as acquired:
+            if not acquired:
+                if self.send_reconcile is not None:
+                    self.send_reconcile(full, RECONCILE_RETRY_MS)
+                return "deferred"
+            self.redis.delete(self._reconcile_wanted())
+            result = reconcile(self.app.engine, full=full)
+        get_logger(run_id=result.run_id).info(
+            "reconciliation finished",
+            status=result.status,
+            transactions=result.transactions,
+            automatic=sum(result.rules.values()),
+            suggestions=result.suggestions,
+        )
+        return result.status
 
     def batch_failed(self, run_id: int, exc: BaseException, *, final: bool) -> None:
         """A batch failed transiently: its run shows the error now, and fails with it once
@@ -281,6 +337,7 @@ class Daemon:
 
     def _finished(self, source_name: str, run_id: int) -> None:
         self.redis.delete(self._marker(run_id))
+        self.request_reconcile()
         run = self.app.runs.get(run_id)
         self.metrics.run_finished(source_name, run, self.app.runs.status([source_name])[0])
         get_logger(source=source_name, run_id=run_id).info(

@@ -187,6 +187,7 @@ class MoneybirdConnector(Connector):
                 _line(detail, index, tax_rates) for index, detail in enumerate(details, start=1)
             ),
             payments=tuple(_payment(payment, index) for index, payment in enumerate(payments)),
+            customer_iban=_customer_iban(contact),
         )
 
 
@@ -204,6 +205,16 @@ def _currency(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}", value):
         raise ValueError(f"currency: {value!r} is not an ISO 4217 code")
     return value
+
+
+def _customer_iban(contact: dict[str, Any]) -> str | None:
+    """The mandate's IBAN, else the contact's bank account: where the customer's money comes
+    from, which reconciliation uses to recognise a payment without a reference."""
+    for key in ("sepa_iban", "bank_account"):
+        value = contact.get(key)
+        if isinstance(value, str) and value.strip():
+            return "".join(value.split()).upper()
+    return None
 
 
 def _customer_name(contact: dict[str, Any]) -> str | None:

@@ -1,0 +1,613 @@
+"""Reads and writes of reconciliation: what the engine needs to match, and what it decided.
+
+Money is summed in Python, never in SQL: SQLite keeps it as text. Every run's writes happen in
+one database transaction, so a run killed halfway leaves the previous state whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from store.schema import (
+    bank_transaction_reconciliation,
+    bank_transactions,
+    invoice_reconciliation,
+    invoices,
+    payments,
+    reconciliation_matches,
+    reconciliation_runs,
+)
+from workers.reconciliation.model import (
+    ACTIVE,
+    AUTO,
+    CONFIRMED,
+    MANUAL,
+    REJECTED,
+    SUGGESTED,
+    ZERO,
+    Decisions,
+    Match,
+    OpenInvoice,
+    Transaction,
+)
+
+#: transaction statuses the engine looks at again on every run
+UNSETTLED = ("suggested", "unmatched", "partially_allocated")
+_CHUNK = 5000
+#: rules whose matches teach which IBAN pays for which customer
+_TEACHING_RULES = ("reference", "invoice_number", "several_numbers", "manual", "partial_payment")
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    invoices: list[OpenInvoice]
+    transactions: list[Transaction]
+    decisions: Decisions
+    customers_by_iban: dict[str, set[str]]
+    #: return transaction id -> (invoice id, amount) of what the payment it returns paid
+    returned: dict[int, list[tuple[int, Decimal]]]
+    #: the status rows as stored: invoice id -> (status, bank_amount)
+    invoice_statuses: dict[int, tuple[str, Decimal]]
+    transaction_statuses: dict[int, tuple[str, Decimal]]
+
+
+class ReconciliationStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def watermark(self, today: dt.date) -> str:
+        """What a run depends on, not counting the engine's own writes: equal watermarks mean
+        nothing to do."""
+        with self.engine.connect() as connection:
+            parts = [
+                connection.execute(select(func.max(invoices.c.synced_at))).scalar(),
+                connection.execute(select(func.max(invoices.c.deleted_at))).scalar(),
+                connection.execute(select(func.max(bank_transactions.c.id))).scalar(),
+                connection.execute(select(func.max(bank_transactions.c.deleted_at))).scalar(),
+                connection.execute(
+                    select(func.max(reconciliation_matches.c.decided_at), func.count()).where(
+                        reconciliation_matches.c.decided_at.is_not(None)
+                    )
+                ).one(),
+                today,
+            ]
+        return "|".join(str(p) for p in parts)
+
+    def last_watermark(self) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(reconciliation_runs.c.watermark)
+                .where(reconciliation_runs.c.status.in_(("ok", "unchanged")))
+                .order_by(reconciliation_runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+
+    def start_run(self, full: bool, when: dt.datetime) -> int:
+        with self.engine.begin() as connection:
+            return int(
+                connection.execute(
+                    insert(reconciliation_runs)
+                    .values(started_at=when, status="running", full_run=full)
+                    .returning(reconciliation_runs.c.id)
+                ).scalar_one()
+            )
+
+    def finish_run(self, run_id: int, when: dt.datetime, **values: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(reconciliation_runs)
+                .where(reconciliation_runs.c.id == run_id)
+                .values(finished_at=when, **values)
+            )
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load(self, full: bool) -> Loaded:
+        with self.engine.connect() as connection:
+            active = connection.execute(
+                select(
+                    reconciliation_matches.c.bank_transaction_id,
+                    reconciliation_matches.c.invoice_id,
+                    reconciliation_matches.c.amount,
+                    reconciliation_matches.c.status,
+                ).where(
+                    reconciliation_matches.c.status.in_(
+                        (AUTO, CONFIRMED, REJECTED) if not full else (CONFIRMED, REJECTED)
+                    )
+                )
+            ).all()
+            by_invoice: dict[int, Decimal] = defaultdict(lambda: ZERO)
+            by_tx: dict[int, Decimal] = defaultdict(lambda: ZERO)
+            decisions = Decisions()
+            for tx_id, invoice_id, amount, status in active:
+                if status in ACTIVE:
+                    by_invoice[invoice_id] += amount
+                    by_tx[tx_id] += amount
+                    decisions.matched.add((tx_id, invoice_id))
+                else:
+                    decisions.rejected.add((tx_id, invoice_id))
+            loaded_invoices = self._invoices(connection, by_invoice)
+            transactions = self._transactions(connection, full, by_tx)
+            return Loaded(
+                invoices=loaded_invoices,
+                transactions=transactions,
+                decisions=decisions,
+                customers_by_iban=self._customers_by_iban(connection),
+                returned=self._returned(connection, [t for t in transactions if t.is_return]),
+                invoice_statuses={
+                    row[0]: (row[1], row[2])
+                    for row in connection.execute(
+                        select(
+                            invoice_reconciliation.c.invoice_id,
+                            invoice_reconciliation.c.status,
+                            invoice_reconciliation.c.bank_amount,
+                        )
+                    )
+                },
+                transaction_statuses={
+                    row[0]: (row[1], row[2])
+                    for row in connection.execute(
+                        select(
+                            bank_transaction_reconciliation.c.bank_transaction_id,
+                            bank_transaction_reconciliation.c.status,
+                            bank_transaction_reconciliation.c.allocated,
+                        )
+                    )
+                },
+            )
+
+    def _invoices(self, connection: Connection, allocated: dict[int, Decimal]) -> list[OpenInvoice]:
+        c = invoices.c
+        rows = connection.execute(
+            select(
+                c.id,
+                c.source,
+                c.number,
+                c.customer_remote_id,
+                c.customer_name,
+                c.customer_iban,
+                c.invoice_date,
+                c.due_date,
+                c.currency,
+                c.total_incl_tax,
+                c.total_paid,
+                c.state,
+                c.payment_reference,
+            ).where(c.deleted_at.is_(None), c.state.not_in(("draft", "cancelled")))
+        )
+        return [
+            OpenInvoice(
+                id=r[0],
+                source=r[1],
+                number=r[2],
+                customer=f"{r[1]}/{r[3]}" if r[3] is not None else None,
+                customer_name=r[4],
+                customer_iban=r[5],
+                invoice_date=r[6],
+                due_date=r[7],
+                currency=r[8],
+                total=r[9],
+                total_paid=r[10],
+                state=r[11],
+                payment_reference=r[12],
+                allocated=allocated.get(r[0], ZERO),
+            )
+            for r in rows
+        ]
+
+    def _transactions(
+        self, connection: Connection, full: bool, allocated: dict[int, Decimal]
+    ) -> list[Transaction]:
+        t = bank_transactions.c
+        status = bank_transaction_reconciliation.c.status
+        query = (
+            select(
+                t.id,
+                t.account_iban,
+                t.booking_date,
+                t.amount,
+                t.currency,
+                t.counterparty_name,
+                t.counterparty_iban,
+                t.description,
+                t.payment_reference,
+                t.end_to_end_id,
+                t.reversal,
+                t.return_reason,
+            )
+            .select_from(
+                bank_transactions.outerjoin(
+                    bank_transaction_reconciliation,
+                    bank_transaction_reconciliation.c.bank_transaction_id == t.id,
+                )
+            )
+            .where(t.deleted_at.is_(None))
+            .order_by(t.booking_date, t.id)
+        )
+        if not full:
+            query = query.where(or_(status.is_(None), status.in_(UNSETTLED)))
+        return [
+            Transaction(
+                id=r[0],
+                account_iban=r[1],
+                booking_date=r[2],
+                amount=r[3],
+                currency=r[4],
+                counterparty_name=r[5],
+                counterparty_iban=r[6],
+                description=r[7],
+                payment_reference=r[8],
+                end_to_end_id=r[9],
+                reversal=bool(r[10]),
+                return_reason=r[11],
+                allocated=allocated.get(r[0], ZERO),
+            )
+            for r in connection.execute(query)
+        ]
+
+    def _customers_by_iban(self, connection: Connection) -> dict[str, set[str]]:
+        """IBANs known to pay for a customer: the invoicing system's own, and those of
+        transactions matched by reference or number or by a person."""
+        known: dict[str, set[str]] = defaultdict(set)
+        c = invoices.c
+        for source, customer, iban in connection.execute(
+            select(c.source, c.customer_remote_id, c.customer_iban)
+            .where(c.customer_iban.is_not(None), c.customer_remote_id.is_not(None))
+            .distinct()
+        ):
+            known[_iban(iban)].add(f"{source}/{customer}")
+        m = reconciliation_matches.c
+        for source, customer, iban in connection.execute(
+            select(c.source, c.customer_remote_id, bank_transactions.c.counterparty_iban)
+            .select_from(
+                reconciliation_matches.join(invoices, invoices.c.id == m.invoice_id).join(
+                    bank_transactions, bank_transactions.c.id == m.bank_transaction_id
+                )
+            )
+            .where(
+                m.status.in_((AUTO, CONFIRMED)),
+                or_(m.status == CONFIRMED, m.rule.in_(_TEACHING_RULES)),
+                bank_transactions.c.counterparty_iban.is_not(None),
+                c.customer_remote_id.is_not(None),
+            )
+            .distinct()
+        ):
+            known[_iban(iban)].add(f"{source}/{customer}")
+        return dict(known)
+
+    def _returned(
+        self, connection: Connection, returns: Sequence[Transaction]
+    ) -> dict[int, list[tuple[int, Decimal]]]:
+        """For each return, the matches of the payment it returns: same account and end-to-end
+        id, opposite sign, booked no later."""
+        wanted = {(t.account_iban, t.end_to_end_id): t for t in returns if t.end_to_end_id}
+        if not wanted:
+            return {}
+        t, m = bank_transactions.c, reconciliation_matches.c
+        found: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+        e2e_ids = sorted({key[1] for key in wanted if key[1]})
+        for start in range(0, len(e2e_ids), _CHUNK):
+            rows = connection.execute(
+                select(
+                    t.id,
+                    t.account_iban,
+                    t.end_to_end_id,
+                    t.amount,
+                    t.booking_date,
+                    m.invoice_id,
+                    m.amount,
+                )
+                .select_from(
+                    bank_transactions.join(reconciliation_matches, m.bank_transaction_id == t.id)
+                )
+                .where(t.end_to_end_id.in_(e2e_ids[start : start + _CHUNK]), m.status.in_(ACTIVE))
+            )
+            for tx_id, account, e2e, amount, booked, invoice_id, allocated in rows:
+                ret = wanted.get((account, e2e))
+                if ret is None or ret.id == tx_id or amount * ret.amount >= 0:
+                    continue
+                if booked > ret.booking_date:
+                    continue
+                found[ret.id].append((invoice_id, allocated))
+        return dict(found)
+
+    def unlinked_payments(
+        self, invoice_ids: Iterable[int]
+    ) -> dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]]:
+        """Payments the source registered on these invoices that no match carries yet."""
+        ids = sorted(set(invoice_ids))
+        result: dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]] = defaultdict(list)
+        p = payments.c
+        linked = select(reconciliation_matches.c.payment_id).where(
+            reconciliation_matches.c.payment_id.is_not(None)
+        )
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), _CHUNK):
+                for row in connection.execute(
+                    select(p.id, p.invoice_id, p.amount, p.paid_on, p.transaction_reference)
+                    .where(p.invoice_id.in_(ids[start : start + _CHUNK]), p.id.not_in(linked))
+                    .order_by(p.id)
+                ):
+                    result[row[1]].append((row[0], row[2], row[3], row[4]))
+        return dict(result)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write(
+        self,
+        *,
+        full: bool,
+        looked_at: Sequence[int],
+        matches: Sequence[Match],
+        invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
+        transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
+        when: dt.datetime,
+    ) -> None:
+        """One transaction: the engine's old suggestions (and under `full` its automatic matches)
+        for the transactions looked at are replaced, new rows inserted, statuses upserted."""
+        m = reconciliation_matches.c
+        with self.engine.begin() as connection:
+            if full:
+                connection.execute(
+                    delete(reconciliation_matches).where(m.status.in_((AUTO, SUGGESTED)))
+                )
+            else:
+                for start in range(0, len(looked_at), _CHUNK):
+                    connection.execute(
+                        delete(reconciliation_matches).where(
+                            m.status == SUGGESTED,
+                            m.bank_transaction_id.in_(looked_at[start : start + _CHUNK]),
+                        )
+                    )
+            rows = [
+                {
+                    "bank_transaction_id": match.transaction_id,
+                    "invoice_id": match.invoice_id,
+                    "payment_id": match.payment_id,
+                    "amount": match.amount,
+                    "rule": match.rule,
+                    "confidence": match.confidence,
+                    "status": match.status,
+                    "reason": match.reason,
+                    "decided_by": "engine",
+                    "created_at": when,
+                    "decided_at": None,
+                }
+                for match in matches
+            ]
+            for start in range(0, len(rows), _CHUNK):
+                connection.execute(insert(reconciliation_matches), rows[start : start + _CHUNK])
+            _replace(
+                connection,
+                invoice_reconciliation,
+                "invoice_id",
+                [
+                    {
+                        "invoice_id": key,
+                        "status": status,
+                        "bank_amount": bank,
+                        "open_amount": open_,
+                        "updated_at": when,
+                    }
+                    for key, (status, bank, open_) in invoice_statuses.items()
+                ],
+            )
+            _replace(
+                connection,
+                bank_transaction_reconciliation,
+                "bank_transaction_id",
+                [
+                    {
+                        "bank_transaction_id": key,
+                        "status": status,
+                        "allocated": allocated,
+                        "unallocated": unallocated,
+                        "updated_at": when,
+                    }
+                    for key, (status, allocated, unallocated) in transaction_statuses.items()
+                ],
+            )
+
+    # -- a person's decisions --------------------------------------------------------------------
+
+    def decide(
+        self,
+        transaction_id: int,
+        invoice_id: int,
+        *,
+        status: str,
+        amount: Decimal | None,
+        by: str,
+        when: dt.datetime,
+    ) -> int:
+        """Record a person's match or rejection of a pair, replacing whatever the engine said
+        about it. Returns the match id."""
+        m = reconciliation_matches.c
+        with self.engine.begin() as connection:
+            existing = connection.execute(
+                select(m.id, m.amount, m.rule, m.confidence, m.reason).where(
+                    m.bank_transaction_id == transaction_id, m.invoice_id == invoice_id
+                )
+            ).first()
+            values: dict[str, Any] = {
+                "status": status,
+                "decided_by": by,
+                "decided_at": when,
+            }
+            if amount is not None:
+                values["amount"] = amount
+            connection.execute(  # the next run looks at the transaction again
+                delete(bank_transaction_reconciliation).where(
+                    bank_transaction_reconciliation.c.bank_transaction_id == transaction_id
+                )
+            )
+            if existing is not None:
+                connection.execute(
+                    update(reconciliation_matches).where(m.id == existing[0]).values(**values)
+                )
+                return int(existing[0])
+            return int(
+                connection.execute(
+                    insert(reconciliation_matches)
+                    .values(
+                        {
+                            "bank_transaction_id": transaction_id,
+                            "invoice_id": invoice_id,
+                            "amount": ZERO,
+                            "rule": MANUAL,
+                            "confidence": 1.0,
+                            "reason": "matched by hand",
+                            "created_at": when,
+                            **values,
+                        }
+                    )
+                    .returning(m.id)
+                ).scalar_one()
+            )
+
+
+def _replace(connection: Connection, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
+    column = table.c[key]
+    keys = [row[key] for row in rows]
+    for start in range(0, len(rows), _CHUNK):
+        connection.execute(delete(table).where(column.in_(keys[start : start + _CHUNK])))
+        connection.execute(insert(table), rows[start : start + _CHUNK])
+
+
+def _iban(value: str) -> str:
+    return value.replace(" ", "").upper()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    transaction: dict[str, Any]
+    status: str
+    suggestions: list[dict[str, Any]]
+
+
+class ReviewStore:
+    """What a person reads and decides: the review list, and one transaction or invoice."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def review(self) -> list[ReviewRow]:
+        """Transactions waiting for a person, with their suggestions (invoice fields joined)."""
+        t, s = bank_transactions.c, bank_transaction_reconciliation.c
+        m, i = reconciliation_matches.c, invoices.c
+        with self.engine.connect() as connection:
+            waiting = connection.execute(
+                select(bank_transactions, s.status, s.allocated, s.unallocated)
+                .join(bank_transaction_reconciliation, s.bank_transaction_id == t.id)
+                .where(s.status.in_(UNSETTLED), t.deleted_at.is_(None))
+            ).all()
+            ids = [row.id for row in waiting]
+            suggestions: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for start in range(0, len(ids), _CHUNK):
+                for row in connection.execute(
+                    select(
+                        m.id,
+                        m.bank_transaction_id,
+                        m.invoice_id,
+                        m.rule,
+                        m.confidence,
+                        m.reason,
+                        i.number,
+                        i.source,
+                        i.customer_name,
+                        i.total_incl_tax,
+                        invoice_reconciliation.c.open_amount,
+                    )
+                    .join(invoices, i.id == m.invoice_id)
+                    .outerjoin(invoice_reconciliation, invoice_reconciliation.c.invoice_id == i.id)
+                    .where(
+                        m.status == SUGGESTED,
+                        m.bank_transaction_id.in_(ids[start : start + _CHUNK]),
+                    )
+                ):
+                    suggestions[row.bank_transaction_id].append(dict(row._mapping))
+        rows = []
+        for row in waiting:
+            mapping = dict(row._mapping)
+            found = sorted(suggestions.get(row.id, []), key=lambda x: -x["confidence"])
+            if not found and mapping["amount"] <= 0:
+                continue  # outgoing money with nothing to suggest is not receivable
+            rows.append(ReviewRow(mapping, mapping["status"], found))
+        return rows
+
+    def transaction(self, transaction_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(bank_transactions).where(bank_transactions.c.id == transaction_id)
+            ).first()
+            return dict(row._mapping) if row else None
+
+    def invoices_named(self, name: str) -> list[dict[str, Any]]:
+        """An invoice by local id, else by number (all sources)."""
+        with self.engine.connect() as connection:
+            query = select(invoices).where(invoices.c.deleted_at.is_(None))
+            if name.isdigit():
+                rows = connection.execute(query.where(invoices.c.id == int(name))).all()
+                if rows:
+                    return [dict(r._mapping) for r in rows]
+            rows = connection.execute(query.where(invoices.c.number == name)).all()
+            return [dict(r._mapping) for r in rows]
+
+    def match(self, match_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(reconciliation_matches).where(reconciliation_matches.c.id == match_id)
+            ).first()
+            return dict(row._mapping) if row else None
+
+    def allocated(self, transaction_id: int, invoice_id: int) -> tuple[Decimal, Decimal]:
+        """What is allocated of the transaction, and paid on the invoice, by active matches
+        other than this pair's."""
+        m = reconciliation_matches.c
+        tx_total = invoice_total = ZERO
+        with self.engine.connect() as connection:
+            for tx_id, inv_id, amount in connection.execute(
+                select(m.bank_transaction_id, m.invoice_id, m.amount).where(
+                    m.status.in_(ACTIVE),
+                    or_(m.bank_transaction_id == transaction_id, m.invoice_id == invoice_id),
+                )
+            ):
+                if (tx_id, inv_id) == (transaction_id, invoice_id):
+                    continue
+                if tx_id == transaction_id:
+                    tx_total += amount
+                if inv_id == invoice_id:
+                    invoice_total += amount
+        return tx_total, invoice_total
+
+
+def status_counts(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
+    """Invoices and transactions per reconciliation status, as last written."""
+    with engine.connect() as connection:
+        invoice_counts = {
+            status: int(count)
+            for status, count in connection.execute(
+                select(invoice_reconciliation.c.status, func.count()).group_by(
+                    invoice_reconciliation.c.status
+                )
+            )
+        }
+        transaction_counts = {
+            status: int(count)
+            for status, count in connection.execute(
+                select(bank_transaction_reconciliation.c.status, func.count()).group_by(
+                    bank_transaction_reconciliation.c.status
+                )
+            )
+        }
+    return invoice_counts, transaction_counts

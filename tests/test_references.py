@@ -1,0 +1,83 @@
+"""Payment references and invoice numbers as people and banks write them (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+from stdnum import iso11649
+
+from workers.reconciliation.references import (
+    Reference,
+    betalingskenmerk_valid,
+    longest_matches,
+    normalize_reference,
+    number_key,
+    numbers_in_text,
+    references_in_text,
+)
+
+
+def test_the_betaalvereniging_example_validates_and_a_changed_digit_does_not() -> None:
+    assert betalingskenmerk_valid("12234534622567")  # `12 2345 3462 2567`
+    assert not betalingskenmerk_valid("12234534622569")
+    assert not betalingskenmerk_valid("13234534622567")  # length code 3 is not 14 digits
+
+
+def test_sixteen_digit_references_carry_a_check_digit_over_fifteen() -> None:
+    body = "234567890123456"
+    weights = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
+    total = sum(int(d) * weights[i % 10] for i, d in enumerate(reversed(body)))
+    check = {10: 1, 11: 0}.get(11 - total % 11, 11 - total % 11)
+    assert betalingskenmerk_valid(f"{check}{body}")
+    assert not betalingskenmerk_valid(f"{(check + 1) % 10}{body}")
+
+
+def test_seven_digits_have_no_check_and_other_lengths_are_not_references() -> None:
+    assert betalingskenmerk_valid("1234567")
+    assert not betalingskenmerk_valid("12345678")
+    assert not betalingskenmerk_valid("12345678901234567")
+    assert not betalingskenmerk_valid("12a4567")
+
+
+def test_structured_references_compare_without_spaces_or_case() -> None:
+    rf = iso11649.format("RF18539007547034")
+    assert normalize_reference(rf.lower()) == Reference("RF18539007547034", True)
+    assert normalize_reference("rf19 5390 0754 7034") == Reference("RF19539007547034", False)
+    assert normalize_reference("12 2345 3462 2567") == Reference("12234534622567", True)
+    assert normalize_reference("NOTPROVIDED") is None
+    assert normalize_reference("  ") is None
+
+
+def test_references_are_found_in_free_text_without_the_words_after_them() -> None:
+    found = list(references_in_text("Betaling RF18 5390 0754 7034 FACTUUR 2026"))
+    assert found == [Reference("RF18539007547034", True)]
+    assert list(references_in_text("kenmerk 1223 4534 6225 67 bedrag 12,50")) == [
+        Reference("12234534622567", True)
+    ]
+    assert list(references_in_text("bedrag 1234567890 ok")) == []  # fails the check
+
+
+@pytest.mark.parametrize(
+    ("number", "key"),
+    [("2026-0003", "20260003"), ("F2026-0003", "20260003"), ("00042", None), ("INV 1001", "1001")],
+)
+def test_an_invoice_number_is_its_digits_without_leading_zeros(number: str, key: str) -> None:
+    assert number_key(number) == key
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Factuur 2026-0003", "factuur 20260003", "F2026-0003 bedrag 150,00", "fact 2026 0003 dank"],
+)
+def test_every_spelling_of_a_number_in_text_is_found(text: str) -> None:
+    assert "20260003" in {n.key for n in numbers_in_text(text)}
+
+
+def test_a_number_inside_a_longer_number_is_never_found() -> None:
+    keys = {n.key for n in numbers_in_text("order 1220260003999 en 2026-00031")}
+    assert "20260003" not in keys
+    assert "202600031" in keys
+
+
+def test_the_longest_spelling_wins_over_the_numbers_inside_it() -> None:
+    found = [n for n in numbers_in_text("factuur 2026 0003") if n.key in {"2026", "20260003"}]
+    assert [n.key for n in longest_matches(found)] == ["20260003"]

@@ -1,0 +1,167 @@
+"""What identifies an invoice in a bank transaction: structured payment references and invoice
+numbers, normalized so that the spellings people and banks use compare equal.
+
+- A betalingskenmerk (Dutch structured reference) is 16 digits (check digit + 15), 9-14 digits
+  (check digit, length code, digits) or 7 digits (no check digit). Some banks' files carry
+  references whose check digit fails: those still count, with less confidence.
+- An RF creditor reference (ISO 11649) is validated with python-stdnum.
+- An invoice number is compared by its digits with leading zeros dropped (`F2026-0003`,
+  `2026 0003` and `factuur 20260003` are one number), and only as whole digit runs: `2026-0003`
+  is never found inside `1220260003`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from stdnum import iso11649
+
+_WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
+#: fewer significant digits than this and a number is too common to be found in free text
+MIN_NUMBER_DIGITS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A normalized reference and whether its check digits hold."""
+
+    value: str
+    valid: bool
+
+
+def betalingskenmerk_valid(digits: str) -> bool:
+    """The Betaalvereniging check: weights 2, 4, 8, 5, 10, 9, 7, 3, 6, 1 from the rightmost digit
+    after the check digit; 7-digit references have none."""
+    if not digits.isdigit():
+        return False
+    if len(digits) == 7:
+        return True
+    if len(digits) == 16:
+        body = digits[1:]
+    elif 9 <= len(digits) <= 14:
+        if int(digits[1]) != (len(digits) - 2) % 10:
+            return False
+        body = digits[1:]
+    else:
+        return False
+    total = sum(int(d) * _WEIGHTS[i % 10] for i, d in enumerate(reversed(body)))
+    check = 11 - total % 11
+    check = {10: 1, 11: 0}.get(check, check)
+    return int(digits[0]) == check
+
+
+def normalize_reference(text: str | None) -> Reference | None:
+    """A reference as given in a structured field (an invoice's `payment_reference`, a camt
+    `CdtrRefInf/Ref`, an EndToEndId): spaces, dots and dashes dropped, letters upper-cased."""
+    if not text:
+        return None
+    value = re.sub(r"[\s.\-]", "", text).upper()
+    if not value or value == "NOTPROVIDED":
+        return None
+    if value.startswith("RF"):
+        return Reference(value, iso11649.is_valid(value))
+    if value.isdigit():
+        return Reference(value, betalingskenmerk_valid(value))
+    return Reference(value, False)
+
+
+_RF_IN_TEXT = re.compile(r"(?<![A-Z0-9])RF\s?\d{2}(?:\s?[A-Z0-9]){1,21}", re.IGNORECASE)
+_DIGIT_GROUPS = re.compile(r"(?<![\d.,])\d+(?:[ .]\d+)*(?![\d,])")
+
+
+def references_in_text(text: str | None) -> Iterator[Reference]:
+    """Structured references written in free text: an RF reference (the longest prefix of what
+    follows `RF` that validates, so a word after it is not taken in), or a 7-16 digit
+    betalingskenmerk whose check digit holds."""
+    if not text:
+        return
+    for match in _RF_IN_TEXT.finditer(text):
+        compact = re.sub(r"\s", "", match.group()).upper()
+        for end in range(len(compact), 4, -1):
+            if iso11649.is_valid(compact[:end]):
+                yield Reference(compact[:end], True)
+                break
+    for match in _DIGIT_GROUPS.finditer(text):
+        groups = re.split(r"[ .]", match.group())
+        for i in range(len(groups)):
+            digits = ""
+            for group in groups[i : i + 5]:
+                digits += group
+                if len(digits) > 16:
+                    break
+                if len(digits) >= 9 and betalingskenmerk_valid(digits):
+                    yield Reference(digits, True)
+
+
+def number_key(number: str | None) -> str | None:
+    """An invoice number as compared: its digits, leading zeros dropped; None when it has too few
+    to be told apart from other numbers in a text."""
+    if not number:
+        return None
+    key = "".join(re.findall(r"\d+", number)).lstrip("0")
+    return key if len(key) >= MIN_NUMBER_DIGITS else None
+
+
+# Digit runs and what separates them: a dash, slash, dot or underscore binds two runs into one
+# number ("2026-0003"), a single space may or may not ("2026 0003", "2026 150,00").
+_RUNS = re.compile(r"\d+(?:(?:[-/._]|\s)\d+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class NumberInText:
+    key: str
+    start: int
+    end: int
+
+
+def numbers_in_text(text: str | None, max_groups: int = 3) -> list[NumberInText]:
+    """Every way the text can spell a number: whole digit runs joined by tight separators, and
+    runs of up to `max_groups` of those joined by spaces. Never part of a digit run."""
+    if not text:
+        return []
+    found: list[NumberInText] = []
+    for match in _RUNS.finditer(text):
+        # split the run into tight units at spaces: [(digits, start, end), ...]
+        units: list[tuple[str, int, int]] = []
+        base = match.start()
+        position = 0
+        token = match.group()
+        unit_digits: list[str] = []
+        unit_start = 0
+        for piece in re.finditer(r"\d+|[-/._]|\s", token):
+            part = piece.group()
+            if part.isdigit():
+                if not unit_digits:
+                    unit_start = piece.start()
+                unit_digits.append(part)
+                position = piece.end()
+            elif part.isspace():
+                units.append(("".join(unit_digits), base + unit_start, base + position))
+                unit_digits = []
+        if unit_digits:
+            units.append(("".join(unit_digits), base + unit_start, base + position))
+        for i in range(len(units)):
+            digits = ""
+            for j in range(i, min(len(units), i + max_groups)):
+                digits += units[j][0]
+                key = digits.lstrip("0")
+                if len(key) >= MIN_NUMBER_DIGITS:
+                    found.append(NumberInText(key, units[i][1], units[j][2]))
+    return found
+
+
+def longest_matches(found: list[NumberInText]) -> list[NumberInText]:
+    """Of the numbers that name an invoice, those not inside a longer one that also does."""
+    kept = []
+    for item in found:
+        if not any(
+            other is not item
+            and other.start <= item.start
+            and item.end <= other.end
+            and (other.end - other.start) > (item.end - item.start)
+            for other in found
+        ):
+            kept.append(item)
+    return kept
