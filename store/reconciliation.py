@@ -32,6 +32,7 @@ from workers.reconciliation.model import (
     MANUAL,
     REJECTED,
     SUGGESTED,
+    TEACHING_RULES,
     ZERO,
     Decisions,
     Match,
@@ -42,8 +43,6 @@ from workers.reconciliation.model import (
 #: transaction statuses the engine looks at again on every run
 UNSETTLED = ("suggested", "unmatched", "partially_allocated")
 _CHUNK = 5000
-#: rules whose matches teach which IBAN pays for which customer
-_TEACHING_RULES = ("reference", "invoice_number", "several_numbers", "manual", "partial_payment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +275,7 @@ class ReconciliationStore:
             )
             .where(
                 m.status.in_((AUTO, CONFIRMED)),
-                or_(m.status == CONFIRMED, m.rule.in_(_TEACHING_RULES)),
+                or_(m.status == CONFIRMED, m.rule.in_(sorted(TEACHING_RULES))),
                 bank_transactions.c.counterparty_iban.is_not(None),
                 c.customer_remote_id.is_not(None),
             )

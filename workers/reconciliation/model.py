@@ -29,6 +29,9 @@ PARTIAL_PAYMENT = "partial_payment"
 NAME_AMOUNT = "name_amount"
 RETURNED = "returned"
 MANUAL = "manual"
+#: rules whose matches teach which IBAN pays for which customer (a match by account or amount
+#: alone would only confirm itself)
+TEACHING_RULES = frozenset({REFERENCE, INVOICE_NUMBER, SEVERAL_NUMBERS, PARTIAL_PAYMENT, MANUAL})
 RULES = (
     REFERENCE,
     INVOICE_NUMBER,

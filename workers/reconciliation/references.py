@@ -61,10 +61,17 @@ def normalize_reference(text: str | None) -> Reference | None:
     if not value or value == "NOTPROVIDED":
         return None
     if value.startswith("RF"):
-        return Reference(value, iso11649.is_valid(value))
+        return Reference(_rf(value), iso11649.is_valid(value))
     if value.isdigit():
         return Reference(value, betalingskenmerk_valid(value))
     return Reference(value, False)
+
+
+def _rf(value: str) -> str:
+    """Leading zeros of an RF reference's body change neither its meaning nor its check digits
+    (Moneybird pads to 21 characters, payers type the short form): compared without them."""
+    body = value[4:].lstrip("0") or "0"
+    return value[:4] + body
 
 
 _RF_IN_TEXT = re.compile(r"(?<![A-Z0-9])RF\s?\d{2}(?:\s?[A-Z0-9]){1,21}", re.IGNORECASE)
@@ -81,7 +88,7 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
         compact = re.sub(r"\s", "", match.group()).upper()
         for end in range(len(compact), 4, -1):
             if iso11649.is_valid(compact[:end]):
-                yield Reference(compact[:end], True)
+                yield Reference(_rf(compact[:end]), True)
                 break
     for match in _DIGIT_GROUPS.finditer(text):
         groups = re.split(r"[ .]", match.group())
@@ -104,6 +111,23 @@ def number_key(number: str | None) -> str | None:
     return key if len(key) >= MIN_NUMBER_DIGITS else None
 
 
+def grouped_key(groups: list[str]) -> str | None:
+    """A number of several digit groups with each group's leading zeros dropped (`2026-00042`
+    and `2026-42` compare equal); None for a single group, which `number_key` covers."""
+    if len(groups) < 2:
+        return None
+    key = "-".join(g.lstrip("0") or "0" for g in groups)
+    return key if len(key.replace("-", "")) >= MIN_NUMBER_DIGITS else None
+
+
+def number_keys(number: str | None) -> list[str]:
+    """Every key an invoice number is found by in a text."""
+    keys = [number_key(number)]
+    if number:
+        keys.append(grouped_key(re.findall(r"\d+", number)))
+    return [k for k in keys if k is not None]
+
+
 # Digit runs and what separates them: a dash, slash, dot or underscore binds two runs into one
 # number ("2026-0003"), a single space may or may not ("2026 0003", "2026 150,00").
 _RUNS = re.compile(r"\d+(?:(?:[-/._]|\s)\d+)*")
@@ -123,8 +147,8 @@ def numbers_in_text(text: str | None, max_groups: int = 3) -> list[NumberInText]
         return []
     found: list[NumberInText] = []
     for match in _RUNS.finditer(text):
-        # split the run into tight units at spaces: [(digits, start, end), ...]
-        units: list[tuple[str, int, int]] = []
+        # split the run into tight units at spaces: [(groups, start, end), ...]
+        units: list[tuple[list[str], int, int]] = []
         base = match.start()
         position = 0
         token = match.group()
@@ -138,17 +162,20 @@ def numbers_in_text(text: str | None, max_groups: int = 3) -> list[NumberInText]
                 unit_digits.append(part)
                 position = piece.end()
             elif part.isspace():
-                units.append(("".join(unit_digits), base + unit_start, base + position))
+                units.append((unit_digits, base + unit_start, base + position))
                 unit_digits = []
         if unit_digits:
-            units.append(("".join(unit_digits), base + unit_start, base + position))
+            units.append((unit_digits, base + unit_start, base + position))
         for i in range(len(units)):
-            digits = ""
+            groups: list[str] = []
             for j in range(i, min(len(units), i + max_groups)):
-                digits += units[j][0]
-                key = digits.lstrip("0")
+                groups = groups + units[j][0]
+                key = "".join(groups).lstrip("0")
                 if len(key) >= MIN_NUMBER_DIGITS:
                     found.append(NumberInText(key, units[i][1], units[j][2]))
+                grouped = grouped_key(groups)
+                if grouped is not None:
+                    found.append(NumberInText(grouped, units[i][1], units[j][2]))
     return found
 
 

@@ -28,6 +28,7 @@ from workers.reconciliation.model import (
     REFERENCE,
     RETURNED,
     SEVERAL_NUMBERS,
+    TEACHING_RULES,
     ZERO,
     Decisions,
     OpenInvoice,
@@ -36,7 +37,7 @@ from workers.reconciliation.model import (
 from workers.reconciliation.references import (
     longest_matches,
     normalize_reference,
-    number_key,
+    number_keys,
     numbers_in_text,
     references_in_text,
 )
@@ -92,13 +93,18 @@ class Ladder:
         self,
         invoices: Iterable[OpenInvoice],
         decisions: Decisions,
-        customers_by_iban: Mapping[str, set[str]],
+        customers_by_iban: dict[str, set[str]],
         returned: Mapping[int, list[tuple[OpenInvoice, Decimal]]] | None = None,
     ) -> None:
         self.decisions = decisions
         self.customers_by_iban = customers_by_iban
         #: return transaction id -> what the transaction it returns was allocated to
         self.returned = returned or {}
+        #: (account, end-to-end id) -> (amount, allocations) of payments matched in this run,
+        #: for a return booked after its payment
+        self._paid_by: dict[
+            tuple[str, str], list[tuple[Decimal, list[tuple[OpenInvoice, Decimal]]]]
+        ] = defaultdict(list)
         self.by_reference: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_number: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_customer: dict[str, list[OpenInvoice]] = defaultdict(list)
@@ -107,8 +113,7 @@ class Ladder:
             reference = normalize_reference(invoice.payment_reference)
             if reference is not None:
                 self.by_reference[reference.value].append(invoice)
-            key = number_key(invoice.number)
-            if key is not None:
+            for key in number_keys(invoice.number):
                 self.by_number[key].append(invoice)
             if invoice.customer is not None:
                 self.by_customer[invoice.customer].append(invoice)
@@ -136,6 +141,10 @@ class Ladder:
             self._name_and_amount(tx, outcome)
         for allocation in outcome.allocations:
             self._apply(tx, allocation)
+        if outcome.allocations and tx.end_to_end_id and not tx.is_return:
+            self._paid_by[tx.account_iban, tx.end_to_end_id].append(
+                (tx.amount, [(a.invoice, a.amount) for a in outcome.allocations])
+            )
         allocated = {a.invoice.id for a in outcome.allocations}
         outcome.suggestions = _best(outcome.suggestions, allocated)
         return outcome
@@ -149,6 +158,15 @@ class Ladder:
 
     def _returned(self, tx: Transaction, outcome: Outcome) -> bool:
         original = self.returned.get(tx.id)
+        if not original and tx.end_to_end_id:
+            original = [
+                (invoice, amount)
+                for payment_amount, allocations in self._paid_by.get(
+                    (tx.account_iban, tx.end_to_end_id), ()
+                )
+                if payment_amount == -tx.amount
+                for invoice, amount in allocations
+            ]
         if not original:
             return False
         total = sum((amount for _, amount in original), ZERO)
@@ -206,15 +224,15 @@ class Ladder:
         return True
 
     def _numbers(self, tx: Transaction, outcome: Outcome) -> bool:
-        text = " | ".join(t for t in (tx.description, tx.payment_reference) if t)
+        text = " | ".join(t for t in (tx.description, tx.payment_reference, tx.end_to_end_id) if t)
         hits = [n for n in numbers_in_text(text) if n.key in self.by_number]
         if not hits:
             return False
-        named: dict[str, list[OpenInvoice]] = {}
+        named: dict[tuple[int, ...], list[OpenInvoice]] = {}
         for hit in longest_matches(hits):
             fitting = [inv for inv in self.by_number[hit.key] if self._fits(tx, inv)]
             if fitting:
-                named[hit.key] = fitting
+                named[tuple(sorted(inv.id for inv in fitting))] = fitting
         if not named:
             return False
         invoices = [inv for group in named.values() for inv in group]
@@ -259,6 +277,9 @@ class Ladder:
                         f"against {remaining} open",
                     )
                 )
+                # Another customer's number with another amount is weak evidence (a typo names
+                # the wrong invoice as often as not): the payer's own account may still decide.
+                return self._same_party(tx, invoice)
             return True
         open_amounts = [inv.remaining * inv.sign for inv in invoices]
         if all(r > 0 for r in open_amounts) and sum(open_amounts, ZERO) == amount:
@@ -392,6 +413,9 @@ class Ladder:
         invoice = allocation.invoice
         invoice.allocated += allocation.amount
         tx.allocated += allocation.amount
+        iban = iban_key(tx.counterparty_iban)
+        if iban and invoice.customer is not None and allocation.rule in TEACHING_RULES:
+            self.customers_by_iban.setdefault(iban, set()).add(invoice.customer)
         if invoice.remaining:
             self.by_remaining[invoice.currency, invoice.remaining].append(invoice)
 
