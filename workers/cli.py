@@ -587,6 +587,41 @@ def review(obj: Context) -> None:
         app.close()
 
 
+@cli.command()
+@config_option
+@click.option(
+    "--format",
+    "fmt",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "csv", "html"]),
+    help="text for a terminal, csv for a spreadsheet, html for one self-contained page.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file (UTF-8) instead of stdout.",
+)
+@click.pass_obj
+def report(obj: Context, fmt: str, out: Path | None) -> None:
+    """Open receivables by age and the reconciliation's exceptions, as a bookkeeper reads them."""
+    import datetime as dt
+
+    from workers.app import App
+    from workers.reconciliation.report import load_report, render
+
+    app = App.open(obj.config())
+    try:
+        body = render(load_report(app.engine, dt.date.today()), fmt)
+    finally:
+        app.close()
+    if out is None:
+        click.echo(body, nl=False)
+        return
+    out.write_text(body, encoding="utf-8", newline="")
+    click.echo(f"{fmt} report written to {out}")
+
+
 def _by_option(func: Callable[..., Any]) -> Callable[..., Any]:
     import getpass
 
