@@ -1,89 +1,64 @@
 """Labelled test data for reconciliation benchmarks: invoices, bank transactions and the truth.
 
-`generate(seed, invoices)` returns rows for the `invoices` and `bank_transactions` tables and, per
-transaction (keyed by its `dedup_key`), the invoices it really pays and how much of it goes to
-each. The same seed (and `today`) always gives the same data; only `random.Random(seed)` is used.
+`generate(seed, invoices)` gives rows for the `invoices` and `bank_transactions` tables and, per
+transaction (by `dedup_key`), the invoices it really pays and how much goes to each. Same seed and
+`today`, same data: only `random.Random(seed)` is used. Shares per scenario: `SCENARIOS`.
 
-The data
---------
-- Invoices (source `bench`) dated over the year before `today`, numbered per year in date order:
-  `2026-00042` for most customers, `F2026-0042` or a plain `100042` for a few % of them; due after
-  14 or 30 days (the last month's are not yet due). Totals in EUR at 21, 9 or 0 % VAT. The
-  payment reference is a Moneybird-like RF creditor reference (`RF` + check digits + the remote
-  id in hexadecimal, padded with zeros to 21 characters as Moneybird's `payment_reference`
-  is; payers mostly type the short form without the zeros), for some a 16-digit betalingskenmerk
-  (check digit + 15 digits derived from the remote id), for some none. About half the customers
-  have `customer_iban` (their account as the invoicing system knows it; also in `raw` as
-  `contact.sepa_iban`, where the engine's migration backfills it from).
-- `state`, `total_paid` and `total_unpaid` say what the *source* knows: about half the payments
-  that are on the bank are registered at the source (`paid`, or partly paid), the others are not
-  (`open`/`late`: money on the bank the source does not know); some invoices are `paid` at the
-  source with no money on the bank (`paid_no_bank`); the rest are unpaid (`open` when not yet
-  due, else `late`). Credit notes have negative totals.
-- Bank transactions are booked on `MAIN_ACCOUNT` (about 90 %) or `SECOND_ACCOUNT`, always after
-  the invoice date, `dedup_key` = `ref:` + `bank_reference`. Counterparty IBANs are Dutch, with
-  valid mod-97 check digits (and account numbers passing the Dutch 11-test), unique per party.
-- Noise: supplier payments, salaries, tax, rent, bank costs, interest, supplier refunds,
-  transfers between the two own accounts, deposits from customers; with distractor numbers
-  (order and KvK numbers, amounts, dates, a longer number holding a real invoice number such as
-  `1202600042999`, a valid betalingskenmerk of the tax office, and on outgoing supplier payments
-  a supplier's invoice number shaped like ours, never one of our credit notes'). Incoming noise
-  never holds a whole number that normalises to one of our invoice numbers. The same
-  distractors stand next to the numbers and references of `number` and `reference` payments.
+Invoices (source `bench`) are dated over the year before `today` and numbered per year in date
+order: `2026-00042`, for a few % of customers `F2026-0042` or a plain `100042`; due after 14 or 30
+days. `payment_reference`: mostly an RF reference as Moneybird stores it (`RF` + check + a code
+scrambled from the remote id, zero-padded to 21 characters; payers mostly type it without the
+zeros), some a 16-digit betalingskenmerk, some none. Half the customers have `customer_iban` (also
+in `raw` as `contact.sepa_iban`). `state`/`total_paid` say what the source knows: about half the
+bank payments are registered there, the rest not (`open`/`late` with money on the bank); some
+invoices are `paid` with no money (`paid_no_bank`); others are simply unpaid. Credit notes are
+negative. Transactions: on `MAIN_ACCOUNT` (~90 %) or `SECOND_ACCOUNT`, booked after the invoice
+date; Dutch counterparty IBANs with valid check digits, one per party. Distractors stand next to
+numbers and references and in noise: order/KvK/customer numbers, amounts, dates, a longer number
+holding one of our numbers (`1202600042999`), a valid betalingskenmerk of the tax office, and on
+outgoing supplier payments a supplier number shaped like ours (never one of our credit notes).
+Incoming noise never holds a whole token that normalises to one of our invoice numbers.
 
-Truth (`Dataset.truth[dedup_key]` = list of (invoice remote_id, allocated amount))
--------------------------------------------------------------------------------------
-Kinds (`Dataset.kinds[dedup_key]`; the invoice side in `Dataset.invoice_kinds`):
-- `reference`: the invoice's RF or betalingskenmerk in `payment_reference` (issuer `ISO`/`CUR`),
-  in the description, or in `end_to_end_id`; with or without spaces, sometimes lower case.
-  Truth: [(invoice, total)].
-- `reference_typo`: a betalingskenmerk with one digit mistyped (so its check digit fails), from
-  the customer's account with the exact amount, an amount no other invoice has. Truth: the
-  invoice meant (a suggestion is right, an automatic match on the reference alone is not).
-- `number`: the invoice number in the text in a spelling a person would accept (`2026-00042`,
-  `2026 00042`, `202600042`, `2026-42`, `F2026-00042`, `2026/00042`; for `F2026-0042`:
-  `f2026-0042`, `2026-0042`, `F20260042`, ...), among numbers that must not match.
-- `iban_amount`: no reference or number; the payer's IBAN is the customer's `customer_iban`, or
-  the IBAN of an earlier `reference` transaction of that customer (a customer of its own, whose
-  invoices all have different amounts); the amount is exactly one of its invoices.
-- `ambiguous_amount`: a customer (known IBAN) with 2-3 open invoices of the same amount pays one
-  of them without reference. Truth: the one picked at random (the source registered none). An
-  engine cannot know which one: an automatic match here is an error even when it is right.
-- `batch_numbers` / `batch_sum`: one transaction pays 2-5 invoices of one customer, with all
-  their numbers in the text, or with only the customer's known IBAN and the exact sum (no other
-  subset of that customer's invoices adds up to it). Truth: every invoice with its total.
-- `partial`: 2-3 transactions (number or reference in the text) add up to the invoice total.
-  Truth: each transaction with its own amount. `partial_open`: 1-2 transactions cover part of
-  the invoice, the rest is still open.
-- `overpayment`: one transaction pays more than the invoice. Truth: [(invoice, invoice total)];
-  the remainder is unallocated.
-- `double_payment`: the same payment (same text and amount) arrives twice. Truth: the first
-  (earlier booked) one pays the invoice; the second pays nothing ([]): it is to be refunded.
-- `third_party`: someone else's name and IBAN, with the invoice number or reference in the text.
-- `typo_number`: the invoice number with a typo (swapped, changed, missing or doubled digit, or
-  the wrong year; it may well be another invoice's number) from the customer's account with an
-  amount no other invoice has. Truth: the invoice meant (a suggestion, not an automatic match).
-- `fuzzy_name`: no reference, no number, an IBAN never seen before, only a name written
-  differently (`BAKKERIJ JANSEN BV` for `Bakkerij Jansen B.V.`) and an amount no other invoice
-  has. Truth: that invoice (a suggestion).
-- `refund`: an outgoing transaction refunds a credit note, its number in the text. Truth:
-  [(credit note, negative total)] (the transaction's amount, negative).
-- `direct_debit`: a collected SEPA direct debit (`end_to_end_id` is the invoice's RF reference
-  or `INC-` + its number; description `SEPA Incasso ...`). Truth: [(invoice, total)].
-- `dd_return`: the return of such a collection, booked later: outgoing, same amount and
-  `end_to_end_id`, `return_reason` (`AC06`, `MD06`, `AM04`, `MS02`, `MD01`), about a third of them
-  also flagged `reversal`. Truth: [(invoice, -total)], so the invoice nets to zero. The source
-  may or may not have registered the return (`paid` or `open`/`late`).
-- `noise`: pays no invoice. Truth: [].
-Invoice-only kinds: `unpaid` (no transaction; also the other invoices of the customers of
-`iban_amount` and `batch_sum`), `paid_no_bank` (paid at the source, nothing on the bank).
+Kinds (`Dataset.kinds`) and truth (`Dataset.truth`: [(invoice remote_id, amount)], signed like
+the transaction; `[]` pays nothing):
+- `reference`: the RF or betalingskenmerk in `payment_reference` (issuer `ISO`/`CUR`), the
+  description or `end_to_end_id`; with or without spaces, sometimes lower case -> [(inv, total)].
+- `reference_typo`: a betalingskenmerk with one digit wrong (check digit fails), in the text or
+  `payment_reference`, from the customer's account, an amount no other invoice has -> the invoice
+  meant (the reference alone must not match it automatically).
+- `number`: the number in a spelling a person accepts (`2026-00042`, `2026 00042`, `202600042`,
+  `2026-42`, `F2026-00042`, `2026/00042`; `f2026-0042`, `2026-0042`, `F20260042`, ...).
+- `iban_amount`: no reference or number; the IBAN is the customer's `customer_iban` or that of an
+  earlier `reference` payment of the customer; the amount is exactly one of its invoices.
+- `ambiguous_amount`: 2-3 invoices of one customer (known IBAN) with the same amount, one paid
+  without reference -> the one picked at random (the source registered none). An automatic
+  match is an error here even when it happens to be right.
+- `batch_numbers` / `batch_sum`: one transaction pays 2-5 invoices of one customer, all numbers
+  in the text, or only the known IBAN and the exact sum (no other subset of the customer's
+  invoices adds up to it) -> every invoice with its total.
+- `partial`: 2-3 transactions with the number or reference add up to the total -> each with its
+  own amount. `partial_open`: 1-2 such transactions cover part of it; the rest stays open.
+- `overpayment`: one transaction pays more -> [(inv, invoice total)]; the remainder unallocated.
+- `double_payment`: the same payment twice -> the earlier pays the invoice, the later [] (to be
+  refunded).
+- `third_party`: someone else's name and IBAN, number or reference in the text.
+- `typo_number`: the number with a slip (swapped, changed, dropped or doubled digit, wrong
+  year; may be another invoice's number), customer's account, an amount no other invoice has ->
+  the invoice meant (a suggestion).
+- `fuzzy_name`: only a name written differently (`BAKKERIJ JANSEN BV`), an IBAN never seen
+  before and an amount no other invoice has -> that invoice (a suggestion).
+- `refund`: outgoing, pays a credit note, its number in the text -> [(note, negative total)].
+- `direct_debit`: a SEPA collection (`SEPA Incasso ...`; `end_to_end_id` the RF reference or
+  `INC-` + number) -> [(inv, total)]. `dd_return`: its return, later, outgoing, same
+  `end_to_end_id`, `return_reason` `AC06`/`MD06`/..., a third also `reversal` -> [(inv, -total)]:
+  the invoice nets to zero (the source may still say `paid`).
+- `noise`: [].
+Invoices without transactions: `unpaid`, `paid_no_bank` (`Dataset.invoice_kinds` names the
+scenario of every invoice). Per invoice the allocations add up to its total, except
+`partial_open` (less), `dd_return` (zero), `ambiguous_amount` twins and those two (none).
 
-Per invoice, the allocations never exceed its total (same sign); they equal it except for
-`partial_open` (less), `dd_return` (zero), the unpaid twins of `ambiguous_amount` and the
-invoice-only kinds (none). Per transaction, the allocations have its sign and never exceed it.
-
-`transactions=None` gives as many transactions as invoices; otherwise exactly `transactions`:
-scenarios that would not fit leave their invoices unpaid, and the rest (at least a tenth) is noise.
+`transactions=None` means as many as invoices; otherwise exactly that many: scenarios that do not
+fit leave their invoices unpaid, the rest (at least a tenth) is noise.
 
     .venv/bin/python bench/reconcile_data.py [--seed 1] [--invoices 100000] [--transactions N]
 """
@@ -202,7 +177,8 @@ _KENMERK_WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
 
 def kenmerk_check_digit(digits: str) -> int:
     """The betalingskenmerk check digit for the digits after it (length code included)."""
-    total = sum(int(d) * _KENMERK_WEIGHTS[i % 10] for i, d in enumerate(reversed(digits)))
+    weights = _KENMERK_WEIGHTS * (len(digits) // 10 + 1)
+    total = sum(w * int(d) for w, d in zip(weights, reversed(digits), strict=False))
     check = 11 - total % 11
     return 1 if check == 10 else 0 if check == 11 else check
 
@@ -555,8 +531,7 @@ class _Generator:
                 c.base.lower(),
                 c.name.replace("B.V.", "BV").replace("V.O.F.", "VOF"),
             ]
-        options = [o for o in options if o != c.name] or [c.name.upper() + " "]
-        return self._pick(options)
+        return self._pick([o for o in options if o != c.name])
 
     # --- invoices ---
 
@@ -629,12 +604,14 @@ class _Generator:
             reference = "ISO" if rng.random() < 0.8 else "CUR"
         stored = short = None
         if reference == "ISO":
-            code = f"{self.next_invoice_id:X}"
+            # the id scrambled (an odd factor is a bijection mod 2**64): unique, and varied
+            code = f"{self.next_invoice_id * 0x9E3779B97F4A7C15 % 2**64:X}"
             short = rf_reference(code)
             stored = f"{short[:4]}{code.rjust(21, '0')}"
         elif reference == "CUR":
-            # the id scrambled (7919 is prime to 10): unique per id, not mostly zeros
-            stored = short = betalingskenmerk(f"{self.next_invoice_id * 7919 % 10**15:015d}")
+            # the id scrambled (a factor prime to 10 is a bijection mod 10**15)
+            body = self.next_invoice_id * 3_141_592_653_589_793 % 10**15
+            stored = short = betalingskenmerk(f"{body:015d}")
         invoice = _Invoice(
             remote_id=remote_id,
             customer=customer,
@@ -708,7 +685,8 @@ class _Generator:
                 typo = digits[:i] + digits[i] + digits[i:]
             elif r >= 0.85 and head:
                 year = str(inv.year)
-                wrong = str(inv.year + self._pick((-1, 1))) if rng.random() < 0.5 else "2062"
+                swapped = year[:2] + year[3] + year[2]  # 2026 -> 2062
+                wrong = str(inv.year + self._pick((-1, 1))) if rng.random() < 0.5 else swapped
                 return head.replace(year, wrong) + digits
             else:
                 continue
@@ -1246,146 +1224,85 @@ class _Generator:
     # --- noise ---
 
     def noise(self, count: int) -> None:
+        """`count` transactions that pay none of our invoices."""
         rng = self.rng
-        credit_seqs = {(inv.year, inv.seq) for inv in self.invoices if inv.total < 0}
+        credit_notes = {(inv.year, inv.seq) for inv in self.invoices if inv.total < 0}
         kenmerken = {inv.ref_short for inv in self.invoices if inv.ref_kind == "CUR"}
         start = self.today - dt.timedelta(days=365)
+
+        def add(amount: int, name: str | None, iban: str | None, text: str, **extra: Any) -> None:
+            self._tx(day, amount, name, iban, text, "noise", [], **extra)
+
         while count > 0:
             day = start + dt.timedelta(days=self._int(1, 365))
-            r = rng.random()
-            month = _MONTHS[day.month - 1]
+            month, year = _MONTHS[day.month - 1], day.year
             quarter = (day.month - 1) // 3 + 1
-            if r < 0.25:  # supplier payment
+            r = rng.random()
+            if r < 0.25:  # a supplier's invoice
                 name, iban = self._pick(self.suppliers)
                 s = rng.random()
-                if s < 0.1:  # shaped like one of our numbers, but not a credit note of ours
-                    while True:
-                        key = (day.year, self._int(1, 99_999))
-                        if key not in credit_seqs:
-                            break
-                    text = f"Factuur {key[0]}-{key[1]:05d}"
+                if s < 0.1:  # shaped like our numbers, but never one of our credit notes
+                    seq = self._int(1, 99_999)
+                    while (year, seq) in credit_notes:
+                        seq = self._int(1, 99_999)
+                    text = f"Factuur {year}-{seq:05d}"
                 elif s < 0.5:
                     text = f"Factuur INV{self._int(10_000_000, 99_999_999)}"
                 elif s < 0.8:
-                    text = f"Klantnummer {self._int(3_000_000, 9_999_999)} {month} {day.year}"
+                    text = f"Klantnummer {self._int(3_000_000, 9_999_999)} {month} {year}"
                 else:
                     text = f"Order {self._long_number()}"
-                self._tx(day, -self._int(500, 500_000), name, iban, text, "noise", [])
-            elif r < 0.35:  # salaries
+                add(-self._int(500, 500_000), name, iban, text)
+            elif r < 0.35:
                 name, iban = self._pick(self.employees)
-                text = f"Salaris {month} {day.year}"
-                self._tx(
-                    day,
-                    -self._int(150_000, 600_000),
-                    name,
-                    iban,
-                    text,
-                    "noise",
-                    [],
-                    account=MAIN_ACCOUNT,
-                )
-            elif r < 0.4:  # VAT, with a valid betalingskenmerk of the tax office
-                while True:
-                    ref = betalingskenmerk(f"{rng.randrange(10**15):015d}")
-                    if ref not in kenmerken:
-                        break
-                text = f"Omzetbelasting {quarter}e kwartaal {day.year}"
-                self._tx(
-                    day,
-                    -self._int(100_000, 2_500_000),
-                    "Belastingdienst",
-                    "NL86INGB0002445588",
-                    text,
-                    "noise",
-                    [],
-                    account=MAIN_ACCOUNT,
-                    reference=ref,
-                    issuer="CUR",
-                )
-            elif r < 0.45:  # rent
-                text = f"Huur {month} {day.year} bedrijfsruimte"
-                self._tx(
-                    day,
-                    -self._pick((185_000, 240_000, 312_500)),
-                    "Vastgoed Beheer Utrecht B.V.",
-                    "NL20INGB0001234567",
-                    text,
-                    "noise",
-                    [],
-                    account=MAIN_ACCOUNT,
-                )
-            elif r < 0.5:  # bank costs
-                self._tx(
-                    day,
-                    -self._int(500, 4_500),
-                    None,
-                    None,
-                    "Kosten zakelijk betalingsverkeer",
-                    "noise",
-                    [],
-                )
-            elif r < 0.55:  # interest
-                self._tx(
-                    day,
-                    self._int(1, 20_000),
-                    None,
-                    None,
-                    f"Rente {quarter}e kwartaal {day.year}",
-                    "noise",
-                    [],
-                )
+                add(-self._int(150_000, 600_000), name, iban, f"Salaris {month} {year}",
+                    account=MAIN_ACCOUNT)  # fmt: skip
+            elif r < 0.4:  # VAT, with a valid betalingskenmerk that is none of ours
+                reference = betalingskenmerk(f"{rng.randrange(10**15):015d}")
+                while reference in kenmerken:
+                    reference = betalingskenmerk(f"{rng.randrange(10**15):015d}")
+                add(-self._int(100_000, 2_500_000), "Belastingdienst", "NL86INGB0002445588",
+                    f"Omzetbelasting {quarter}e kwartaal {year}", account=MAIN_ACCOUNT,
+                    reference=reference, issuer="CUR")  # fmt: skip
+            elif r < 0.45:
+                add(-self._pick((185_000, 240_000, 312_500)), "Vastgoed Beheer Utrecht B.V.",
+                    "NL20INGB0001234567", f"Huur {month} {year} bedrijfsruimte",
+                    account=MAIN_ACCOUNT)  # fmt: skip
+            elif r < 0.5:
+                add(-self._int(500, 4_500), None, None, "Kosten zakelijk betalingsverkeer")
+            elif r < 0.55:
+                add(self._int(1, 20_000), None, None, f"Rente {quarter}e kwartaal {year}")
             elif r < 0.65:  # a supplier pays something back
                 name, iban = self._pick(self.suppliers)
                 text = f"Creditnota {self._int(30_000_000, 99_999_999)} retour"
-                self._tx(
-                    day,
-                    self._int(500, 80_000),
-                    name,
-                    iban,
-                    self._with_distractors(text),
-                    "noise",
-                    [],
-                )
+                add(self._int(500, 80_000), name, iban, self._with_distractors(text))
             elif r < 0.75 and count >= 2:  # between our own accounts: both sides
                 amount = self._int(10_000, 2_500_000)
-                self._tx(
-                    day,
-                    -amount,
-                    OUR_NAME,
-                    SECOND_ACCOUNT,
-                    "Overboeking eigen rekening",
-                    "noise",
-                    [],
-                    account=MAIN_ACCOUNT,
-                )
-                self._tx(
-                    day,
-                    amount,
-                    OUR_NAME,
-                    MAIN_ACCOUNT,
-                    "Overboeking eigen rekening",
-                    "noise",
-                    [],
-                    account=SECOND_ACCOUNT,
-                )
+                text = "Overboeking eigen rekening"
+                add(-amount, OUR_NAME, SECOND_ACCOUNT, text, account=MAIN_ACCOUNT)
+                add(amount, OUR_NAME, MAIN_ACCOUNT, text, account=SECOND_ACCOUNT)
                 count -= 1
-            elif r < 0.85 and self.pool:  # a customer's deposit on an offer, no invoice yet
+            elif r < 0.85 and self.pool:  # a customer's deposit on an offer: no invoice yet
                 c = self._pick(self.pool)
-                while True:
+                amount = self._int(5_000, 500_000)
+                while amount in c.amounts:
                     amount = self._int(5_000, 500_000)
-                    if amount not in c.amounts:
-                        break
-                text = f"Aanbetaling offerte OFF-{self._int(1000, 9999)}-{self._pick('ABCDEFGH')}"
-                self._tx(day, amount, self._bank_name(c), c.iban, text, "noise", [])
+                offer = f"OFF-{self._int(1000, 9999)}-{self._pick('ABCDEFGH')}"
+                add(amount, self._bank_name(c), c.iban, f"Aanbetaling offerte {offer}")
             elif r < 0.93:  # money in with numbers that are not ours
                 name, iban = self._pick(self.third_parties)
                 text = self._with_distractors(f"Terugbetaling ref {self._long_number()}", 0.7)
-                self._tx(day, self._int(100, 300_000), name, iban, text, "noise", [])
+                add(self._int(100, 300_000), name, iban, text)
             else:  # card payments
                 shop = self._pick(("Albert Heijn", "Jumbo", "Shell", "HEMA", "Praxis", "Action"))
                 terminal = f"{self._pick('ABCDEFGHJKLMNPQRSTUVWXYZ')}{self._int(100, 999)}"
-                text = f"BEA, Betaalpas {shop} {self._pick(_CITIES).upper()},PAS{terminal}"
-                self._tx(day, -self._int(100, 25_000), None, None, text, "noise", [])
+                city = self._pick(_CITIES).upper()
+                add(
+                    -self._int(100, 25_000),
+                    None,
+                    None,
+                    f"BEA, Betaalpas {shop} {city},PAS{terminal}",
+                )
             count -= 1
 
     # --- the whole data set ---

@@ -13,6 +13,7 @@ from workers.reconciliation.references import (
     number_key,
     numbers_in_text,
     references_in_text,
+    rf_valid,
 )
 
 
@@ -81,3 +82,28 @@ def test_a_number_inside_a_longer_number_is_never_found() -> None:
 def test_the_longest_spelling_wins_over_the_numbers_inside_it() -> None:
     found = [n for n in numbers_in_text("factuur 2026 0003") if n.key in {"2026", "20260003"}]
     assert [n.key for n in longest_matches(found)] == ["20260003"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "RF18539007547034",
+        "RF18000000000539007547034",
+        "RF19539007547034",
+        "RF71A",
+        "RF00",
+        "RF",
+        "RF18 5390",
+        "RFAB539007547034",
+        "RF18ÄB",
+        "RF711",
+        "RF0401",
+    ],
+)
+def test_the_rf_check_agrees_with_python_stdnum(value: str) -> None:
+    assert rf_valid(value) == iso11649.is_valid(value)
+
+
+def test_rf_references_compare_without_the_zero_padding() -> None:
+    padded = normalize_reference("RF18000000000539007547034")
+    assert padded == Reference("RF18539007547034", True)

@@ -4,7 +4,7 @@ numbers, normalized so that the spellings people and banks use compare equal.
 - A betalingskenmerk (Dutch structured reference) is 16 digits (check digit + 15), 9-14 digits
   (check digit, length code, digits) or 7 digits (no check digit). Some banks' files carry
   references whose check digit fails: those still count, with less confidence.
-- An RF creditor reference (ISO 11649) is validated with python-stdnum.
+- An RF creditor reference (ISO 11649) is validated by its mod 97-10 check digits.
 - An invoice number is compared by its digits with leading zeros dropped (`F2026-0003`,
   `2026 0003` and `factuur 20260003` are one number), and only as whole digit runs: `2026-0003`
   is never found inside `1220260003`.
@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from stdnum import iso11649
 
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
 #: fewer significant digits than this and a number is too common to be found in free text
@@ -61,10 +59,23 @@ def normalize_reference(text: str | None) -> Reference | None:
     if not value or value == "NOTPROVIDED":
         return None
     if value.startswith("RF"):
-        return Reference(_rf(value), iso11649.is_valid(value))
+        return Reference(_rf(value), rf_valid(value))
     if value.isdigit():
         return Reference(value, betalingskenmerk_valid(value))
     return Reference(value, False)
+
+
+def rf_valid(value: str) -> bool:
+    """ISO 11649 (the same mod 97-10 as python-stdnum's `iso11649`, which the tests hold this
+    to): `RF`, two check digits, 1-21 letters or digits. Done here because a run checks every
+    invoice's and transaction's reference, and stdnum's general-purpose version costs 60 µs a
+    call (6 s at 100,000 invoices)."""
+    if not 5 <= len(value) <= 25 or not value[2:4].isdigit() or not value.isalnum():
+        return False
+    if not value.isascii():
+        return False
+    rearranged = value[4:] + value[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
 def _rf(value: str) -> str:
@@ -87,7 +98,7 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
     for match in _RF_IN_TEXT.finditer(text):
         compact = re.sub(r"\s", "", match.group()).upper()
         for end in range(len(compact), 4, -1):
-            if iso11649.is_valid(compact[:end]):
+            if rf_valid(compact[:end]):
                 yield Reference(_rf(compact[:end]), True)
                 break
     for match in _DIGIT_GROUPS.finditer(text):

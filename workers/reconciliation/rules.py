@@ -256,7 +256,11 @@ class Ladder:
                         f"invoice number {invoice.number} in the text, amount equal",
                     )
                 )
-            elif 0 < amount < remaining and self._same_party(tx, invoice):
+            elif (
+                0 < amount < remaining
+                and self._same_party(tx, invoice)
+                and not self._amount_fits_another(tx, invoice, amount)
+            ):
                 outcome.allocations.append(
                     Allocation(
                         invoice,
@@ -305,6 +309,16 @@ class Ladder:
                 for inv in invoices
             )
         return True
+
+    def _amount_fits_another(self, tx: Transaction, invoice: OpenInvoice, amount: Decimal) -> bool:
+        """Whether another open invoice of the same customer has exactly this amount: then the
+        number may be a typo for that one, and a part payment of the named one is not certain."""
+        return any(
+            other is not invoice
+            and other.remaining * other.sign == amount
+            and self._fits(tx, other)
+            for other in self.by_customer.get(invoice.customer or "", ())
+        )
 
     def _customers_of(self, tx: Transaction) -> set[str]:
         key = iban_key(tx.counterparty_iban)
