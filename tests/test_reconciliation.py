@@ -284,3 +284,25 @@ def test_the_review_list_puts_strong_suggestions_first(book: Book) -> None:
     run(book)
     order = [row.transaction["id"] for row in review_list(book.engine)]
     assert order == [strong, weak, lone]
+
+
+def test_money_whose_text_names_another_purpose_is_not_matched_on_account_and_amount(
+    book: Book,
+) -> None:
+    iban = "NL18INGB1095513148"
+    invoice = book.invoice("2026-0400", "2927.75", iban=iban)
+    deposit = book.tx("2927.75", text="Aanbetaling offerte OFF-5447-A", iban=iban)
+    run(book)
+    assert book.allocations(deposit) == {}
+    assert book.suggested(deposit) == [invoice]
+
+
+def test_a_part_payment_by_number_needs_the_payer_to_be_the_customer_by_name_or_account(
+    book: Book,
+) -> None:
+    named = book.invoice("2026-0500", "2421.00", name="Schilder Mulder B.V.", customer="c1")
+    paid = book.tx("291.91", text="FACTUUR 2026-0500", name="Glazenwasser Mulder B.V.", iban=None)
+    same = book.tx("100.00", text="FACTUUR 2026-0500", name="SCHILDER MULDER BV", iban=None)
+    run(book)
+    assert book.allocations(paid) == {}
+    assert book.allocations(same) == {named: Decimal("100.00")}

@@ -107,3 +107,22 @@ def test_the_rf_check_agrees_with_python_stdnum(value: str) -> None:
 def test_rf_references_compare_without_the_zero_padding() -> None:
     padded = normalize_reference("RF18000000000539007547034")
     assert padded == Reference("RF18539007547034", True)
+
+
+def test_numbers_joined_by_slashes_are_found_one_by_one_and_whole() -> None:
+    keys = {n.key for n in numbers_in_text("fact 2025-00760/2025-00761 en 2026/00042")}
+    assert {"202500760", "202500761", "202600042", "2026-42"} <= keys
+
+
+def test_a_word_after_an_rf_reference_does_not_hide_it() -> None:
+    text = "Betaling RF18F5D526A83D1DBEE9 namens Architectenbureau Amersfoort"
+    assert Reference("RF18F5D526A83D1DBEE9", True) in set(references_in_text(text))
+
+
+def test_names_are_the_same_party_only_with_the_same_words() -> None:
+    from workers.reconciliation.rules import same_name
+
+    assert same_name("BAKKERIJ JANSEN BV", "Bakkerij Jansen B.V.")
+    assert same_name("Jansen Bakkerij", "Bakkerij Jansen")
+    assert not same_name("Glazenwassersbedrijf Mulder B.V.", "Schilder Mulder B.V.")
+    assert not same_name(None, "Jansen")

@@ -90,9 +90,10 @@ _DIGIT_GROUPS = re.compile(r"(?<![\d.,])\d+(?:[ .]\d+)*(?![\d,])")
 
 
 def references_in_text(text: str | None) -> Iterator[Reference]:
-    """Structured references written in free text: an RF reference (the longest prefix of what
-    follows `RF` that validates, so a word after it is not taken in), or a 7-16 digit
-    betalingskenmerk whose check digit holds."""
+    """Structured references written in free text: every prefix of what follows `RF` that
+    validates (a word after the reference is one more group to the regex, and one prefix in 97
+    validates by chance, so the caller's lookup decides which one is ours), and 9-16 digit
+    betalingskenmerken whose check digit holds."""
     if not text:
         return
     for match in _RF_IN_TEXT.finditer(text):
@@ -100,7 +101,6 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
         for end in range(len(compact), 4, -1):
             if rf_valid(compact[:end]):
                 yield Reference(_rf(compact[:end]), True)
-                break
     for match in _DIGIT_GROUPS.finditer(text):
         groups = re.split(r"[ .]", match.group())
         for i in range(len(groups)):
@@ -139,8 +139,9 @@ def number_keys(number: str | None) -> list[str]:
     return [k for k in keys if k is not None]
 
 
-# Digit runs and what separates them: a dash, slash, dot or underscore binds two runs into one
-# number ("2026-0003"), a single space may or may not ("2026 0003", "2026 150,00").
+# Digit runs and what separates them: a dash, dot or underscore binds two runs into one number
+# ("2026-0003"); a space or a slash may or may not ("2026 0003" and "2026/0003" are one number,
+# "2026 150,00" and "2026-0041/2026-0042" are two).
 _RUNS = re.compile(r"\d+(?:(?:[-/._]|\s)\d+)*")
 
 
@@ -165,14 +166,14 @@ def numbers_in_text(text: str | None, max_groups: int = 3) -> list[NumberInText]
         token = match.group()
         unit_digits: list[str] = []
         unit_start = 0
-        for piece in re.finditer(r"\d+|[-/._]|\s", token):
+        for piece in re.finditer(r"\d+|[-._]|[\s/]", token):
             part = piece.group()
             if part.isdigit():
                 if not unit_digits:
                     unit_start = piece.start()
                 unit_digits.append(part)
                 position = piece.end()
-            elif part.isspace():
+            elif part.isspace() or part == "/":
                 units.append((unit_digits, base + unit_start, base + position))
                 unit_digits = []
         if unit_digits:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from workers.reconciliation.references import (
 #: how many suggestions a transaction keeps
 TOP = 3
 #: name similarity (rapidfuzz token_set_ratio) that counts as the same party
-SAME_NAME = 85.0
+SAME_NAME = 90.0
 #: a customer's open invoices searched for an exact sum (oldest first), and the largest subset
 SUM_SEARCH_INVOICES = 12
 SUM_SEARCH_SIZE = 4
@@ -80,9 +81,37 @@ def iban_key(iban: str | None) -> str | None:
 
 
 def similarity(a: str | None, b: str | None) -> float:
+    """Loose, for ranking suggestions: `Jansen` is like `Bakkerij Jansen B.V.`."""
     if not a or not b:
         return 0.0
     return float(fuzz.token_set_ratio(a, b, processor=utils.default_process))
+
+
+_LEGAL_FORMS = frozenset({"bv", "b", "v", "nv", "n", "vof", "cv", "c", "o", "f", "ltd", "gmbh"})
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    """Strict, for an automatic decision: the same words apart from the legal form and order
+    (`BAKKERIJ JANSEN BV` is `Bakkerij Jansen B.V.`; `Glazenwasser Mulder B.V.` is not
+    `Schilder Mulder B.V.`, though the loose measure rates them alike)."""
+    if not a or not b:
+        return False
+
+    def words(name: str) -> str:
+        kept = [w for w in utils.default_process(name).split() if w not in _LEGAL_FORMS]
+        return " ".join(sorted(kept))
+
+    left, right = words(a), words(b)
+    return bool(left and right) and fuzz.ratio(left, right) >= SAME_NAME
+
+
+#: words in the remittance text that say the money is for something other than an invoice;
+#: with one of them, a rule that has only the account and the amount to go on only suggests
+_NOT_AN_INVOICE = re.compile(
+    r"\b(offerte|aanbetaling|voorschot|terugbetaling|terugstorting|retour|restitutie|refund|"
+    r"borg|waarborgsom|salaris|huur|lening|rente)\b",
+    re.IGNORECASE,
+)
 
 
 class Ladder:
@@ -310,6 +339,17 @@ class Ladder:
             )
         return True
 
+    @staticmethod
+    def _says_otherwise(tx: Transaction) -> bool:
+        """The text names another purpose, or carries a valid structured reference none of
+        ours matched (the ladder got here): the account and the amount alone do not decide."""
+        if tx.description and _NOT_AN_INVOICE.search(tx.description):
+            return True
+        reference = normalize_reference(tx.payment_reference)
+        if reference is not None and reference.valid:  # a failing check digit is likely a typo
+            return True
+        return any(True for _ in references_in_text(tx.description))
+
     def _amount_fits_another(self, tx: Transaction, invoice: OpenInvoice, amount: Decimal) -> bool:
         """Whether another open invoice of the same customer has exactly this amount: then the
         number may be a typo for that one, and a part payment of the named one is not certain."""
@@ -327,7 +367,7 @@ class Ladder:
     def _same_party(self, tx: Transaction, invoice: OpenInvoice) -> bool:
         if invoice.customer is not None and invoice.customer in self._customers_of(tx):
             return True
-        return similarity(tx.counterparty_name, invoice.customer_name) >= SAME_NAME
+        return same_name(tx.counterparty_name, invoice.customer_name)
 
     def _iban(self, tx: Transaction, outcome: Outcome) -> bool:
         customers = self._customers_of(tx)
@@ -335,6 +375,18 @@ class Ladder:
             return False
         (customer,) = customers
         amount = abs(tx.unallocated)
+        if self._says_otherwise(tx):
+            outcome.suggestions.extend(
+                Suggestion(
+                    inv,
+                    IBAN_AMOUNT,
+                    0.5,
+                    "customer's account and amount; the text speaks of something else",
+                )
+                for inv in self.by_customer.get(customer, ())
+                if inv.remaining * inv.sign == amount and self._fits(tx, inv)
+            )
+            return False
         open_ = [
             inv
             for inv in self.by_customer.get(customer, ())
