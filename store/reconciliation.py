@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from store.bulk import insert_rows, select_rows
 from store.schema import (
     bank_transaction_reconciliation,
     bank_transactions,
@@ -40,6 +41,19 @@ from workers.reconciliation.model import (
     Transaction,
 )
 
+_MATCH_COLUMNS = (
+    "bank_transaction_id",
+    "invoice_id",
+    "payment_id",
+    "amount",
+    "rule",
+    "confidence",
+    "status",
+    "reason",
+    "decided_by",
+    "created_at",
+    "decided_at",
+)
 #: transaction statuses the engine looks at again on every run
 UNSETTLED = ("suggested", "unmatched", "partially_allocated")
 _CHUNK = 5000
@@ -113,7 +127,8 @@ class ReconciliationStore:
 
     def load(self, full: bool) -> Loaded:
         with self.engine.connect() as connection:
-            active = connection.execute(
+            active = select_rows(
+                connection,
                 select(
                     reconciliation_matches.c.bank_transaction_id,
                     reconciliation_matches.c.invoice_id,
@@ -123,8 +138,8 @@ class ReconciliationStore:
                     reconciliation_matches.c.status.in_(
                         (AUTO, CONFIRMED, REJECTED) if not full else (CONFIRMED, REJECTED)
                     )
-                )
-            ).all()
+                ),
+            )
             by_invoice: dict[int, Decimal] = defaultdict(lambda: ZERO)
             by_tx: dict[int, Decimal] = defaultdict(lambda: ZERO)
             decisions = Decisions()
@@ -145,29 +160,32 @@ class ReconciliationStore:
                 returned=self._returned(connection, [t for t in transactions if t.is_return]),
                 invoice_statuses={
                     row[0]: (row[1], row[2])
-                    for row in connection.execute(
+                    for row in select_rows(
+                        connection,
                         select(
                             invoice_reconciliation.c.invoice_id,
                             invoice_reconciliation.c.status,
                             invoice_reconciliation.c.bank_amount,
-                        )
+                        ),
                     )
                 },
                 transaction_statuses={
                     row[0]: (row[1], row[2])
-                    for row in connection.execute(
+                    for row in select_rows(
+                        connection,
                         select(
                             bank_transaction_reconciliation.c.bank_transaction_id,
                             bank_transaction_reconciliation.c.status,
                             bank_transaction_reconciliation.c.allocated,
-                        )
+                        ),
                     )
                 },
             )
 
     def _invoices(self, connection: Connection, allocated: dict[int, Decimal]) -> list[OpenInvoice]:
         c = invoices.c
-        rows = connection.execute(
+        rows = select_rows(
+            connection,
             select(
                 c.id,
                 c.source,
@@ -182,7 +200,7 @@ class ReconciliationStore:
                 c.total_paid,
                 c.state,
                 c.payment_reference,
-            ).where(c.deleted_at.is_(None), c.state.not_in(("draft", "cancelled")))
+            ).where(c.deleted_at.is_(None), c.state.not_in(("draft", "cancelled"))),
         )
         return [
             OpenInvoice(
@@ -251,7 +269,7 @@ class ReconciliationStore:
                 return_reason=r[11],
                 allocated=allocated.get(r[0], ZERO),
             )
-            for r in connection.execute(query)
+            for r in select_rows(connection, query)
         ]
 
     def _customers_by_iban(self, connection: Connection) -> dict[str, set[str]]:
@@ -368,53 +386,38 @@ class ReconciliationStore:
                             m.bank_transaction_id.in_(looked_at[start : start + _CHUNK]),
                         )
                     )
-            rows = [
-                {
-                    "bank_transaction_id": match.transaction_id,
-                    "invoice_id": match.invoice_id,
-                    "payment_id": match.payment_id,
-                    "amount": match.amount,
-                    "rule": match.rule,
-                    "confidence": match.confidence,
-                    "status": match.status,
-                    "reason": match.reason,
-                    "decided_by": "engine",
-                    "created_at": when,
-                    "decided_at": None,
-                }
-                for match in matches
-            ]
-            for start in range(0, len(rows), _CHUNK):
-                connection.execute(insert(reconciliation_matches), rows[start : start + _CHUNK])
+            insert_rows(
+                connection,
+                reconciliation_matches,
+                _MATCH_COLUMNS,
+                (
+                    (
+                        match.transaction_id,
+                        match.invoice_id,
+                        match.payment_id,
+                        match.amount,
+                        match.rule,
+                        match.confidence,
+                        match.status,
+                        match.reason,
+                        "engine",
+                        when,
+                        None,
+                    )
+                    for match in matches
+                ),
+            )
             _replace(
                 connection,
                 invoice_reconciliation,
-                "invoice_id",
-                [
-                    {
-                        "invoice_id": key,
-                        "status": status,
-                        "bank_amount": bank,
-                        "open_amount": open_,
-                        "updated_at": when,
-                    }
-                    for key, (status, bank, open_) in invoice_statuses.items()
-                ],
+                ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
+                [(key, *values, when) for key, values in invoice_statuses.items()],
             )
             _replace(
                 connection,
                 bank_transaction_reconciliation,
-                "bank_transaction_id",
-                [
-                    {
-                        "bank_transaction_id": key,
-                        "status": status,
-                        "allocated": allocated,
-                        "unallocated": unallocated,
-                        "updated_at": when,
-                    }
-                    for key, (status, allocated, unallocated) in transaction_statuses.items()
-                ],
+                ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
+                [(key, *values, when) for key, values in transaction_statuses.items()],
             )
 
     # -- a person's decisions --------------------------------------------------------------------
@@ -475,12 +478,15 @@ class ReconciliationStore:
             )
 
 
-def _replace(connection: Connection, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
-    column = table.c[key]
-    keys = [row[key] for row in rows]
-    for start in range(0, len(rows), _CHUNK):
-        connection.execute(delete(table).where(column.in_(keys[start : start + _CHUNK])))
-        connection.execute(insert(table), rows[start : start + _CHUNK])
+def _replace(
+    connection: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Delete the rows with these keys (the first column), then insert them anew."""
+    key = table.c[columns[0]]
+    keys = [row[0] for row in rows]
+    for start in range(0, len(keys), _CHUNK):
+        connection.execute(delete(table).where(key.in_(keys[start : start + _CHUNK])))
+    insert_rows(connection, table, columns, rows)
 
 
 def _iban(value: str) -> str:

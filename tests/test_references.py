@@ -126,3 +126,17 @@ def test_names_are_the_same_party_only_with_the_same_words() -> None:
     assert same_name("Jansen Bakkerij", "Bakkerij Jansen")
     assert not same_name("Glazenwassersbedrijf Mulder B.V.", "Schilder Mulder B.V.")
     assert not same_name(None, "Jansen")
+
+
+def test_every_valid_prefix_is_found_in_one_pass_as_stdnum_would_find_them() -> None:
+    import random
+    import string
+
+    from workers.reconciliation.references import _rf_prefixes
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        body = "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(22))
+        compact = f"RF{rng.randrange(100):02d}{body}"
+        expected = [compact[:end] for end in range(5, 26) if iso11649.is_valid(compact[:end])]
+        assert list(_rf_prefixes(compact)) == expected

@@ -13,6 +13,7 @@ numbers, normalized so that the spellings people and banks use compare equal.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -65,17 +66,38 @@ def normalize_reference(text: str | None) -> Reference | None:
     return Reference(value, False)
 
 
+#: ISO 7064 reads letters as numbers: A = 10 ... Z = 35
+_RF_NUMBERS = {ord(c): str(10 + i) for i, c in enumerate(string.ascii_uppercase)}
+
+
 def rf_valid(value: str) -> bool:
     """ISO 11649 (the same mod 97-10 as python-stdnum's `iso11649`, which the tests hold this
     to): `RF`, two check digits, 1-21 letters or digits. Done here because a run checks every
     invoice's and transaction's reference, and stdnum's general-purpose version costs 60 µs a
     call (6 s at 100,000 invoices)."""
-    if not 5 <= len(value) <= 25 or not value[2:4].isdigit() or not value.isalnum():
+    if not 5 <= len(value) <= 25 or not value[2:4].isdigit():
         return False
-    if not value.isascii():
+    if not value.isascii() or not value.isalnum() or not value.isupper():
         return False
-    rearranged = value[4:] + value[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    return int((value[4:] + value[:4]).translate(_RF_NUMBERS)) % 97 == 1
+
+
+def _rf_prefixes(compact: str) -> Iterator[str]:
+    """The prefixes of `RFcc...` (upper case, no spaces) that validate, in one pass: the check
+    of each longer prefix extends the remainder of the shorter one."""
+    head = compact[:4]
+    if not head[2:].isdigit():
+        return
+    tail = int(head.translate(_RF_NUMBERS))  # `RFcc` moved to the end: six digits
+    remainder = 0
+    for end in range(5, min(len(compact), 25) + 1):
+        char = compact[end - 1]
+        if not (char.isascii() and char.isalnum()):
+            return
+        digits = char.translate(_RF_NUMBERS)
+        remainder = (remainder * 10 ** len(digits) + int(digits)) % 97
+        if (remainder * 1_000_000 + tail) % 97 == 1:
+            yield compact[:end]
 
 
 def _rf(value: str) -> str:
@@ -97,10 +119,8 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
     if not text:
         return
     for match in _RF_IN_TEXT.finditer(text):
-        compact = re.sub(r"\s", "", match.group()).upper()
-        for end in range(len(compact), 4, -1):
-            if rf_valid(compact[:end]):
-                yield Reference(_rf(compact[:end]), True)
+        for prefix in _rf_prefixes(re.sub(r"\s", "", match.group()).upper()):
+            yield Reference(_rf(prefix), True)
     for match in _DIGIT_GROUPS.finditer(text):
         groups = re.split(r"[ .]", match.group())
         for i in range(len(groups)):
