@@ -73,3 +73,20 @@ def _apply(processors: Sequence[_Processor], row: Sequence[Any]) -> tuple[Any, .
         value if process is None or value is None else process(value)
         for process, value in zip(processors, row, strict=True)
     )
+
+
+def delete_keys(
+    connection: Connection, table: Table, column: str, keys: Sequence[Any], also: str = ""
+) -> None:
+    """Delete the rows whose `column` is one of `keys` (and that meet `also`, a condition in
+    SQL written by the caller, never from data): one array parameter on PostgreSQL (a list of
+    thousands of placeholders costs more to build than to run), `executemany` on SQLite."""
+    if not keys:
+        return
+    condition = f"{also} AND " if also else ""
+    statement = f'DELETE FROM "{table.name}" WHERE {condition}"{column}"'
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"{statement} = ANY(%s)", (list(keys),))
+        return
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(f"{statement} = ?", [(key,) for key in keys])

@@ -7,8 +7,10 @@ one database transaction, so a run killed halfway leaves the previous state whol
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from store.bulk import insert_rows, select_rows
+from store.bulk import delete_keys, insert_rows, select_rows
 from store.schema import (
     bank_transaction_reconciliation,
     bank_transactions,
@@ -338,87 +340,27 @@ class ReconciliationStore:
                 found[ret.id].append((invoice_id, allocated))
         return dict(found)
 
-    def unlinked_payments(
-        self, invoice_ids: Iterable[int]
-    ) -> dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]]:
-        """Payments the source registered on these invoices that no match carries yet."""
-        ids = sorted(set(invoice_ids))
-        result: dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]] = defaultdict(list)
+    def unlinked_payments(self) -> dict[int, list[tuple[int, Decimal, dt.date | None]]]:
+        """Per invoice, the payments the source registered that no match carries yet."""
+        result: dict[int, list[tuple[int, Decimal, dt.date | None]]] = defaultdict(list)
         p = payments.c
         linked = select(reconciliation_matches.c.payment_id).where(
             reconciliation_matches.c.payment_id.is_not(None)
         )
         with self.engine.connect() as connection:
-            for start in range(0, len(ids), _CHUNK):
-                for row in connection.execute(
-                    select(p.id, p.invoice_id, p.amount, p.paid_on, p.transaction_reference)
-                    .where(p.invoice_id.in_(ids[start : start + _CHUNK]), p.id.not_in(linked))
-                    .order_by(p.id)
-                ):
-                    result[row[1]].append((row[0], row[2], row[3], row[4]))
+            for payment_id, invoice_id, amount, paid_on in select_rows(
+                connection,
+                select(p.id, p.invoice_id, p.amount, p.paid_on)
+                .where(p.id.not_in(linked))
+                .order_by(p.id),
+            ):
+                result[invoice_id].append((payment_id, amount, paid_on))
         return dict(result)
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(
-        self,
-        *,
-        full: bool,
-        looked_at: Sequence[int],
-        matches: Sequence[Match],
-        invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
-        transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
-        when: dt.datetime,
-    ) -> None:
-        """One transaction: the engine's old suggestions (and under `full` its automatic matches)
-        for the transactions looked at are replaced, new rows inserted, statuses upserted."""
-        m = reconciliation_matches.c
-        with self.engine.begin() as connection:
-            if full:
-                connection.execute(
-                    delete(reconciliation_matches).where(m.status.in_((AUTO, SUGGESTED)))
-                )
-            else:
-                for start in range(0, len(looked_at), _CHUNK):
-                    connection.execute(
-                        delete(reconciliation_matches).where(
-                            m.status == SUGGESTED,
-                            m.bank_transaction_id.in_(looked_at[start : start + _CHUNK]),
-                        )
-                    )
-            insert_rows(
-                connection,
-                reconciliation_matches,
-                _MATCH_COLUMNS,
-                (
-                    (
-                        match.transaction_id,
-                        match.invoice_id,
-                        match.payment_id,
-                        match.amount,
-                        match.rule,
-                        match.confidence,
-                        match.status,
-                        match.reason,
-                        "engine",
-                        when,
-                        None,
-                    )
-                    for match in matches
-                ),
-            )
-            _replace(
-                connection,
-                invoice_reconciliation,
-                ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
-                [(key, *values, when) for key, values in invoice_statuses.items()],
-            )
-            _replace(
-                connection,
-                bank_transaction_reconciliation,
-                ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
-                [(key, *values, when) for key, values in transaction_statuses.items()],
-            )
+    def writer(self, *, full: bool, looked_at: Sequence[int], when: dt.datetime) -> RunWriter:
+        return RunWriter(self.engine, full=full, looked_at=looked_at, when=when)
 
     # -- a person's decisions --------------------------------------------------------------------
 
@@ -482,10 +424,7 @@ def _replace(
     connection: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
     """Delete the rows with these keys (the first column), then insert them anew."""
-    key = table.c[columns[0]]
-    keys = [row[0] for row in rows]
-    for start in range(0, len(keys), _CHUNK):
-        connection.execute(delete(table).where(key.in_(keys[start : start + _CHUNK])))
+    delete_keys(connection, table, columns[0], [row[0] for row in rows])
     insert_rows(connection, table, columns, rows)
 
 
@@ -616,3 +555,134 @@ def status_counts(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
             )
         }
     return invoice_counts, transaction_counts
+
+
+class RunWriter:
+    """One run's writes, all in one database transaction: the engine's old suggestions for the
+    transactions looked at (under `full` all its rows) go first, then the matches as the engine
+    makes them, then the statuses.
+
+    On PostgreSQL a thread streams the matches through COPY while the engine is still matching,
+    so the server's index and foreign-key work runs on the other core; SQLite takes them in
+    chunks. A failure anywhere rolls the whole run back.
+    """
+
+    def __init__(
+        self, engine: Engine, *, full: bool, looked_at: Sequence[int], when: dt.datetime
+    ) -> None:
+        self.engine = engine
+        self.full = full
+        self.looked_at = looked_at
+        self.when = when
+        self._buffer: list[tuple[Any, ...]] = []
+        self._queue: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=8)
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def __enter__(self) -> RunWriter:
+        self._connection = self.engine.connect()
+        self._transaction = self._connection.begin()
+        m = reconciliation_matches.c
+        if self.full:
+            self._connection.execute(
+                delete(reconciliation_matches).where(m.status.in_((AUTO, SUGGESTED)))
+            )
+        else:
+            delete_keys(
+                self._connection,
+                reconciliation_matches,
+                "bank_transaction_id",
+                self.looked_at,
+                also=f"status = '{SUGGESTED}'",
+            )
+        if self._connection.dialect.name == "postgresql":
+            self._thread = threading.Thread(target=self._stream, name="reconcile-writer")
+            self._thread.start()
+        return self
+
+    def add(self, match: Match) -> None:
+        self._buffer.append(
+            (
+                match.transaction_id,
+                match.invoice_id,
+                match.payment_id,
+                match.amount,
+                match.rule,
+                match.confidence,
+                match.status,
+                match.reason,
+                "engine",
+                self.when,
+                None,
+            )
+        )
+        if len(self._buffer) >= 2000:
+            self._flush()
+
+    def _flush(self) -> None:
+        chunk, self._buffer = self._buffer, []
+        if not chunk:
+            return
+        if self._thread is None:
+            insert_rows(self._connection, reconciliation_matches, _MATCH_COLUMNS, chunk)
+            return
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            try:
+                self._queue.put(chunk, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _chunks(self) -> Iterator[tuple[Any, ...]]:
+        while (chunk := self._queue.get()) is not None:
+            yield from chunk
+
+    def _stream(self) -> None:
+        try:
+            insert_rows(self._connection, reconciliation_matches, _MATCH_COLUMNS, self._chunks())
+        except BaseException as exc:  # handed to the engine's thread, which raises it
+            self._failure = exc
+            while self._queue.get() is not None:  # let the producer finish putting
+                pass
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            if self._failure is not None:
+                raise self._failure
+
+    def finish(
+        self,
+        invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
+        transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
+    ) -> None:
+        self._flush()
+        self._join()
+        _replace(
+            self._connection,
+            invoice_reconciliation,
+            ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
+            [(key, *values, self.when) for key, values in invoice_statuses.items()],
+        )
+        _replace(
+            self._connection,
+            bank_transaction_reconciliation,
+            ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
+            [(key, *values, self.when) for key, values in transaction_statuses.items()],
+        )
+        self._transaction.commit()
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        try:
+            if self._thread is not None:
+                self._failure = self._failure or RuntimeError("the run stopped")
+                self._queue.put(None)
+                self._thread.join()
+            if self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self._connection.close()

@@ -316,6 +316,7 @@ class Daemon:
             transactions=result.transactions,
             automatic=sum(result.rules.values()),
             suggestions=result.suggestions,
+            seconds=result.seconds,
         )
         return result.status
 

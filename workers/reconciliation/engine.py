@@ -12,6 +12,7 @@ transaction; settled transactions are not looked at again unless `--full`.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,6 +38,8 @@ class RunResult:
     suggestions: int = 0
     invoice_statuses: Counter[str] = field(default_factory=Counter)
     transaction_statuses: Counter[str] = field(default_factory=Counter)
+    #: seconds per phase (load, index, match, link, status, write), for the log
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _now() -> dt.datetime:
@@ -70,90 +73,97 @@ def reconcile(engine: Engine, *, full: bool = False, today: dt.date | None = Non
 
 
 def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) -> RunResult:
+    clock = _Clock()
     loaded = store.load(full)
+    clock.lap("load")
     by_id = {invoice.id: invoice for invoice in loaded.invoices}
     returned = {
         tx_id: [(by_id[i], amount) for i, amount in pairs if i in by_id]
         for tx_id, pairs in loaded.returned.items()
     }
     ladder = Ladder(loaded.invoices, loaded.decisions, loaded.customers_by_iban, returned)
+    clock.lap("index")
     result = RunResult(run_id, "ok", len(loaded.transactions), len(loaded.invoices))
-    matches: list[Match] = []
+    payments = store.unlinked_payments()
     suggested: set[int] = set()
-    for tx in loaded.transactions:
-        outcome = ladder.match(tx)
-        for allocation in outcome.allocations:
-            matches.append(
-                Match(
-                    tx.id,
-                    allocation.invoice.id,
-                    allocation.amount,
-                    allocation.rule,
-                    allocation.confidence,
-                    AUTO,
-                    allocation.reason,
+    looked_at = [tx.id for tx in loaded.transactions]
+    with store.writer(full=full, looked_at=looked_at, when=_now()) as writer:
+        for tx in loaded.transactions:
+            outcome = ladder.match(tx)
+            for allocation in outcome.allocations:
+                writer.add(
+                    Match(
+                        tx.id,
+                        allocation.invoice.id,
+                        allocation.amount,
+                        allocation.rule,
+                        allocation.confidence,
+                        AUTO,
+                        allocation.reason,
+                        _payment(payments, allocation.invoice, allocation.amount, tx.booking_date),
+                    )
                 )
-            )
-            result.rules[allocation.rule] += 1
-        for suggestion in outcome.suggestions:
-            matches.append(
-                Match(
-                    tx.id,
-                    suggestion.invoice.id,
-                    Decimal(0),
-                    suggestion.rule,
-                    suggestion.confidence,
-                    SUGGESTED,
-                    suggestion.reason,
+                result.rules[allocation.rule] += 1
+            for suggestion in outcome.suggestions:
+                writer.add(
+                    Match(
+                        tx.id,
+                        suggestion.invoice.id,
+                        Decimal(0),
+                        suggestion.rule,
+                        suggestion.confidence,
+                        SUGGESTED,
+                        suggestion.reason,
+                    )
                 )
-            )
-            suggested.add(tx.id)
-        result.suggestions += len(outcome.suggestions)
-    _link_payments(store, matches, {tx.id: tx.booking_date for tx in loaded.transactions}, by_id)
-
-    invoice_statuses = {}
-    for invoice in loaded.invoices:
-        status = invoice_status(invoice, today)
-        result.invoice_statuses[status] += 1
-        if loaded.invoice_statuses.get(invoice.id) != (status, invoice.allocated):
-            invoice_statuses[invoice.id] = (status, invoice.allocated, invoice.remaining)
-    transaction_statuses = {}
-    for tx in loaded.transactions:
-        status = transaction_status(tx, tx.id in suggested)
-        result.transaction_statuses[status] += 1
-        if loaded.transaction_statuses.get(tx.id) != (status, tx.allocated):
-            transaction_statuses[tx.id] = (status, tx.allocated, tx.unallocated)
-    store.write(
-        full=full,
-        looked_at=[tx.id for tx in loaded.transactions],
-        matches=matches,
-        invoice_statuses=invoice_statuses,
-        transaction_statuses=transaction_statuses,
-        when=_now(),
-    )
+                suggested.add(tx.id)
+            result.suggestions += len(outcome.suggestions)
+        clock.lap("match")
+        invoice_statuses = {}
+        for invoice in loaded.invoices:
+            status = invoice_status(invoice, today)
+            result.invoice_statuses[status] += 1
+            if loaded.invoice_statuses.get(invoice.id) != (status, invoice.allocated):
+                invoice_statuses[invoice.id] = (status, invoice.allocated, invoice.remaining)
+        transaction_statuses = {}
+        for tx in loaded.transactions:
+            status = transaction_status(tx, tx.id in suggested)
+            result.transaction_statuses[status] += 1
+            if loaded.transaction_statuses.get(tx.id) != (status, tx.allocated):
+                transaction_statuses[tx.id] = (status, tx.allocated, tx.unallocated)
+        clock.lap("status")
+        writer.finish(invoice_statuses, transaction_statuses)
+    clock.lap("write")
+    result.seconds = clock.laps
     return result
 
 
-def _link_payments(
-    store: ReconciliationStore,
-    matches: list[Match],
-    booked: dict[int, dt.date],
-    invoices: dict[int, OpenInvoice],
-) -> None:
-    """A payment the source registered is the bank money when amount and date agree."""
-    automatic = [
-        m for m in matches if m.status == AUTO and m.amount * invoices[m.invoice_id].sign > 0
-    ]
-    if not automatic:
-        return
-    candidates = store.unlinked_payments(m.invoice_id for m in automatic)
-    for match in automatic:
-        options = candidates.get(match.invoice_id)
-        if not options:
-            continue
-        day = booked[match.transaction_id]
-        for index, (payment_id, amount, paid_on, _reference) in enumerate(options):
-            if amount == match.amount and (paid_on is None or abs(paid_on - day) <= PAYMENT_WINDOW):
-                match.payment_id = payment_id
-                del options[index]
-                break
+def _payment(
+    payments: dict[int, list[tuple[int, Decimal, dt.date | None]]],
+    invoice: OpenInvoice,
+    amount: Decimal,
+    booked: dt.date,
+) -> int | None:
+    """The payment the source registered for this money (same amount, within
+    `PAYMENT_WINDOW`), taken so that no other match carries it too."""
+    if amount * invoice.sign <= 0:
+        return None
+    options = payments.get(invoice.id)
+    if not options:
+        return None
+    for index, (payment_id, paid, paid_on) in enumerate(options):
+        if paid == amount and (paid_on is None or abs(paid_on - booked) <= PAYMENT_WINDOW):
+            del options[index]
+            return payment_id
+    return None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now

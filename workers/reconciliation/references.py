@@ -16,6 +16,7 @@ import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
 #: fewer significant digits than this and a number is too common to be found in free text
@@ -56,7 +57,8 @@ def normalize_reference(text: str | None) -> Reference | None:
     `CdtrRefInf/Ref`, an EndToEndId): spaces, dots and dashes dropped, letters upper-cased."""
     if not text:
         return None
-    value = re.sub(r"[\s.\-]", "", text).upper()
+    value = text if text.isalnum() else _REFERENCE_NOISE.sub("", text)
+    value = value.upper()
     if not value or value == "NOTPROVIDED":
         return None
     if value.startswith("RF"):
@@ -65,6 +67,11 @@ def normalize_reference(text: str | None) -> Reference | None:
         return Reference(value, betalingskenmerk_valid(value))
     return Reference(value, False)
 
+
+_REFERENCE_NOISE = re.compile(r"[\s.\-]")
+_SPACES = re.compile(r"\s")
+_GROUP_BREAK = re.compile(r"[ .]")
+_DIGITS = re.compile(r"\d+")
 
 #: ISO 7064 reads letters as numbers: A = 10 ... Z = 35
 _RF_NUMBERS = {ord(c): str(10 + i) for i, c in enumerate(string.ascii_uppercase)}
@@ -118,11 +125,12 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
     betalingskenmerken whose check digit holds."""
     if not text:
         return
-    for match in _RF_IN_TEXT.finditer(text):
-        for prefix in _rf_prefixes(re.sub(r"\s", "", match.group()).upper()):
-            yield Reference(_rf(prefix), True)
+    if "rf" in text or "RF" in text or "Rf" in text or "rF" in text:
+        yield from _rf_in_text(text)
     for match in _DIGIT_GROUPS.finditer(text):
-        groups = re.split(r"[ .]", match.group())
+        groups = _GROUP_BREAK.split(match.group())
+        if sum(len(g) for g in groups) < 9:
+            continue
         for i in range(len(groups)):
             digits = ""
             for group in groups[i : i + 5]:
@@ -133,12 +141,18 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
                     yield Reference(digits, True)
 
 
+def _rf_in_text(text: str) -> Iterator[Reference]:
+    for match in _RF_IN_TEXT.finditer(text):
+        for prefix in _rf_prefixes(_SPACES.sub("", match.group()).upper()):
+            yield Reference(_rf(prefix), True)
+
+
 def number_key(number: str | None) -> str | None:
     """An invoice number as compared: its digits, leading zeros dropped; None when it has too few
     to be told apart from other numbers in a text."""
     if not number:
         return None
-    key = "".join(re.findall(r"\d+", number)).lstrip("0")
+    key = "".join(_DIGITS.findall(number)).lstrip("0")
     return key if len(key) >= MIN_NUMBER_DIGITS else None
 
 
@@ -153,62 +167,64 @@ def grouped_key(groups: list[str]) -> str | None:
 
 def number_keys(number: str | None) -> list[str]:
     """Every key an invoice number is found by in a text."""
-    keys = [number_key(number)]
-    if number:
-        keys.append(grouped_key(re.findall(r"\d+", number)))
-    return [k for k in keys if k is not None]
+    if not number:
+        return []
+    groups = _DIGITS.findall(number)
+    keys = []
+    key = "".join(groups).lstrip("0")
+    if len(key) >= MIN_NUMBER_DIGITS:
+        keys.append(key)
+    grouped = grouped_key(groups)
+    if grouped is not None:
+        keys.append(grouped)
+    return keys
 
 
-# Digit runs and what separates them: a dash, dot or underscore binds two runs into one number
-# ("2026-0003"); a space or a slash may or may not ("2026 0003" and "2026/0003" are one number,
-# "2026 150,00" and "2026-0041/2026-0042" are two).
-_RUNS = re.compile(r"\d+(?:(?:[-/._]|\s)\d+)*")
+# A number in a text is made of tight units: digit runs bound by a dash, dot or underscore
+# ("2026-0003"). A single space or slash between two units may or may not join them ("2026 0003"
+# and "2026/0003" are one number, "2026 150,00" and "2026-0041/2026-0042" two), so both are tried.
+_UNIT = re.compile(r"\d+(?:[-._]\d+)*")
+_TIGHT = str.maketrans("-._", "   ")
 
 
-@dataclass(frozen=True, slots=True)
-class NumberInText:
+class NumberInText(NamedTuple):
     key: str
     start: int
     end: int
 
 
 def numbers_in_text(text: str | None, max_groups: int = 3) -> list[NumberInText]:
-    """Every way the text can spell a number: whole digit runs joined by tight separators, and
-    runs of up to `max_groups` of those joined by spaces. Never part of a digit run."""
+    """Every way the text can spell a number: each tight unit, and up to `max_groups`
+    neighbouring units joined. Never part of a digit run."""
     if not text:
         return []
     found: list[NumberInText] = []
-    for match in _RUNS.finditer(text):
-        # split the run into tight units at spaces: [(groups, start, end), ...]
-        units: list[tuple[list[str], int, int]] = []
-        base = match.start()
-        position = 0
-        token = match.group()
-        unit_digits: list[str] = []
-        unit_start = 0
-        for piece in re.finditer(r"\d+|[-._]|[\s/]", token):
-            part = piece.group()
-            if part.isdigit():
-                if not unit_digits:
-                    unit_start = piece.start()
-                unit_digits.append(part)
-                position = piece.end()
-            elif part.isspace() or part == "/":
-                units.append((unit_digits, base + unit_start, base + position))
-                unit_digits = []
-        if unit_digits:
-            units.append((unit_digits, base + unit_start, base + position))
-        for i in range(len(units)):
-            groups: list[str] = []
-            for j in range(i, min(len(units), i + max_groups)):
-                groups = groups + units[j][0]
-                key = "".join(groups).lstrip("0")
-                if len(key) >= MIN_NUMBER_DIGITS:
-                    found.append(NumberInText(key, units[i][1], units[j][2]))
+    run: list[tuple[list[str], int, int]] = []
+    for match in _UNIT.finditer(text):
+        start, end = match.span()
+        if run and not (start == run[-1][2] + 1 and text[start - 1] in " /\t\n\r"):
+            _spell(run, max_groups, found)
+            run = []
+        run.append((match.group().translate(_TIGHT).split(), start, end))
+    if run:
+        _spell(run, max_groups, found)
+    return found
+
+
+def _spell(
+    run: list[tuple[list[str], int, int]], max_groups: int, found: list[NumberInText]
+) -> None:
+    for i in range(len(run)):
+        groups: list[str] = []
+        for j in range(i, min(len(run), i + max_groups)):
+            groups = groups + run[j][0]
+            key = "".join(groups).lstrip("0")
+            if len(key) >= MIN_NUMBER_DIGITS:
+                found.append(NumberInText(key, run[i][1], run[j][2]))
+            if len(groups) > 1:
                 grouped = grouped_key(groups)
                 if grouped is not None:
-                    found.append(NumberInText(grouped, units[i][1], units[j][2]))
-    return found
+                    found.append(NumberInText(grouped, run[i][1], run[j][2]))
 
 
 def longest_matches(found: list[NumberInText]) -> list[NumberInText]:
