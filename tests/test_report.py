@@ -660,3 +660,21 @@ def test_the_report_command_writes_each_format(
         cli, ["--config", str(config), "report", "--format", "pdf"], catch_exceptions=False
     )
     assert result.exit_code == 2 and "'pdf' is not one of" in result.stderr
+
+
+def test_a_report_into_a_missing_folder_is_one_line_and_exit_1(
+    ledger: Ledger, config: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "no" / "such" / "report.csv"
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "report", "--format", "csv", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"invoice-sync: cannot write {out}: No such file or directory"
+
+
+def test_csv_text_from_outside_never_starts_a_spreadsheet_formula() -> None:
+    from workers.reconciliation.report import _safe
+
+    row = _safe({"description": '=HYPERLINK("http://x")', "customer": "@evil", "amount": "-5"})
+    assert row == {"description": '\'=HYPERLINK("http://x")', "customer": "'@evil", "amount": "-5"}

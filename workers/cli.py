@@ -618,7 +618,11 @@ def report(obj: Context, fmt: str, out: Path | None) -> None:
     if out is None:
         click.echo(body, nl=False)
         return
-    out.write_text(body, encoding="utf-8", newline="")
+    try:
+        out.write_text(body, encoding="utf-8", newline="")
+    except OSError as exc:
+        click.echo(f"invoice-sync: cannot write {out}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
     click.echo(f"{fmt} report written to {out}")
 
 

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -642,12 +643,31 @@ def _receivable_csv(section: str, r: Receivable) -> dict[str, str]:
     }
 
 
+#: columns holding text from outside (customers' names, bank descriptions)
+_TEXT_COLUMNS = ("number", "source", "customer", "counterparty", "counterparty_iban", "description")
+
+
+def _safe(row: dict[str, str]) -> dict[str, str]:
+    """A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula: text from
+    a bank description must not, so such cells get a leading apostrophe (OWASP's advice)."""
+    for column in _TEXT_COLUMNS:
+        value = row.get(column)
+        if value and value[0] in "=+-@\t\r":
+            row[column] = "'" + value
+    return row
+
+
+class _SafeWriter(csv.DictWriter):  # type: ignore[type-arg]
+    def writerow(self, rowdict: Any) -> Any:
+        return super().writerow(_safe(rowdict))
+
+
 def render_csv(report: Report) -> str:
     """One table, one header whatever the data: a spreadsheet filter on `section` gives each
     part; `days` is days overdue for an invoice (the oldest invoice's for a customer) and days
     since booking for money."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="")
+    writer = _SafeWriter(buffer, fieldnames=CSV_COLUMNS, restval="")
     writer.writeheader()
     for r in report.receivables:
         writer.writerow(_receivable_csv("receivable", r))
