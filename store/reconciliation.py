@@ -10,7 +10,7 @@ import datetime as dt
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -63,6 +63,8 @@ _CHUNK = 5000
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
+    #: (transaction, invoice) pairs whose transaction or invoice is gone
+    gone: list[tuple[int, int]]
     invoices: list[OpenInvoice]
     transactions: list[Transaction]
     decisions: Decisions
@@ -142,10 +144,13 @@ class ReconciliationStore:
                     )
                 ),
             )
+            gone, touched = self._gone(connection)
             by_invoice: dict[int, Decimal] = defaultdict(lambda: ZERO)
             by_tx: dict[int, Decimal] = defaultdict(lambda: ZERO)
             decisions = Decisions()
             for tx_id, invoice_id, amount, status in active:
+                if (tx_id, invoice_id) in gone:
+                    continue
                 if status in ACTIVE:
                     by_invoice[invoice_id] += amount
                     by_tx[tx_id] += amount
@@ -153,8 +158,9 @@ class ReconciliationStore:
                 else:
                     decisions.rejected.add((tx_id, invoice_id))
             loaded_invoices = self._invoices(connection, by_invoice)
-            transactions = self._transactions(connection, full, by_tx)
+            transactions = self._transactions(connection, full, by_tx, touched)
             return Loaded(
+                gone=sorted(gone),
                 invoices=loaded_invoices,
                 transactions=transactions,
                 decisions=decisions,
@@ -224,8 +230,42 @@ class ReconciliationStore:
             for r in rows
         ]
 
+    def _gone(self, connection: Connection) -> tuple[set[tuple[int, int]], set[int]]:
+        """Matches whose transaction or invoice is gone (deleted at the source; an invoice
+        now a draft or cancelled): they count for nothing, the engine's own are removed, and
+        the live transactions they touched are looked at again. Returns the pairs and those
+        transactions."""
+        m, t, i = reconciliation_matches.c, bank_transactions.c, invoices.c
+        pairs: set[tuple[int, int]] = set()
+        touched: set[int] = set()
+        for tx_id, invoice_id, tx_deleted in select_rows(
+            connection,
+            select(m.bank_transaction_id, m.invoice_id, t.deleted_at)
+            .select_from(
+                reconciliation_matches.join(bank_transactions, t.id == m.bank_transaction_id).join(
+                    invoices, i.id == m.invoice_id
+                )
+            )
+            .where(
+                m.status.in_((AUTO, CONFIRMED, SUGGESTED)),
+                or_(
+                    t.deleted_at.is_not(None),
+                    i.deleted_at.is_not(None),
+                    i.state.in_(("draft", "cancelled")),
+                ),
+            ),
+        ):
+            pairs.add((tx_id, invoice_id))
+            if tx_deleted is None:
+                touched.add(tx_id)
+        return pairs, touched
+
     def _transactions(
-        self, connection: Connection, full: bool, allocated: dict[int, Decimal]
+        self,
+        connection: Connection,
+        full: bool,
+        allocated: dict[int, Decimal],
+        touched: Collection[int] = (),
     ) -> list[Transaction]:
         t = bank_transactions.c
         status = bank_transaction_reconciliation.c.status
@@ -254,7 +294,10 @@ class ReconciliationStore:
             .order_by(t.booking_date, t.id)
         )
         if not full:
-            query = query.where(or_(status.is_(None), status.in_(UNSETTLED)))
+            wanted = or_(status.is_(None), status.in_(UNSETTLED))
+            if touched:
+                wanted = or_(wanted, t.id.in_(sorted(touched)))
+            query = query.where(wanted)
         return [
             Transaction(
                 id=r[0],
@@ -359,8 +402,15 @@ class ReconciliationStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def writer(self, *, full: bool, looked_at: Sequence[int], when: dt.datetime) -> RunWriter:
-        return RunWriter(self.engine, full=full, looked_at=looked_at, when=when)
+    def writer(
+        self,
+        *,
+        full: bool,
+        looked_at: Sequence[int],
+        gone: Sequence[tuple[int, int]] = (),
+        when: dt.datetime,
+    ) -> RunWriter:
+        return RunWriter(self.engine, full=full, looked_at=looked_at, gone=gone, when=when)
 
     # -- a person's decisions --------------------------------------------------------------------
 
@@ -568,11 +618,18 @@ class RunWriter:
     """
 
     def __init__(
-        self, engine: Engine, *, full: bool, looked_at: Sequence[int], when: dt.datetime
+        self,
+        engine: Engine,
+        *,
+        full: bool,
+        looked_at: Sequence[int],
+        gone: Sequence[tuple[int, int]] = (),
+        when: dt.datetime,
     ) -> None:
         self.engine = engine
         self.full = full
         self.looked_at = looked_at
+        self.gone = gone
         self.when = when
         self._buffer: list[tuple[Any, ...]] = []
         self._queue: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=8)
@@ -594,6 +651,14 @@ class RunWriter:
                 "bank_transaction_id",
                 self.looked_at,
                 also=f"status = '{SUGGESTED}'",
+            )
+        for tx_id, invoice_id in self.gone:  # few: deletions at the source
+            self._connection.execute(
+                delete(reconciliation_matches).where(
+                    m.bank_transaction_id == tx_id,
+                    m.invoice_id == invoice_id,
+                    m.status.in_((AUTO, SUGGESTED)),
+                )
             )
         if self._connection.dialect.name == "postgresql":
             self._thread = threading.Thread(target=self._stream, name="reconcile-writer")

@@ -306,3 +306,35 @@ def test_a_part_payment_by_number_needs_the_payer_to_be_the_customer_by_name_or_
     run(book)
     assert book.allocations(paid) == {}
     assert book.allocations(same) == {named: Decimal("100.00")}
+
+
+def test_matches_of_what_the_source_deleted_count_for_nothing_and_are_redone(
+    book: Book,
+) -> None:
+    import sqlalchemy as sa
+
+    from store.schema import bank_transactions, invoices
+
+    first = book.invoice("2026-0600", "60.00", reference=RF)
+    paid = book.tx("60.00", reference=RF, iban=None)
+    again = book.invoice("2026-0601", "60.00", customer="c2", name="Piet Puk")
+    run(book)
+    assert book.allocations(paid) == {first: Decimal("60.00")}
+
+    gone = dt.datetime(2026, 6, 2, tzinfo=dt.UTC)
+    with book.engine.begin() as c:
+        c.execute(sa.update(invoices).where(invoices.c.id == first).values(deleted_at=gone))
+    run(book)
+    assert book.allocations(paid) == {}
+    assert book.tx_status(paid) != "matched"
+
+    with book.engine.begin() as c:
+        c.execute(sa.update(invoices).where(invoices.c.id == first).values(deleted_at=None))
+        c.execute(
+            sa.update(bank_transactions)
+            .where(bank_transactions.c.id == paid)
+            .values(deleted_at=gone)
+        )
+    run(book)
+    assert book.invoice_status(first)[0] == "open"
+    assert book.invoice_status(again)[0] == "open"

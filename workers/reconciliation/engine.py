@@ -87,7 +87,7 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
     payments = store.unlinked_payments()
     suggested: set[int] = set()
     looked_at = [tx.id for tx in loaded.transactions]
-    with store.writer(full=full, looked_at=looked_at, when=_now()) as writer:
+    with store.writer(full=full, looked_at=looked_at, gone=loaded.gone, when=_now()) as writer:
         for tx in loaded.transactions:
             outcome = ladder.match(tx)
             for allocation in outcome.allocations:
