@@ -383,6 +383,53 @@ class ReconciliationStore:
                 found[ret.id].append((invoice_id, allocated))
         return dict(found)
 
+    def copies(self, transactions: Sequence[Transaction]) -> dict[int, int]:
+        """Transactions that are another origin's copy of a payment already here: Moneybird's
+        financial mutation and a statement file's line for the same booking (same account,
+        booking date and amount; the same EndToEndId and counterparty IBAN where both give
+        one). Paired one to one in the order they arrived; the later of a pair is the copy.
+        Returns copy id -> the id of the transaction it copies, for `transactions` only."""
+        t = bank_transactions.c
+        with self.engine.connect() as connection:
+            origins = {
+                origin
+                for (origin,) in connection.execute(
+                    select(t.origin).where(t.deleted_at.is_(None)).distinct()
+                )
+            }
+            if "moneybird" not in origins or not origins - {"moneybird"}:
+                return {}
+            wanted = {tx.id for tx in transactions}
+            days = sorted({tx.booking_date for tx in transactions})
+            groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+            for start in range(0, len(days), 500):
+                for row in select_rows(
+                    connection,
+                    select(
+                        t.id,
+                        t.origin,
+                        t.account_iban,
+                        t.booking_date,
+                        t.amount,
+                        t.end_to_end_id,
+                        t.counterparty_iban,
+                    ).where(t.deleted_at.is_(None), t.booking_date.in_(days[start : start + 500])),
+                ):
+                    groups[row[2], row[3], row[4]].append(row)
+        copies: dict[int, int] = {}
+        for rows in groups.values():
+            mutations = sorted(r for r in rows if r[1] == "moneybird")
+            lines = sorted(r for r in rows if r[1] != "moneybird")
+            for mutation in mutations:
+                for index, line in enumerate(lines):
+                    if _same_payment(mutation, line):
+                        first, later = sorted((mutation[0], line[0]))
+                        if later in wanted:
+                            copies[later] = first
+                        del lines[index]
+                        break
+        return copies
+
     def unlinked_payments(self) -> dict[int, list[tuple[int, Decimal, dt.date | None]]]:
         """Per invoice, the payments the source registered that no match carries yet."""
         result: dict[int, list[tuple[int, Decimal, dt.date | None]]] = defaultdict(list)
@@ -751,3 +798,13 @@ class RunWriter:
                 self._transaction.rollback()
         finally:
             self._connection.close()
+
+
+def _same_payment(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Two rows (id, origin, account, date, amount, end-to-end id, counterparty IBAN) of one
+    account, day and amount: the same payment unless an identifier both give differs."""
+    if a[5] and b[5] and a[5] != b[5]:
+        return False
+    if a[6] and b[6] and _iban(a[6]) != _iban(b[6]):
+        return False
+    return True

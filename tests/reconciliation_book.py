@@ -102,6 +102,7 @@ class Book:
         booked: dt.date = dt.date(2026, 5, 10),
         return_reason: str | None = None,
         account: str = ACCOUNT,
+        origin: str = "camt053",
     ) -> int:
         n = next(self._ids)
         with self.engine.begin() as c:
@@ -121,7 +122,7 @@ class Book:
                         bank_reference=f"B{n}",
                         reversal=False,
                         return_reason=return_reason,
-                        origin="camt053",
+                        origin=origin,
                         dedup_key=f"ref:B{n}",
                         raw="<Ntry/>",
                         imported_at=NOW,

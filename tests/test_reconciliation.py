@@ -338,3 +338,21 @@ def test_matches_of_what_the_source_deleted_count_for_nothing_and_are_redone(
     run(book)
     assert book.invoice_status(first)[0] == "open"
     assert book.invoice_status(again)[0] == "open"
+
+
+def test_moneybirds_copy_of_a_statement_line_is_a_duplicate_not_a_second_payment(
+    book: Book,
+) -> None:
+    invoice = book.invoice("2026-0700", "70.00", reference=RF)
+    from_file = book.tx("70.00", reference=RF, e2e="E2E-1", booked=dt.date(2026, 5, 3))
+    run(book)
+    mutation = book.tx(
+        "70.0", reference=RF, e2e="E2E-1", booked=dt.date(2026, 5, 3), origin="moneybird"
+    )
+    other_day = book.tx("70.00", reference=RF, booked=dt.date(2026, 5, 4), origin="moneybird")
+    run(book)
+    assert book.allocations(from_file) == {invoice: Decimal("70.00")}
+    assert book.tx_status(mutation) == "duplicate"
+    assert book.allocations(mutation) == {}
+    assert book.tx_status(other_day) != "duplicate"  # another day: a second payment
+    assert book.invoice_status(invoice)[0] == "bank_payment_not_recorded"

@@ -85,10 +85,13 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
     clock.lap("index")
     result = RunResult(run_id, "ok", len(loaded.transactions), len(loaded.invoices))
     payments = store.unlinked_payments()
+    copies = store.copies(loaded.transactions)
     suggested: set[int] = set()
     looked_at = [tx.id for tx in loaded.transactions]
     with store.writer(full=full, looked_at=looked_at, gone=loaded.gone, when=_now()) as writer:
         for tx in loaded.transactions:
+            if tx.id in copies:
+                continue
             outcome = ladder.match(tx)
             for allocation in outcome.allocations:
                 writer.add(
@@ -127,7 +130,7 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
                 invoice_statuses[invoice.id] = (status, invoice.allocated, invoice.remaining)
         transaction_statuses = {}
         for tx in loaded.transactions:
-            status = transaction_status(tx, tx.id in suggested)
+            status = "duplicate" if tx.id in copies else transaction_status(tx, tx.id in suggested)
             result.transaction_statuses[status] += 1
             if loaded.transaction_statuses.get(tx.id) != (status, tx.allocated):
                 transaction_statuses[tx.id] = (status, tx.allocated, tx.unallocated)

@@ -24,6 +24,7 @@ TRANSACTION_STATUSES = (
     "suggested",
     "unmatched",
     "not_receivable",
+    "duplicate",
 )
 
 
