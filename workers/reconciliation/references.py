@@ -12,6 +12,7 @@ numbers, normalized so that the spellings people and banks use compare equal.
 
 from __future__ import annotations
 
+import operator
 import re
 import string
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
+_WEIGHTS_16 = _WEIGHTS + _WEIGHTS[:6]
 #: fewer significant digits than this and a number is too common to be found in free text
 MIN_NUMBER_DIGITS = 3
 
@@ -46,7 +48,7 @@ def betalingskenmerk_valid(digits: str) -> bool:
         body = digits[1:]
     else:
         return False
-    total = sum(int(d) * _WEIGHTS[i % 10] for i, d in enumerate(reversed(body)))
+    total = sum(map(operator.mul, map(int, reversed(body)), _WEIGHTS_16))
     check = 11 - total % 11
     check = {10: 1, 11: 0}.get(check, check)
     return int(digits[0]) == check
@@ -128,9 +130,10 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
     if "rf" in text or "RF" in text or "Rf" in text or "rF" in text:
         yield from _rf_in_text(text)
     for match in _DIGIT_GROUPS.finditer(text):
-        groups = _GROUP_BREAK.split(match.group())
-        if sum(len(g) for g in groups) < 9:
+        spelled = match.group()
+        if len(spelled) - spelled.count(" ") - spelled.count(".") < 9:
             continue
+        groups = _GROUP_BREAK.split(spelled)
         for i in range(len(groups)):
             digits = ""
             for group in groups[i : i + 5]:

@@ -213,17 +213,19 @@ class Ladder:
 
     def _reference(self, tx: Transaction, outcome: Outcome) -> bool:
         found: dict[int, tuple[OpenInvoice, bool, str]] = {}
-        references = [normalize_reference(tx.payment_reference)]
-        references.append(normalize_reference(tx.end_to_end_id))
-        references.extend(references_in_text(tx.description))
-        for reference in references:
-            if reference is None:
-                continue
-            for invoice in self.by_reference.get(reference.value, ()):
-                if self._fits(tx, invoice):
-                    known = found.get(invoice.id)
-                    if known is None or (reference.valid and not known[1]):
-                        found[invoice.id] = (invoice, reference.valid, reference.value)
+        # the structured fields first; the text only when they name none of ours
+        fields = (normalize_reference(tx.payment_reference), normalize_reference(tx.end_to_end_id))
+        for references in (fields, references_in_text(tx.description)):
+            for reference in references:
+                if reference is None:
+                    continue
+                for invoice in self.by_reference.get(reference.value, ()):
+                    if self._fits(tx, invoice):
+                        known = found.get(invoice.id)
+                        if known is None or (reference.valid and not known[1]):
+                            found[invoice.id] = (invoice, reference.valid, reference.value)
+            if found:
+                break
         if not found:
             return False
         if len(found) > 1:
