@@ -190,7 +190,9 @@ class ReconciliationStore:
                 },
             )
 
-    def _invoices(self, connection: Connection, allocated: dict[int, Decimal]) -> list[OpenInvoice]:
+    def _invoices(
+        self, connection: Connection, allocated: dict[int, Decimal], only: int | None = None
+    ) -> list[OpenInvoice]:
         c = invoices.c
         rows = select_rows(
             connection,
@@ -208,7 +210,11 @@ class ReconciliationStore:
                 c.total_paid,
                 c.state,
                 c.payment_reference,
-            ).where(c.deleted_at.is_(None), c.state.not_in(("draft", "cancelled"))),
+            ).where(
+                c.deleted_at.is_(None),
+                c.state.not_in(("draft", "cancelled")),
+                *([c.id == only] if only is not None else []),
+            ),
         )
         return [
             OpenInvoice(
@@ -266,6 +272,7 @@ class ReconciliationStore:
         full: bool,
         allocated: dict[int, Decimal],
         touched: Collection[int] = (),
+        only: int | None = None,
     ) -> list[Transaction]:
         t = bank_transactions.c
         status = bank_transaction_reconciliation.c.status
@@ -293,6 +300,8 @@ class ReconciliationStore:
             .where(t.deleted_at.is_(None))
             .order_by(t.booking_date, t.id)
         )
+        if only is not None:
+            query = query.where(t.id == only)
         if not full:
             wanted = or_(status.is_(None), status.in_(UNSETTLED))
             if touched:
@@ -630,6 +639,53 @@ class ReviewStore:
                 if inv_id == invoice_id:
                     invoice_total += amount
         return tx_total, invoice_total
+
+
+def pair_state(
+    engine: Engine, transaction_id: int, invoice_id: int
+) -> tuple[Transaction | None, bool, OpenInvoice | None]:
+    """One transaction and one invoice as the engine would load them, with what their active
+    matches allocate, and whether the transaction has suggestions waiting."""
+    store = ReconciliationStore(engine)
+    m = reconciliation_matches.c
+    with engine.connect() as connection:
+        rows = list(
+            select_rows(
+                connection,
+                select(m.bank_transaction_id, m.invoice_id, m.amount, m.status).where(
+                    or_(m.bank_transaction_id == transaction_id, m.invoice_id == invoice_id)
+                ),
+            )
+        )
+        paid_by_tx = sum((r[2] for r in rows if r[0] == transaction_id and r[3] in ACTIVE), ZERO)
+        paid_on_invoice = sum((r[2] for r in rows if r[1] == invoice_id and r[3] in ACTIVE), ZERO)
+        suggested = any(r[0] == transaction_id and r[3] == SUGGESTED for r in rows)
+        txs = store._transactions(
+            connection, True, {transaction_id: paid_by_tx}, only=transaction_id
+        )
+        found = store._invoices(connection, {invoice_id: paid_on_invoice}, only=invoice_id)
+    return (txs[0] if txs else None), suggested, (found[0] if found else None)
+
+
+def write_statuses(
+    engine: Engine,
+    invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
+    transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
+    when: dt.datetime,
+) -> None:
+    with engine.begin() as connection:
+        _replace(
+            connection,
+            invoice_reconciliation,
+            ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
+            [(key, *values, when) for key, values in invoice_statuses.items()],
+        )
+        _replace(
+            connection,
+            bank_transaction_reconciliation,
+            ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
+            [(key, *values, when) for key, values in transaction_statuses.items()],
+        )
 
 
 def status_counts(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:

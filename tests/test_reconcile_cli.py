@@ -63,6 +63,10 @@ def test_reconcile_review_and_decide_from_the_command_line(config: Path, databas
 
     code, out, _ = run(config, "reject", str(tied), "2026-0010", "--by", "alice")
     assert code == 0 and "rejected by alice" in out
+    assert f"transaction {tied}: suggested, 0 of 50.00 allocated" in out
+    assert f"invoice {first} (2026-0010): open" in out
+    code, out, _ = run(config, "reconcile", "--inline")
+    assert "automatic matches: iban_amount 1" in out
     code, out, _ = run(config, "review")
     assert out.strip() == "nothing to review"  # the tie is gone: the other one matched
 
@@ -76,6 +80,7 @@ def test_reconcile_review_and_decide_from_the_command_line(config: Path, databas
     auto = next(m for m in book.matches(tied) if m["invoice_id"] == second)
     code, out, _ = run(config, "confirm", str(auto["id"]), "--by", "bob")
     assert code == 0 and "confirmed by bob" in out
+    assert f"transaction {tied}: matched, 50.00 of 50.00 allocated" in out
     decided = {m["invoice_id"]: (m["status"], m["decided_by"]) for m in book.matches(tied)}
     assert decided == {first: ("rejected", "alice"), second: ("confirmed", "bob")}
     assert book.invoice_status(paid)[0] == "bank_payment_not_recorded"

@@ -638,9 +638,14 @@ def _by_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _decide(obj: Context, decision: Callable[[Any], int], what: str) -> None:
+    """Record the decision and bring the statuses of its transaction and invoice up to date at
+    once; what it frees for other invoices is re-matched by the next run (the daemon's, or
+    `reconcile --inline`), so a decision costs no whole run."""
+    import datetime as dt
+
+    from store.reconciliation import ReviewStore
     from workers.app import App
-    from workers.reconciliation.engine import reconcile as run
-    from workers.reconciliation.review import DecisionError
+    from workers.reconciliation.review import DecisionError, refresh
 
     app = App.open(obj.config())
     try:
@@ -649,8 +654,12 @@ def _decide(obj: Context, decision: Callable[[Any], int], what: str) -> None:
         except DecisionError as exc:
             click.echo(f"invoice-sync: {exc}", err=True)
             sys.exit(1)
+        made = ReviewStore(app.engine).match(match_id)
+        assert made is not None
         click.echo(f"{what}: match {match_id}")
-        click.echo(format_reconciliation(app, run(app.engine)))
+        click.echo(
+            refresh(app.engine, made["bank_transaction_id"], made["invoice_id"], dt.date.today())
+        )
     finally:
         app.close()
 

@@ -9,8 +9,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from store.reconciliation import ReconciliationStore, ReviewRow, ReviewStore
+from store.reconciliation import (
+    ReconciliationStore,
+    ReviewRow,
+    ReviewStore,
+    pair_state,
+    write_statuses,
+)
 from workers.reconciliation.model import CONFIRMED, REJECTED, ZERO
+from workers.reconciliation.status import invoice_status, transaction_status
 
 
 class DecisionError(ValueError):
@@ -139,3 +146,24 @@ def confirm(engine: Engine, match_id: int, by: str) -> int:
     return ReconciliationStore(engine).decide(
         tx["id"], invoice["id"], status=CONFIRMED, amount=amount, by=by, when=_now()
     )
+
+
+def refresh(engine: Engine, transaction_id: int, invoice_id: int, today: dt.date) -> str:
+    """The statuses of the transaction and the invoice a decision touched, written now (the
+    next run re-matches whatever the decision freed); returns them in words."""
+    tx, suggested, invoice = pair_state(engine, transaction_id, invoice_id)
+    tx_statuses, invoice_statuses = {}, {}
+    words = []
+    if tx is not None:
+        status = transaction_status(tx, suggested)
+        tx_statuses[tx.id] = (status, tx.allocated, tx.unallocated)
+        words.append(f"transaction {tx.id}: {status}, {tx.allocated} of {tx.amount} allocated")
+    if invoice is not None:
+        status = invoice_status(invoice, today)
+        invoice_statuses[invoice.id] = (status, invoice.allocated, invoice.remaining)
+        words.append(
+            f"invoice {invoice.id} ({invoice.number or 'no number'}): {status}, "
+            f"{invoice.allocated} of {invoice.total} paid by the bank"
+        )
+    write_statuses(engine, invoice_statuses, tx_statuses, _now())
+    return "; ".join(words)
