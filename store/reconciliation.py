@@ -527,10 +527,18 @@ class ReconciliationStore:
 
 
 def _replace(
-    connection: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    connection: Connection,
+    table: Any,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    stored: Collection[int] | None = None,
 ) -> None:
-    """Delete the rows with these keys (the first column), then insert them anew."""
-    delete_keys(connection, table, columns[0], [row[0] for row in rows])
+    """Delete the rows with these keys (the first column), then insert them anew. Keys known
+    not to be `stored` need no delete (a first run writes every row new)."""
+    keys = [row[0] for row in rows]
+    if stored is not None:
+        keys = [key for key in keys if key in stored]
+    delete_keys(connection, table, columns[0], keys)
     insert_rows(connection, table, columns, rows)
 
 
@@ -827,7 +835,10 @@ class RunWriter:
         self,
         invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
         transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
+        stored: tuple[Collection[int], Collection[int]] | None = None,
     ) -> None:
+        """`stored`: the invoices and transactions that have a status row now (the rest need
+        no delete before their insert); None when unknown."""
         self._flush()
         self._join()
         _replace(
@@ -835,12 +846,14 @@ class RunWriter:
             invoice_reconciliation,
             ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
             [(key, *values, self.when) for key, values in invoice_statuses.items()],
+            None if stored is None else stored[0],
         )
         _replace(
             self._connection,
             bank_transaction_reconciliation,
             ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
             [(key, *values, self.when) for key, values in transaction_statuses.items()],
+            None if stored is None else stored[1],
         )
         self._transaction.commit()
 

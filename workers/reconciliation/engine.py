@@ -135,7 +135,11 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
             if loaded.transaction_statuses.get(tx.id) != (status, tx.allocated):
                 transaction_statuses[tx.id] = (status, tx.allocated, tx.unallocated)
         clock.lap("status")
-        writer.finish(invoice_statuses, transaction_statuses)
+        writer.finish(
+            invoice_statuses,
+            transaction_statuses,
+            stored=(loaded.invoice_statuses.keys(), loaded.transaction_statuses.keys()),
+        )
     clock.lap("write")
     result.seconds = clock.laps
     return result
