@@ -877,3 +877,37 @@ def _same_payment(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     if a[6] and b[6] and _iban(a[6]) != _iban(b[6]):
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationSummary:
+    last_run_at: dt.datetime | None
+    last_status: str | None
+    last_error: str | None
+    invoices: dict[str, int]
+    transactions: dict[str, int]
+
+    @property
+    def to_review(self) -> int:
+        return sum(self.transactions.get(status, 0) for status in UNSETTLED)
+
+
+def summary(engine: Engine) -> ReconciliationSummary:
+    """What `status` shows of reconciliation: the last run that did something (or failed) and
+    the counts per status."""
+    r = reconciliation_runs.c
+    with engine.connect() as connection:
+        last = connection.execute(
+            select(r.finished_at, r.started_at, r.status, r.error)
+            .where(r.status != "unchanged")
+            .order_by(r.id.desc())
+            .limit(1)
+        ).first()
+    invoice_counts, transaction_counts = status_counts(engine)
+    return ReconciliationSummary(
+        last_run_at=(last[0] or last[1]) if last else None,
+        last_status=last[2] if last else None,
+        last_error=last[3] if last else None,
+        invoices=invoice_counts,
+        transactions=transaction_counts,
+    )

@@ -93,3 +93,37 @@ def test_reconcile_without_inline_enqueues_for_the_workers_and_warns_when_none_r
     code, out, err = run(config, "reconcile")
     assert "reconciliation enqueued, message" in out
     assert code == 1 and "no worker is running" in err
+
+
+def test_status_shows_the_last_reconciliation_and_check_fails_on_a_failed_one(
+    config: Path, database_url: str
+) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from store.schema import reconciliation_runs
+
+    book = Book(database_url)
+    iban = "NL18INGB1095513148"
+    book.invoice("2026-0010", "50.00", iban=iban)
+    book.invoice("2026-0011", "50.00", iban=iban)
+    book.tx("50.00", text="bedankt", iban=iban)
+    run(config, "reconcile", "--inline")
+    code, out, _ = run(config, "status")
+    assert code == 0
+    assert re.search(r"reconciliation: last run \S+, ok; 1 transaction\(s\) to review", out)
+    code, out, _ = run(config, "status", "--json")
+    assert '"to_review": 1' in out
+
+    now = dt.datetime.now(dt.UTC)
+    with book.engine.begin() as c:
+        c.execute(
+            sa.insert(reconciliation_runs).values(
+                started_at=now, finished_at=now, status="failed", full_run=False, error="boom"
+            )
+        )
+    code, out, err = run(config, "status", "--check")
+    assert code == 1 and "failed: reconciliation" in err
+    assert "last error: boom" in out
+    book.engine.dispose()

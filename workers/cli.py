@@ -310,7 +310,10 @@ def format_summary(results: list[CycleResult]) -> str:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
-    "--check", is_flag=True, help="Exit 1 when a source's last success is older than 3 intervals."
+    "--check",
+    is_flag=True,
+    help="Exit 1 when a source's last success is older than 3 intervals, its last cycle was "
+    "blocked, or the last reconciliation failed.",
 )
 @click.pass_obj
 def status(obj: Context, as_json: bool, check: bool) -> None:
@@ -326,6 +329,9 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
         pending = {s.name: app.runs.pending_full(s.name) is not None for s in config.sources}
         accounts = app.bank.accounts()
+        from store.reconciliation import summary
+
+        reconciliation = summary(app.engine)
         extra_streams = {
             s.name: {
                 stream: (
@@ -382,6 +388,14 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 }
                 for a in accounts
             ],
+            "reconciliation": {
+                "last_run_at": _iso(reconciliation.last_run_at),
+                "last_status": reconciliation.last_status,
+                "last_error": reconciliation.last_error,
+                "to_review": reconciliation.to_review,
+                "invoices": reconciliation.invoices,
+                "transactions": reconciliation.transactions,
+            },
             "queue": queue,
             "workers_alive": workers,
             "redis_error": redis_error,
@@ -418,6 +432,14 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 f"bank {a.account_iban}: {a.transactions} transactions, newest booked "
                 f"{a.newest_booking_date}; {last}"
             )
+        if reconciliation.last_status is not None:
+            click.echo(
+                f"reconciliation: last run {_iso(reconciliation.last_run_at)}, "
+                f"{reconciliation.last_status}; {reconciliation.to_review} transaction(s) to "
+                "review (`invoice-sync review`)"
+            )
+            if reconciliation.last_status == "failed":
+                click.echo(f"  last error: {reconciliation.last_error}")
         if queue is not None:
             click.echo(
                 f"queue: {queue['ready']} ready, {queue['delayed']} delayed; "
@@ -425,6 +447,8 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
             )
         else:
             click.echo(f"queue: unknown ({redis_error})")
+    if reconciliation.last_status == "failed":
+        failing.setdefault("failed", []).append("reconciliation")
     if check and failing:
         for flag, names in failing.items():
             click.echo(f"{flag}: {', '.join(names)}", err=True)
