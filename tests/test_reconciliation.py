@@ -356,3 +356,56 @@ def test_moneybirds_copy_of_a_statement_line_is_a_duplicate_not_a_second_payment
     assert book.allocations(mutation) == {}
     assert book.tx_status(other_day) != "duplicate"  # another day: a second payment
     assert book.invoice_status(invoice)[0] == "bank_payment_not_recorded"
+
+
+def test_a_run_that_breaks_writes_nothing_and_says_why(book: Book) -> None:
+    import sqlalchemy as sa
+
+    from store.schema import reconciliation_runs
+
+    invoice = book.invoice("2026-0800", "80.00", reference=RF)
+    paid = book.tx("80.00", reference=RF, iban=None)
+    with book.engine.begin() as c:  # a table the run needs is gone
+        c.exec_driver_sql("DROP TABLE invoice_reconciliation")
+    with pytest.raises(Exception, match="invoice_reconciliation"):
+        run(book)
+    assert book.matches(paid) == [], "the matches were rolled back with the rest"
+    with book.engine.connect() as c:
+        status, error = c.execute(
+            sa.select(reconciliation_runs.c.status, reconciliation_runs.c.error)
+        ).one()
+    assert status == "failed" and "invoice_reconciliation" in error
+    assert "INSERT" not in error and "[SQL:" not in error
+    assert invoice
+
+
+def test_a_run_that_breaks_while_writing_leaves_no_match_behind(book: Book) -> None:
+    import sqlalchemy as sa
+
+    from store.schema import reconciliation_runs
+
+    book.invoice("2026-0900", "90.00", reference=RF)
+    paid = book.tx("90.00", reference=RF, iban=None)
+    with book.engine.begin() as c:
+        if c.dialect.name == "postgresql":
+            c.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'no statuses today'; END $$"
+            )
+            c.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON bank_transaction_reconciliation "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        else:
+            c.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON bank_transaction_reconciliation "
+                "BEGIN SELECT RAISE(ABORT, 'no statuses today'); END"
+            )
+    with pytest.raises(Exception, match="no statuses today"):
+        run(book)
+    assert book.matches(paid) == [], "the streamed matches were rolled back with the rest"
+    with book.engine.connect() as c:
+        status, error = c.execute(
+            sa.select(reconciliation_runs.c.status, reconciliation_runs.c.error)
+        ).one()
+    assert status == "failed" and "no statuses today" in error

@@ -57,7 +57,9 @@ def reconcile(engine: Engine, *, full: bool = False, today: dt.date | None = Non
     try:
         result = _run(store, run_id, full, today)
     except Exception as exc:
-        store.finish_run(run_id, _now(), status="failed", error=f"{type(exc).__name__}: {exc}")
+        from workers.logs import describe_error
+
+        store.finish_run(run_id, _now(), status="failed", error=describe_error(exc))
         raise
     store.finish_run(
         run_id,
