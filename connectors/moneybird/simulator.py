@@ -39,28 +39,33 @@ import argparse
 import asyncio
 import bisect
 import datetime as dt
-import email.utils
 import functools
 import gc
 import math
 import random
 import signal
-import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from connectors.simulation import (
+    Fault,
+    Faults,
+    SimulatorServer,
+    drop_connection,
+    refusal,
+    reset_epoch,
+)
 
 STATES: tuple[str, ...] = (
     "draft",
@@ -75,7 +80,6 @@ STATES: tuple[str, ...] = (
 _STATE_WEIGHTS = (4, 2, 12, 3, 4, 5, 66, 4)
 _PARTIAL_STATES = frozenset({"open", "late", "reminded"})
 _UNSENT_STATES = frozenset({"draft", "scheduled"})
-FAULT_KINDS = frozenset({"429", "500", "502", "503", "slow", "drop", "truncate", "invalid"})
 #: `list`/`fetch` are the sales-invoice pair, `mutations_list`/`mutations_fetch` the financial
 #: mutation pair, `accounts` the financial account list; `any` matches every endpoint
 FAULT_ENDPOINTS = frozenset(
@@ -415,16 +419,6 @@ class _Mutation:
         self.sign = (
             0 if plan is None else 1 if plan.category < 0 else _OTHER_MUTATIONS[plan.category][1]
         )
-
-
-@dataclass
-class _Fault:
-    kind: str
-    endpoint: str
-    remaining: int
-    delay: float
-    retry_after: str | None
-    remote_id: str | None
 
 
 class _BadRequest(Exception):
@@ -1190,28 +1184,6 @@ def _parse_ids(raw: bytes) -> list[str]:
     return [str(i) for i in ids]
 
 
-def _reset_epoch(retry_after: str) -> int:
-    """The epoch second a Retry-After (delta seconds, epoch seconds or HTTP date) points at."""
-    now = time.time()
-    if retry_after.strip().isdigit():
-        value = int(retry_after)
-        return value if value > 1_000_000_000 else math.ceil(now) + value
-    try:
-        return int(email.utils.parsedate_to_datetime(retry_after).timestamp())
-    except (TypeError, ValueError):
-        return math.ceil(now) + 1
-
-
-async def _drop_connection(receive: Receive) -> None:
-    """Close the socket without any response: ASGI has no verb for it, uvicorn's transport does."""
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    if transport is None:
-        raise RuntimeError("the drop fault needs the simulator to run under uvicorn")
-    transport.close()
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 class _SyncEndpoint:
     """Raw ASGI rather than a request/response endpoint, so a fault can drop the connection."""
 
@@ -1232,6 +1204,8 @@ class MoneybirdSimulator:
     one turn into manual `bank_transfer` payments, so every `financial_mutation_id` resolves).
     `scopes` are the token's: each resource answers 403 without its `REQUIRED_SCOPES` entry.
     """
+
+    base_path = "/api/v2"
 
     def __init__(
         self,
@@ -1263,7 +1237,7 @@ class MoneybirdSimulator:
         self._live: dict[str, _Record] = {}
         self._deleted: dict[str, _Record] = {}
         self._list_cache: dict[tuple[Any, ...], bytes] = {}
-        self._faults: list[_Fault] = []
+        self._faults = Faults(FAULT_ENDPOINTS)
         self._windows: dict[str, deque[float]] = {}
         self._year_numbers: dict[int, int] = {}
         self._drafts = 0
@@ -1675,77 +1649,27 @@ class MoneybirdSimulator:
         remote_id: str | None = None,
     ) -> None:
         """Queue a fault for the next `times` matching requests (`invalid`: fetches only)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        if endpoint not in FAULT_ENDPOINTS:
-            raise ValueError(
-                f"unknown endpoint {endpoint!r}; expected one of {sorted(FAULT_ENDPOINTS)}"
-            )
-        with self._lock:
-            self._faults.append(
-                _Fault(
-                    kind,
-                    endpoint,
-                    times,
-                    delay,
-                    retry_after,
-                    None if remote_id is None else str(remote_id),
-                )
-            )
-
-    def _take(self, matches: Callable[[_Fault], bool]) -> _Fault | None:
-        for fault in self._faults:
-            if matches(fault):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
-    def _take_fault(self, endpoint: str) -> _Fault | None:
-        return self._take(lambda f: f.kind != "invalid" and f.endpoint in ("any", endpoint))
+        self._faults.add(
+            kind,
+            times=times,
+            endpoint=endpoint,
+            delay=delay,
+            retry_after=retry_after,
+            remote_id=remote_id,
+        )
 
     def _take_invalid(self, answered: list[str], endpoint: str) -> str | None:
-        fault = self._take(
-            lambda f: (
-                f.kind == "invalid"
-                and f.endpoint in ("any", endpoint)
-                and bool(answered)
-                and (f.remote_id is None or f.remote_id in answered)
-            )
-        )
-        if fault is None:
-            return None
-        return fault.remote_id or answered[0]
+        return self._faults.take_invalid(answered, endpoint)
 
-    def _fault_response(self, fault: _Fault) -> Response:
-        headers: dict[str, str] = {}
-        if fault.retry_after is not None:
-            headers["Retry-After"] = fault.retry_after
-        if fault.kind == "429":
-            retry_after = fault.retry_after or "1"
-            headers.update(
-                {
-                    "Retry-After": retry_after,
-                    "RateLimit-Limit": str(self.rate_limit or 150),
-                    "RateLimit-Remaining": "0",
-                    "RateLimit-Reset": str(_reset_epoch(retry_after)),
-                }
-            )
-            return Response("Retry later", 429, headers, media_type="text/plain")
-        if fault.kind == "500":
-            return Response(
-                orjson.dumps({"error": "Internal server error"}),
-                500,
-                headers,
-                media_type="application/json",
-            )
-        title = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}[fault.kind]
-        return Response(
-            f"<html><body><h1>{title}</h1></body></html>",
-            int(fault.kind),
-            headers,
-            media_type="text/html",
+    def _fault_response(self, fault: Fault) -> Response:
+        retry_after = fault.retry_after or "1"
+        return refusal(
+            fault,
+            {
+                "RateLimit-Limit": str(self.rate_limit or 150),
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(reset_epoch(retry_after)),
+            },
         )
 
     # --- serving ---------------------------------------------------------------------------
@@ -1768,9 +1692,9 @@ class MoneybirdSimulator:
                 bad_body = exc
         with self._lock:
             self.requests.append((request.method, request.url.path, len(ids) if ids else 0))
-            fault = self._take_fault(endpoint)
+        fault = self._faults.take_for(endpoint)
         if fault is not None and fault.kind == "drop":
-            await _drop_connection(receive)
+            await drop_connection(receive)
             return
         if fault is not None and fault.kind in ("429", "500", "502", "503"):
             await self._fault_response(fault)(scope, receive, send)
@@ -1940,62 +1864,6 @@ class MoneybirdSimulator:
             payload["date"] = "not-a-date"
             parts[position] = _dumps(payload)
         return b"[" + b",".join(parts) + b"]"
-
-
-class SimulatorServer:
-    """Serves a simulator with uvicorn in a daemon thread on loopback; `port` is set on entry."""
-
-    def __init__(self, simulator: MoneybirdSimulator, port: int = 0) -> None:
-        self.simulator = simulator
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}/api/v2"
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> SimulatorServer:
-        # proto must say TCP: asyncio sets TCP_NODELAY only then, else Nagle adds 40 ms per answer
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", self.port))
-        self._socket.listen(2048)
-        self.port = self._socket.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/api/v2"
-        config = uvicorn.Config(
-            self.simulator.app,
-            host="127.0.0.1",
-            port=self.port,
-            http="h11",
-            lifespan="off",
-            access_log=False,
-            log_config=None,  # leave the host process's logging alone
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            daemon=True,
-            name=f"moneybird-sim-{self.port}",
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError("the Moneybird simulator did not start")
-            time.sleep(0.005)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Recras (API2): leisure and event venues' invoices (facturen), lines and payments."""
