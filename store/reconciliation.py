@@ -85,19 +85,20 @@ class ReconciliationStore:
     def watermark(self, today: dt.date) -> str:
         """What a run depends on, not counting the engine's own writes: equal watermarks mean
         nothing to do."""
+        decided = (
+            select(func.max(reconciliation_matches.c.decided_at), func.count())
+            .where(reconciliation_matches.c.decided_at.is_not(None))
+            .subquery()
+        )
+        query = select(  # one statement: one round trip, the scans side by side
+            select(func.max(invoices.c.synced_at)).scalar_subquery(),
+            select(func.max(invoices.c.deleted_at)).scalar_subquery(),
+            select(func.max(bank_transactions.c.id)).scalar_subquery(),
+            select(func.max(bank_transactions.c.deleted_at)).scalar_subquery(),
+            *decided.c,
+        )
         with self.engine.connect() as connection:
-            parts = [
-                connection.execute(select(func.max(invoices.c.synced_at))).scalar(),
-                connection.execute(select(func.max(invoices.c.deleted_at))).scalar(),
-                connection.execute(select(func.max(bank_transactions.c.id))).scalar(),
-                connection.execute(select(func.max(bank_transactions.c.deleted_at))).scalar(),
-                connection.execute(
-                    select(func.max(reconciliation_matches.c.decided_at), func.count()).where(
-                        reconciliation_matches.c.decided_at.is_not(None)
-                    )
-                ).one(),
-                today,
-            ]
+            parts = [*connection.execute(query).one(), today]
         return "|".join(str(p) for p in parts)
 
     def last_watermark(self) -> str | None:

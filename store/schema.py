@@ -59,6 +59,8 @@ invoices = Table(
     Column("deleted_at", UTCDateTime),
     Column("raw", RawPayload, nullable=False),
     UniqueConstraint("source", "remote_id"),
+    Index(None, "synced_at"),
+    Index(None, "deleted_at"),
 )
 
 invoice_lines = Table(
@@ -211,6 +213,7 @@ bank_transactions = Table(
     UniqueConstraint("account_iban", "dedup_key"),
     Index(None, "account_iban", "booking_date"),
     Index(None, "source", "bank_reference"),
+    Index(None, "deleted_at"),
 )
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -238,6 +241,7 @@ reconciliation_matches = Table(
     UniqueConstraint("bank_transaction_id", "invoice_id"),
     Index(None, "invoice_id"),
     Index(None, "status"),
+    Index(None, "decided_at"),
 )
 
 invoice_reconciliation = Table(
