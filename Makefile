@@ -25,6 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/sync_bench.py
 	$(PY) bench/bank_bench.py
+	$(PY) bench/reconcile_bench.py
 
 clean:
 	rm -rf $(VENV) invoice-sync-demo.db* .pytest_cache

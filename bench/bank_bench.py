@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sync_bench import BIN, ROOT, fresh_database  # noqa: E402
+from bench.sync_bench import BIN, COMMAND_ENV, ROOT, fresh_database  # noqa: E402
 from tests.bankgen import random_transactions, write_camt053, write_mt940  # noqa: E402
 
 ACCOUNT = "NL91ABNA0417164300"
@@ -58,6 +58,7 @@ def run_import(config: Path, path: Path) -> tuple[str, float, float]:
         proc = subprocess.Popen(
             [str(BIN), "--config", str(config), "--log-level", "WARNING", "import-bank", str(path)],
             cwd=ROOT,
+            env=COMMAND_ENV,
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,

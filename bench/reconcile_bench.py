@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.reconcile_data import generate, load  # noqa: E402
-from bench.sync_bench import BIN, ROOT, fresh_database  # noqa: E402
+from bench.sync_bench import BIN, COMMAND_ENV, ROOT, fresh_database  # noqa: E402
 from store.db import make_engine, upgrade  # noqa: E402
 from store.schema import (  # noqa: E402
     bank_transactions,
@@ -50,6 +50,7 @@ def run_command(config: Path, *args: str) -> tuple[str, float, float]:
         proc = subprocess.Popen(
             [str(BIN), "--config", str(config), "--log-level", "WARNING", *args],
             cwd=ROOT,
+            env=COMMAND_ENV,
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
