@@ -10,12 +10,12 @@ import datetime as dt
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Table, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from store.bulk import delete_keys, insert_rows, select_rows
@@ -465,9 +465,17 @@ class ReconciliationStore:
         full: bool,
         looked_at: Sequence[int],
         gone: Sequence[tuple[int, int]] = (),
+        stored_transactions: Collection[int] | None = None,
         when: dt.datetime,
     ) -> RunWriter:
-        return RunWriter(self.engine, full=full, looked_at=looked_at, gone=gone, when=when)
+        return RunWriter(
+            self.engine,
+            full=full,
+            looked_at=looked_at,
+            gone=gone,
+            stored_transactions=stored_transactions,
+            when=when,
+        )
 
     # -- a person's decisions --------------------------------------------------------------------
 
@@ -719,14 +727,20 @@ def status_counts(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
     return invoice_counts, transaction_counts
 
 
+_TX_STATUS_COLUMNS = ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at")
+_INVOICE_STATUS_COLUMNS = ("invoice_id", "status", "bank_amount", "open_amount", "updated_at")
+_Chunk = tuple[Table, Sequence[str], list[tuple[Any, ...]]]
+
+
 class RunWriter:
     """One run's writes, all in one database transaction: the engine's old suggestions for the
-    transactions looked at (under `full` all its rows) go first, then the matches as the engine
-    makes them, then the statuses.
+    transactions looked at (under `full` all its rows) and those transactions' stored statuses
+    go first, then the matches and the transactions' statuses as the engine settles each, then
+    the invoices' statuses.
 
-    On PostgreSQL a thread streams the matches through COPY while the engine is still matching,
-    so the server's index and foreign-key work runs on the other core; SQLite takes them in
-    chunks. A failure anywhere rolls the whole run back.
+    On PostgreSQL a thread streams the rows through COPY (a statement per chunk) while the
+    engine is still matching, so the server's index and foreign-key work runs on the other core;
+    SQLite takes them in chunks. A failure anywhere rolls the whole run back.
     """
 
     def __init__(
@@ -736,15 +750,18 @@ class RunWriter:
         full: bool,
         looked_at: Sequence[int],
         gone: Sequence[tuple[int, int]] = (),
+        stored_transactions: Collection[int] | None = None,
         when: dt.datetime,
     ) -> None:
         self.engine = engine
         self.full = full
         self.looked_at = looked_at
         self.gone = gone
+        self.stored_transactions = stored_transactions
         self.when = when
-        self._buffer: list[tuple[Any, ...]] = []
-        self._queue: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=8)
+        self._matches: list[tuple[Any, ...]] = []
+        self._statuses: list[tuple[Any, ...]] = []
+        self._queue: queue.Queue[_Chunk | None] = queue.Queue(maxsize=8)
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -772,13 +789,20 @@ class RunWriter:
                     m.status.in_((AUTO, SUGGESTED)),
                 )
             )
+        stored = self.stored_transactions
+        delete_keys(
+            self._connection,
+            bank_transaction_reconciliation,
+            "bank_transaction_id",
+            [k for k in self.looked_at if stored is None or k in stored],
+        )
         if self._connection.dialect.name == "postgresql":
             self._thread = threading.Thread(target=self._stream, name="reconcile-writer")
             self._thread.start()
         return self
 
     def add(self, match: Match) -> None:
-        self._buffer.append(
+        self._matches.append(
             (
                 match.transaction_id,
                 match.invoice_id,
@@ -793,32 +817,44 @@ class RunWriter:
                 None,
             )
         )
-        if len(self._buffer) >= 2000:
-            self._flush()
+        if len(self._matches) >= 2000:
+            self._flush_matches()
 
-    def _flush(self) -> None:
-        chunk, self._buffer = self._buffer, []
-        if not chunk:
+    def settle(
+        self, transaction_id: int, status: str, allocated: Decimal, unallocated: Decimal
+    ) -> None:
+        """The transaction's status, final once the engine has matched it."""
+        self._statuses.append((transaction_id, status, allocated, unallocated, self.when))
+        if len(self._statuses) >= 2000:
+            self._flush_statuses()
+
+    def _flush_matches(self) -> None:
+        chunk, self._matches = self._matches, []
+        self._send((reconciliation_matches, _MATCH_COLUMNS, chunk))
+
+    def _flush_statuses(self) -> None:
+        chunk, self._statuses = self._statuses, []
+        self._send((bank_transaction_reconciliation, _TX_STATUS_COLUMNS, chunk))
+
+    def _send(self, item: _Chunk) -> None:
+        if not item[2]:
             return
         if self._thread is None:
-            insert_rows(self._connection, reconciliation_matches, _MATCH_COLUMNS, chunk)
+            insert_rows(self._connection, *item)
             return
         while True:
             if self._failure is not None:
                 raise self._failure
             try:
-                self._queue.put(chunk, timeout=0.5)
+                self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
 
-    def _chunks(self) -> Iterator[tuple[Any, ...]]:
-        while (chunk := self._queue.get()) is not None:
-            yield from chunk
-
     def _stream(self) -> None:
         try:
-            insert_rows(self._connection, reconciliation_matches, _MATCH_COLUMNS, self._chunks())
+            while (item := self._queue.get()) is not None:
+                insert_rows(self._connection, *item)
         except BaseException as exc:  # handed to the engine's thread, which raises it
             self._failure = exc
             while self._queue.get() is not None:  # let the producer finish putting
@@ -835,26 +871,19 @@ class RunWriter:
     def finish(
         self,
         invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
-        transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
-        stored: tuple[Collection[int], Collection[int]] | None = None,
+        stored_invoices: Collection[int] | None = None,
     ) -> None:
-        """`stored`: the invoices and transactions that have a status row now (the rest need
-        no delete before their insert); None when unknown."""
-        self._flush()
+        """`stored_invoices`: the invoices that have a status row now (the rest need no delete
+        before their insert); None when unknown."""
+        self._flush_matches()
+        self._flush_statuses()
         self._join()
         _replace(
             self._connection,
             invoice_reconciliation,
-            ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
+            _INVOICE_STATUS_COLUMNS,
             [(key, *values, self.when) for key, values in invoice_statuses.items()],
-            None if stored is None else stored[0],
-        )
-        _replace(
-            self._connection,
-            bank_transaction_reconciliation,
-            ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
-            [(key, *values, self.when) for key, values in transaction_statuses.items()],
-            None if stored is None else stored[1],
+            stored_invoices,
         )
         self._transaction.commit()
 

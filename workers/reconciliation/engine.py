@@ -88,41 +88,51 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
     result = RunResult(run_id, "ok", len(loaded.transactions), len(loaded.invoices))
     payments = store.unlinked_payments()
     copies = store.copies(loaded.transactions)
-    suggested: set[int] = set()
     looked_at = [tx.id for tx in loaded.transactions]
-    with store.writer(full=full, looked_at=looked_at, gone=loaded.gone, when=_now()) as writer:
+    with store.writer(
+        full=full,
+        looked_at=looked_at,
+        gone=loaded.gone,
+        stored_transactions=loaded.transaction_statuses.keys(),
+        when=_now(),
+    ) as writer:
         for tx in loaded.transactions:
             if tx.id in copies:
-                continue
-            outcome = ladder.match(tx)
-            for allocation in outcome.allocations:
-                writer.add(
-                    Match(
-                        tx.id,
-                        allocation.invoice.id,
-                        allocation.amount,
-                        allocation.rule,
-                        allocation.confidence,
-                        AUTO,
-                        allocation.reason,
-                        _payment(payments, allocation.invoice, allocation.amount, tx.booking_date),
+                status = "duplicate"
+            else:
+                outcome = ladder.match(tx)
+                for allocation in outcome.allocations:
+                    writer.add(
+                        Match(
+                            tx.id,
+                            allocation.invoice.id,
+                            allocation.amount,
+                            allocation.rule,
+                            allocation.confidence,
+                            AUTO,
+                            allocation.reason,
+                            _payment(
+                                payments, allocation.invoice, allocation.amount, tx.booking_date
+                            ),
+                        )
                     )
-                )
-                result.rules[allocation.rule] += 1
-            for suggestion in outcome.suggestions:
-                writer.add(
-                    Match(
-                        tx.id,
-                        suggestion.invoice.id,
-                        Decimal(0),
-                        suggestion.rule,
-                        suggestion.confidence,
-                        SUGGESTED,
-                        suggestion.reason,
+                    result.rules[allocation.rule] += 1
+                for suggestion in outcome.suggestions:
+                    writer.add(
+                        Match(
+                            tx.id,
+                            suggestion.invoice.id,
+                            Decimal(0),
+                            suggestion.rule,
+                            suggestion.confidence,
+                            SUGGESTED,
+                            suggestion.reason,
+                        )
                     )
-                )
-                suggested.add(tx.id)
-            result.suggestions += len(outcome.suggestions)
+                result.suggestions += len(outcome.suggestions)
+                status = transaction_status(tx, bool(outcome.suggestions))
+            result.transaction_statuses[status] += 1
+            writer.settle(tx.id, status, tx.allocated, tx.unallocated)
         clock.lap("match")
         invoice_statuses = {}
         for invoice in loaded.invoices:
@@ -130,18 +140,8 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
             result.invoice_statuses[status] += 1
             if loaded.invoice_statuses.get(invoice.id) != (status, invoice.allocated):
                 invoice_statuses[invoice.id] = (status, invoice.allocated, invoice.remaining)
-        transaction_statuses = {}
-        for tx in loaded.transactions:
-            status = "duplicate" if tx.id in copies else transaction_status(tx, tx.id in suggested)
-            result.transaction_statuses[status] += 1
-            if loaded.transaction_statuses.get(tx.id) != (status, tx.allocated):
-                transaction_statuses[tx.id] = (status, tx.allocated, tx.unallocated)
         clock.lap("status")
-        writer.finish(
-            invoice_statuses,
-            transaction_statuses,
-            stored=(loaded.invoice_statuses.keys(), loaded.transaction_statuses.keys()),
-        )
+        writer.finish(invoice_statuses, stored_invoices=loaded.invoice_statuses.keys())
     clock.lap("write")
     result.seconds = clock.laps
     return result
