@@ -11,9 +11,12 @@ transaction; settled transactions are not looked at again unless `--full`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -55,7 +58,8 @@ def reconcile(engine: Engine, *, full: bool = False, today: dt.date | None = Non
         store.finish_run(run_id, _now(), status="unchanged", watermark=watermark)
         return RunResult(run_id, "unchanged")
     try:
-        result = _run(store, run_id, full, today)
+        with _no_cyclic_gc():
+            result = _run(store, run_id, full, today)
     except Exception as exc:
         from workers.logs import describe_error
 
@@ -165,6 +169,20 @@ def _payment(
             del options[index]
             return payment_id
     return None
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """A run makes hundreds of thousands of objects without cycles; the cyclic collector would
+    only rescan them, again and again as they grow (a sixth of a run's CPU at 100,000). Reference
+    counting still frees everything; the collector resumes when the run ends."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Clock:
