@@ -140,3 +140,25 @@ def test_every_valid_prefix_is_found_in_one_pass_as_stdnum_would_find_them() -> 
         compact = f"RF{rng.randrange(100):02d}{body}"
         expected = [compact[:end] for end in range(5, 26) if iso11649.is_valid(compact[:end])]
         assert list(_rf_prefixes(compact)) == expected
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXTS = st.text(
+    alphabet=st.sampled_from(list("0123456789 -./_RFrf\tx\n,ABCZ€\u00a0")), max_size=80
+) | st.text(max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS)
+def test_any_text_is_read_without_failing(text: str) -> None:
+    for reference in references_in_text(text):
+        assert reference.valid and reference.value
+    found = numbers_in_text(text)
+    for number in found:
+        assert number.key and 0 <= number.start < number.end <= len(text)
+        assert number.key.replace("-", "").isdigit()
+    assert set(longest_matches(found)) <= set(found)
+    normalize_reference(text)
+    number_key(text)
