@@ -60,6 +60,8 @@ def test_reconcile_review_and_decide_from_the_command_line(config: Path, databas
     assert "customer's account; 2 open invoices of this amount" in out
     match_ids = [int(m) for m in re.findall(r"\[match (\d+)\]", out)]
     assert len(match_ids) == 2
+    code, out, _ = run(config, "review", "--limit", "1")
+    assert code == 0 and f"TX {tied}" in out and "more" not in out  # one waits: all shown
 
     code, out, _ = run(config, "reject", str(tied), "2026-0010", "--by", "alice")
     assert code == 0 and "rejected by alice" in out

@@ -598,17 +598,26 @@ def format_reconciliation(app: Any, result: Any) -> str:
 
 @cli.command()
 @config_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Show only the first N transactions (the best first); says how many more wait.",
+)
 @click.pass_obj
-def review(obj: Context) -> None:
+def review(obj: Context, limit: int | None) -> None:
     """The suggestions and unmatched money waiting for a person, best first, with why."""
     from workers.app import App
     from workers.reconciliation.review import format_review, review_list
 
     app = App.open(obj.config())
     try:
-        click.echo(format_review(review_list(app.engine)))
+        rows = review_list(app.engine)
     finally:
         app.close()
+    shown = rows if limit is None else rows[:limit]
+    click.echo(format_review(shown))
+    if len(shown) < len(rows):
+        click.echo(f"... and {len(rows) - len(shown)} more (`review` without --limit shows all)")
 
 
 @cli.command()

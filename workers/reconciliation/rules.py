@@ -248,9 +248,12 @@ class Ladder:
                 )
             )
         else:
-            why = "already paid in full" if invoice.remaining * invoice.sign <= 0 else "amount"
+            if invoice.remaining * invoice.sign <= 0:
+                why = "the invoice is already paid in full (paid twice?)"
+            else:
+                why = f"the check digit fails and {amount} is not the {remaining} open"
             outcome.suggestions.append(
-                Suggestion(invoice, REFERENCE, 0.8, f"reference {value}; {why} differs")
+                Suggestion(invoice, REFERENCE, 0.8, f"reference {value}; {why}")
             )
         return True
 
