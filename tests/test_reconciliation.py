@@ -409,3 +409,16 @@ def test_a_run_that_breaks_while_writing_leaves_no_match_behind(book: Book) -> N
             sa.select(reconciliation_runs.c.status, reconciliation_runs.c.error)
         ).one()
     assert status == "failed" and "no statuses today" in error
+
+
+def test_an_account_taught_later_in_the_same_run_settles_earlier_money(book: Book) -> None:
+    iban = "NL02RABO0123456789"
+    book.invoice("2026-0950", "10.00", reference=RF, customer="c9")
+    second = book.invoice("2026-0951", "33.00", customer="c9")
+    early = book.tx("33.00", text="juni", iban=iban, booked=dt.date(2026, 5, 1))
+    book.tx("10.00", reference=RF, iban=iban, booked=dt.date(2026, 5, 20))
+    first_run = run(book)
+    assert book.allocations(early) == {second: Decimal("33.00")}
+    assert first_run.rules == {"reference": 1, "iban_amount": 1}
+    book.tx("1.00", text="rente", name="Bank", iban=None)  # something new: another run
+    assert run(book).rules == {}, "a later run finds nothing the first one missed"

@@ -23,8 +23,8 @@ from decimal import Decimal
 from sqlalchemy import Engine
 
 from store.reconciliation import ReconciliationStore
-from workers.reconciliation.model import AUTO, SUGGESTED, Match, OpenInvoice
-from workers.reconciliation.rules import Ladder
+from workers.reconciliation.model import AUTO, SUGGESTED, Match, OpenInvoice, Transaction
+from workers.reconciliation.rules import Ladder, Outcome
 from workers.reconciliation.status import invoice_status, transaction_status
 
 #: a registered payment is taken to be the bank money when its date is this close
@@ -100,11 +100,11 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
         stored_transactions=loaded.transaction_statuses.keys(),
         when=_now(),
     ) as writer:
-        for tx in loaded.transactions:
-            if tx.id in copies:
+
+        def emit(tx: Transaction, outcome: Outcome | None) -> None:
+            if outcome is None:
                 status = "duplicate"
             else:
-                outcome = ladder.match(tx)
                 for allocation in outcome.allocations:
                     writer.add(
                         Match(
@@ -137,6 +137,22 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
                 status = transaction_status(tx, bool(outcome.suggestions))
             result.transaction_statuses[status] += 1
             writer.settle(tx.id, status, tx.allocated, tx.unallocated)
+
+        # Money from an account no invoice has taught yet waits for the end of the run: a
+        # later payment by reference may teach it, and the run then matches it as the next
+        # run would (one run reaches what any number of runs would).
+        waiting: list[tuple[Transaction, Outcome]] = []
+        for tx in loaded.transactions:
+            if tx.id in copies:
+                emit(tx, None)
+                continue
+            outcome = ladder.match(tx)
+            if not outcome.allocations and tx.counterparty_iban and not ladder.knows(tx):
+                waiting.append((tx, outcome))
+                continue
+            emit(tx, outcome)
+        for tx, outcome in waiting:
+            emit(tx, ladder.match(tx) if ladder.knows(tx) else outcome)
         clock.lap("match")
         invoice_statuses = {}
         for invoice in loaded.invoices:

@@ -365,6 +365,11 @@ class Ladder:
             for other in self.by_customer.get(invoice.customer or "", ())
         )
 
+    def knows(self, tx: Transaction) -> bool:
+        """Whether the transaction's counterparty account is known to pay for a customer."""
+        key = iban_key(tx.counterparty_iban)
+        return bool(key and self.customers_by_iban.get(key))
+
     def _customers_of(self, tx: Transaction) -> set[str]:
         key = iban_key(tx.counterparty_iban)
         return set(self.customers_by_iban.get(key, ())) if key else set()
