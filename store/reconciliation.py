@@ -10,12 +10,22 @@ import datetime as dt
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from store.bulk import delete_keys, insert_rows, select_rows
@@ -74,6 +84,10 @@ class Loaded:
     #: the status rows as stored: invoice id -> (status, bank_amount)
     invoice_statuses: dict[int, tuple[str, Decimal]]
     transaction_statuses: dict[int, tuple[str, Decimal]]
+    #: the engine's standing suggestions for the transactions loaded: (transaction, invoice) ->
+    #: (match id, rule, confidence, reason); a run keeps the rows (and so the ids `review`
+    #: showed) of the suggestions it makes again
+    suggested: dict[tuple[int, int], tuple[int, str, float, str | None]]
 
 
 class ReconciliationStore:
@@ -160,7 +174,20 @@ class ReconciliationStore:
                     decisions.rejected.add((tx_id, invoice_id))
             loaded_invoices = self._invoices(connection, by_invoice)
             transactions = self._transactions(connection, full, by_tx, touched)
+            suggested: dict[tuple[int, int], tuple[int, str, float, str | None]] = {}
+            if not full:
+                ids = {tx.id for tx in transactions}
+                m = reconciliation_matches.c
+                for match_id, tx_id, invoice_id, rule, confidence, reason in select_rows(
+                    connection,
+                    select(
+                        m.id, m.bank_transaction_id, m.invoice_id, m.rule, m.confidence, m.reason
+                    ).where(m.status == SUGGESTED),
+                ):
+                    if tx_id in ids and (tx_id, invoice_id) not in gone:
+                        suggested[tx_id, invoice_id] = (match_id, rule, confidence, reason)
             return Loaded(
+                suggested=suggested,
                 gone=sorted(gone),
                 invoices=loaded_invoices,
                 transactions=transactions,
@@ -684,6 +711,17 @@ def pair_state(
     return (txs[0] if txs else None), suggested, (found[0] if found else None)
 
 
+def drop_suggestions(engine: Engine, transaction_id: int) -> None:
+    """A transaction now fully allocated has nothing left to suggest."""
+    m = reconciliation_matches.c
+    with engine.begin() as connection:
+        connection.execute(
+            delete(reconciliation_matches).where(
+                m.bank_transaction_id == transaction_id, m.status == SUGGESTED
+            )
+        )
+
+
 def write_statuses(
     engine: Engine,
     invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
@@ -761,6 +799,8 @@ class RunWriter:
         self.when = when
         self._matches: list[tuple[Any, ...]] = []
         self._statuses: list[tuple[Any, ...]] = []
+        self._updates: list[dict[str, Any]] = []
+        self._dropped: list[int] = []
         self._queue: queue.Queue[_Chunk | None] = queue.Queue(maxsize=8)
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -772,14 +812,6 @@ class RunWriter:
         if self.full:
             self._connection.execute(
                 delete(reconciliation_matches).where(m.status.in_((AUTO, SUGGESTED)))
-            )
-        else:
-            delete_keys(
-                self._connection,
-                reconciliation_matches,
-                "bank_transaction_id",
-                self.looked_at,
-                also=f"status = '{SUGGESTED}'",
             )
         for tx_id, invoice_id in self.gone:  # few: deletions at the source
             self._connection.execute(
@@ -819,6 +851,24 @@ class RunWriter:
         )
         if len(self._matches) >= 2000:
             self._flush_matches()
+
+    def update(self, match_id: int, match: Match) -> None:
+        """The engine's row for this pair stays (with its id) and says what the run says now."""
+        self._updates.append(
+            {
+                "match_id": match_id,
+                "payment_id": match.payment_id,
+                "amount": match.amount,
+                "rule": match.rule,
+                "confidence": match.confidence,
+                "status": match.status,
+                "reason": match.reason,
+            }
+        )
+
+    def drop(self, match_ids: Iterable[int]) -> None:
+        """Suggestions the run no longer makes."""
+        self._dropped.extend(match_ids)
 
     def settle(
         self, transaction_id: int, status: str, allocated: Decimal, unallocated: Decimal
@@ -878,6 +928,23 @@ class RunWriter:
         self._flush_matches()
         self._flush_statuses()
         self._join()
+        m = reconciliation_matches.c
+        if self._dropped:
+            delete_keys(self._connection, reconciliation_matches, "id", self._dropped)
+        if self._updates:
+            self._connection.execute(
+                update(reconciliation_matches)
+                .where(m.id == bindparam("match_id"))
+                .values(
+                    payment_id=bindparam("payment_id"),
+                    amount=bindparam("amount"),
+                    rule=bindparam("rule"),
+                    confidence=bindparam("confidence"),
+                    status=bindparam("status"),
+                    reason=bindparam("reason"),
+                ),
+                self._updates,
+            )
         _replace(
             self._connection,
             invoice_reconciliation,

@@ -129,3 +129,19 @@ def test_status_shows_the_last_reconciliation_and_check_fails_on_a_failed_one(
     assert code == 1 and "failed: reconciliation" in err
     assert "last error: boom" in out
     book.engine.dispose()
+
+
+def test_confirming_one_of_a_tie_leaves_no_stale_suggestion_behind(
+    config: Path, database_url: str
+) -> None:
+    book = Book(database_url)
+    iban = "NL18INGB1095513148"
+    book.invoice("2026-0010", "50.00", iban=iban)
+    book.invoice("2026-0011", "50.00", iban=iban)
+    tied = book.tx("50.00", text="bedankt", iban=iban)
+    run(config, "reconcile", "--inline")
+    first = book.matches(tied)[0]
+    code, out, _ = run(config, "confirm", str(first["id"]), "--by", "erin")
+    assert code == 0 and f"transaction {tied}: matched" in out
+    assert [m["status"] for m in book.matches(tied)] == ["confirmed"]
+    book.engine.dispose()

@@ -422,3 +422,19 @@ def test_an_account_taught_later_in_the_same_run_settles_earlier_money(book: Boo
     assert first_run.rules == {"reference": 1, "iban_amount": 1}
     book.tx("1.00", text="rente", name="Bank", iban=None)  # something new: another run
     assert run(book).rules == {}, "a later run finds nothing the first one missed"
+
+
+def test_suggestions_keep_their_ids_across_runs_so_review_stays_true(book: Book) -> None:
+    iban = "NL18INGB1095513148"
+    first = book.invoice("2026-0960", "50.00", iban=iban)
+    book.invoice("2026-0961", "50.00", iban=iban)
+    tied = book.tx("50.00", text="bedankt", iban=iban)
+    run(book)
+    before = {m["invoice_id"]: m["id"] for m in book.matches(tied)}
+    book.tx("1.00", text="rente", name="Bank", iban=None)  # something new: another run
+    assert run(book).status == "ok"
+    after = {m["invoice_id"]: m["id"] for m in book.matches(tied)}
+    assert after == before, "the same suggestions, the same rows"
+    confirm(book.engine, before[first], by="dana")
+    run(book)
+    assert book.allocations(tied) == {first: Decimal("50.00")}

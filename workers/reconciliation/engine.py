@@ -106,33 +106,37 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
                 status = "duplicate"
             else:
                 for allocation in outcome.allocations:
-                    writer.add(
-                        Match(
-                            tx.id,
-                            allocation.invoice.id,
-                            allocation.amount,
-                            allocation.rule,
-                            allocation.confidence,
-                            AUTO,
-                            allocation.reason,
-                            _payment(
-                                payments, allocation.invoice, allocation.amount, tx.booking_date
-                            ),
-                        )
+                    made = Match(
+                        tx.id,
+                        allocation.invoice.id,
+                        allocation.amount,
+                        allocation.rule,
+                        allocation.confidence,
+                        AUTO,
+                        allocation.reason,
+                        _payment(payments, allocation.invoice, allocation.amount, tx.booking_date),
                     )
+                    standing = loaded.suggested.pop((tx.id, allocation.invoice.id), None)
+                    if standing is None:
+                        writer.add(made)
+                    else:  # a suggestion of earlier runs, now certain
+                        writer.update(standing[0], made)
                     result.rules[allocation.rule] += 1
                 for suggestion in outcome.suggestions:
-                    writer.add(
-                        Match(
-                            tx.id,
-                            suggestion.invoice.id,
-                            Decimal(0),
-                            suggestion.rule,
-                            suggestion.confidence,
-                            SUGGESTED,
-                            suggestion.reason,
-                        )
+                    made = Match(
+                        tx.id,
+                        suggestion.invoice.id,
+                        Decimal(0),
+                        suggestion.rule,
+                        suggestion.confidence,
+                        SUGGESTED,
+                        suggestion.reason,
                     )
+                    standing = loaded.suggested.pop((tx.id, suggestion.invoice.id), None)
+                    if standing is None:
+                        writer.add(made)
+                    elif standing[1:] != (made.rule, made.confidence, made.reason):
+                        writer.update(standing[0], made)
                 result.suggestions += len(outcome.suggestions)
                 status = transaction_status(tx, bool(outcome.suggestions))
             result.transaction_statuses[status] += 1
@@ -153,6 +157,7 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
             emit(tx, outcome)
         for tx, outcome in waiting:
             emit(tx, ladder.match(tx) if ladder.knows(tx) else outcome)
+        writer.drop(standing[0] for standing in loaded.suggested.values())
         clock.lap("match")
         invoice_statuses = {}
         for invoice in loaded.invoices:

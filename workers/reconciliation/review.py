@@ -13,6 +13,7 @@ from store.reconciliation import (
     ReconciliationStore,
     ReviewRow,
     ReviewStore,
+    drop_suggestions,
     pair_state,
     write_statuses,
 )
@@ -155,6 +156,9 @@ def refresh(engine: Engine, transaction_id: int, invoice_id: int, today: dt.date
     tx_statuses, invoice_statuses = {}, {}
     words = []
     if tx is not None:
+        if tx.allocated and not tx.unallocated and suggested:
+            drop_suggestions(engine, tx.id)
+            suggested = False
         status = transaction_status(tx, suggested)
         tx_statuses[tx.id] = (status, tx.allocated, tx.unallocated)
         words.append(f"transaction {tx.id}: {status}, {tx.allocated} of {tx.amount} allocated")
