@@ -186,6 +186,17 @@ def main() -> None:
             f"{r['second_run_s']} | {r['peak_rss_mb']} | {r['auto_precision']} | "
             f"{r['auto_recall']} | {r['suggest_top1']} | {r['suggest_top3']} |"
         )
+    print()
+    for database in dict.fromkeys(r["database"] for r in results):
+        runs = sorted(
+            (r for r in results if r["database"] == database), key=lambda r: r["invoices"]
+        )
+        for small, large in zip(runs, runs[1:], strict=False):
+            print(
+                f"{database}: {large['invoices'] / small['invoices']:g}x the data took "
+                f"{large['first_run_s'] / small['first_run_s']:.1f}x the time "
+                f"({small['first_run_s']} s -> {large['first_run_s']} s)"
+            )
 
 
 if __name__ == "__main__":
