@@ -318,6 +318,7 @@ class ReconciliationStore:
                 t.end_to_end_id,
                 t.reversal,
                 t.return_reason,
+                t.bank_reference,
             )
             .select_from(
                 bank_transactions.outerjoin(
@@ -349,6 +350,7 @@ class ReconciliationStore:
                 end_to_end_id=r[9],
                 reversal=bool(r[10]),
                 return_reason=r[11],
+                bank_reference=r[12],
                 allocated=allocated.get(r[0], ZERO),
             )
             for r in select_rows(connection, query)
@@ -467,21 +469,24 @@ class ReconciliationStore:
                         break
         return copies
 
-    def unlinked_payments(self) -> dict[int, list[tuple[int, Decimal, dt.date | None]]]:
-        """Per invoice, the payments the source registered that no match carries yet."""
-        result: dict[int, list[tuple[int, Decimal, dt.date | None]]] = defaultdict(list)
+    def unlinked_payments(
+        self,
+    ) -> dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]]:
+        """Per invoice, the payments the source registered that no match carries yet: id,
+        amount, date and the reference the source gives for the money."""
+        result: dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]] = defaultdict(list)
         p = payments.c
         linked = select(reconciliation_matches.c.payment_id).where(
             reconciliation_matches.c.payment_id.is_not(None)
         )
         with self.engine.connect() as connection:
-            for payment_id, invoice_id, amount, paid_on in select_rows(
+            for payment_id, invoice_id, amount, paid_on, reference in select_rows(
                 connection,
-                select(p.id, p.invoice_id, p.amount, p.paid_on)
+                select(p.id, p.invoice_id, p.amount, p.paid_on, p.transaction_reference)
                 .where(p.id.not_in(linked))
                 .order_by(p.id),
             ):
-                result[invoice_id].append((payment_id, amount, paid_on))
+                result[invoice_id].append((payment_id, amount, paid_on, reference))
         return dict(result)
 
     # -- writing ---------------------------------------------------------------------------------

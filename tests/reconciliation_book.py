@@ -74,7 +74,9 @@ class Book:
                 ).scalar_one()
             )
 
-    def payment(self, invoice_id: int, amount: str, paid_on: dt.date) -> int:
+    def payment(
+        self, invoice_id: int, amount: str, paid_on: dt.date, reference: str | None = None
+    ) -> int:
         with self.engine.begin() as c:
             return int(
                 c.execute(
@@ -85,6 +87,7 @@ class Book:
                         invoice_id=invoice_id,
                         amount=Decimal(amount),
                         paid_on=paid_on,
+                        transaction_reference=reference,
                     )
                     .returning(payments.c.id)
                 ).scalar_one()

@@ -438,3 +438,15 @@ def test_suggestions_keep_their_ids_across_runs_so_review_stays_true(book: Book)
     confirm(book.engine, before[first], by="dana")
     run(book)
     assert book.allocations(tied) == {first: Decimal("50.00")}
+
+
+def test_a_registered_payment_naming_the_transaction_is_linked_whatever_its_date(
+    book: Book,
+) -> None:
+    invoice = book.invoice("2026-0101", "12.00", reference=RF, state="paid", paid="12.00")
+    same_day = book.payment(invoice, "12.00", dt.date(2026, 5, 10))
+    named = book.payment(invoice, "12.00", dt.date(2026, 3, 1), reference="E2E-0101")
+    paid = book.tx("12.00", reference=RF, e2e="E2E-0101", iban=None, booked=dt.date(2026, 5, 10))
+    run(book)
+    assert book.matches(paid)[0]["payment_id"] == named
+    assert same_day != named

@@ -114,7 +114,7 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
                         allocation.confidence,
                         AUTO,
                         allocation.reason,
-                        _payment(payments, allocation.invoice, allocation.amount, tx.booking_date),
+                        _payment(payments, allocation.invoice, allocation.amount, tx),
                     )
                     standing = loaded.suggested.pop((tx.id, allocation.invoice.id), None)
                     if standing is None:
@@ -173,20 +173,26 @@ def _run(store: ReconciliationStore, run_id: int, full: bool, today: dt.date) ->
 
 
 def _payment(
-    payments: dict[int, list[tuple[int, Decimal, dt.date | None]]],
+    payments: dict[int, list[tuple[int, Decimal, dt.date | None, str | None]]],
     invoice: OpenInvoice,
     amount: Decimal,
-    booked: dt.date,
+    tx: Transaction,
 ) -> int | None:
-    """The payment the source registered for this money (same amount, within
-    `PAYMENT_WINDOW`), taken so that no other match carries it too."""
+    """The payment the source registered for this money, taken so that no other match carries
+    it too: the one whose reference is the transaction's (its bank reference or EndToEndId),
+    else one of the same amount within `PAYMENT_WINDOW`."""
     if amount * invoice.sign <= 0:
         return None
     options = payments.get(invoice.id)
     if not options:
         return None
-    for index, (payment_id, paid, paid_on) in enumerate(options):
-        if paid == amount and (paid_on is None or abs(paid_on - booked) <= PAYMENT_WINDOW):
+    ours = {r for r in (tx.bank_reference, tx.end_to_end_id) if r}
+    for index, (payment_id, _paid, _paid_on, reference) in enumerate(options):
+        if reference and reference in ours:
+            del options[index]
+            return payment_id
+    for index, (payment_id, paid, paid_on, _reference) in enumerate(options):
+        if paid == amount and (paid_on is None or abs(paid_on - tx.booking_date) <= PAYMENT_WINDOW):
             del options[index]
             return payment_id
     return None

@@ -88,6 +88,8 @@ class Transaction:
     return_reason: str | None
     #: what of it is already allocated to invoices (active matches), in its own sign
     allocated: Decimal = ZERO
+    #: the bank's own id of it (`bank_transactions.bank_reference`)
+    bank_reference: str | None = None
 
     @property
     def unallocated(self) -> Decimal:
