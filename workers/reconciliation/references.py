@@ -54,20 +54,30 @@ def betalingskenmerk_valid(digits: str) -> bool:
     return int(digits[0]) == check
 
 
-def normalize_reference(text: str | None) -> Reference | None:
-    """A reference as given in a structured field (an invoice's `payment_reference`, a camt
-    `CdtrRefInf/Ref`, an EndToEndId): spaces, dots and dashes dropped, letters upper-cased."""
+def reference_key(text: str | None) -> str | None:
+    """A reference as compared: spaces, dots and dashes dropped, letters upper-cased, an RF
+    reference without its zero padding. (An invoice's own reference needs no check digits: only
+    what the bank side says is judged.)"""
     if not text:
         return None
     value = text if text.isalnum() else _REFERENCE_NOISE.sub("", text)
     value = value.upper()
     if not value or value == "NOTPROVIDED":
         return None
-    if value.startswith("RF"):
-        return Reference(_rf(value), rf_valid(value))
-    if value.isdigit():
-        return Reference(value, betalingskenmerk_valid(value))
-    return Reference(value, False)
+    return _rf(value) if value.startswith("RF") else value
+
+
+def normalize_reference(text: str | None) -> Reference | None:
+    """A reference as given in a structured field (a camt `CdtrRefInf/Ref`, an EndToEndId, an
+    invoice's `payment_reference`), with whether its check digits hold."""
+    key = reference_key(text)
+    if key is None:
+        return None
+    if key.startswith("RF"):  # leading zeros change neither the value nor the check
+        return Reference(key, rf_valid(key))
+    if key.isdigit():
+        return Reference(key, betalingskenmerk_valid(key))
+    return Reference(key, False)
 
 
 _REFERENCE_NOISE = re.compile(r"[\s.\-]")

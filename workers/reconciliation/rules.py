@@ -40,6 +40,7 @@ from workers.reconciliation.references import (
     normalize_reference,
     number_keys,
     numbers_in_text,
+    reference_key,
     references_in_text,
 )
 
@@ -139,9 +140,9 @@ class Ladder:
         self.by_customer: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_remaining: dict[tuple[str, Decimal], list[OpenInvoice]] = defaultdict(list)
         for invoice in invoices:
-            reference = normalize_reference(invoice.payment_reference)
-            if reference is not None:
-                self.by_reference[reference.value].append(invoice)
+            key = reference_key(invoice.payment_reference)
+            if key is not None:
+                self.by_reference[key].append(invoice)
             for key in number_keys(invoice.number):
                 self.by_number[key].append(invoice)
             if invoice.customer is not None:
