@@ -1,24 +1,22 @@
-"""Reads and writes of reconciliation: what the engine needs to match, and what it decided.
+"""What a reconciliation run reads: its watermark and bookkeeping, the invoices and the unsettled
+transactions with what is already allocated, the decisions that bind it, and a person's
+decision itself. The run's writes are `store.reconciliation_writes`; what a person reads is
+`store.review`.
 
-Money is summed in Python, never in SQL: SQLite keeps it as text. Every run's writes happen in
-one database transaction, so a run killed halfway leaves the previous state whole.
+Money is summed in Python, never in SQL: SQLite keeps it as text.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     Engine,
-    Table,
-    bindparam,
     delete,
     func,
     insert,
@@ -28,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from store.bulk import delete_keys, insert_rows, select_rows
+from store.bulk import select_rows
+from store.reconciliation_writes import RunWriter
 from store.schema import (
     bank_transaction_reconciliation,
     bank_transactions,
@@ -48,24 +47,10 @@ from workers.reconciliation.model import (
     TEACHING_RULES,
     ZERO,
     Decisions,
-    Match,
     OpenInvoice,
     Transaction,
 )
 
-_MATCH_COLUMNS = (
-    "bank_transaction_id",
-    "invoice_id",
-    "payment_id",
-    "amount",
-    "rule",
-    "confidence",
-    "status",
-    "reason",
-    "decided_by",
-    "created_at",
-    "decided_at",
-)
 #: transaction statuses the engine looks at again on every run
 UNSETTLED = ("suggested", "unmatched", "partially_allocated")
 _CHUNK = 5000
@@ -567,408 +552,8 @@ class ReconciliationStore:
             )
 
 
-def _replace(
-    connection: Connection,
-    table: Any,
-    columns: Sequence[str],
-    rows: list[tuple[Any, ...]],
-    stored: Collection[int] | None = None,
-) -> None:
-    """Delete the rows with these keys (the first column), then insert them anew. Keys known
-    not to be `stored` need no delete (a first run writes every row new)."""
-    keys = [row[0] for row in rows]
-    if stored is not None:
-        keys = [key for key in keys if key in stored]
-    delete_keys(connection, table, columns[0], keys)
-    insert_rows(connection, table, columns, rows)
-
-
 def _iban(value: str) -> str:
     return value.replace(" ", "").upper()
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewRow:
-    transaction: dict[str, Any]
-    status: str
-    suggestions: list[dict[str, Any]]
-
-
-class ReviewStore:
-    """What a person reads and decides: the review list, and one transaction or invoice."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def review(self) -> list[ReviewRow]:
-        """Transactions waiting for a person, with their suggestions (invoice fields joined)."""
-        t, s = bank_transactions.c, bank_transaction_reconciliation.c
-        m, i = reconciliation_matches.c, invoices.c
-        with self.engine.connect() as connection:
-            waiting = connection.execute(
-                select(bank_transactions, s.status, s.allocated, s.unallocated)
-                .join(bank_transaction_reconciliation, s.bank_transaction_id == t.id)
-                .where(s.status.in_(UNSETTLED), t.deleted_at.is_(None))
-            ).all()
-            ids = [row.id for row in waiting]
-            suggestions: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for start in range(0, len(ids), _CHUNK):
-                for row in connection.execute(
-                    select(
-                        m.id,
-                        m.bank_transaction_id,
-                        m.invoice_id,
-                        m.rule,
-                        m.confidence,
-                        m.reason,
-                        i.number,
-                        i.source,
-                        i.customer_name,
-                        i.total_incl_tax,
-                        invoice_reconciliation.c.open_amount,
-                    )
-                    .join(invoices, i.id == m.invoice_id)
-                    .outerjoin(invoice_reconciliation, invoice_reconciliation.c.invoice_id == i.id)
-                    .where(
-                        m.status == SUGGESTED,
-                        m.bank_transaction_id.in_(ids[start : start + _CHUNK]),
-                    )
-                ):
-                    suggestions[row.bank_transaction_id].append(dict(row._mapping))
-        rows = []
-        for row in waiting:
-            mapping = dict(row._mapping)
-            found = sorted(suggestions.get(row.id, []), key=lambda x: -x["confidence"])
-            if not found and mapping["amount"] <= 0:
-                continue  # outgoing money with nothing to suggest is not receivable
-            rows.append(ReviewRow(mapping, mapping["status"], found))
-        return rows
-
-    def transaction(self, transaction_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(bank_transactions).where(bank_transactions.c.id == transaction_id)
-            ).first()
-            return dict(row._mapping) if row else None
-
-    def invoices_named(self, name: str) -> list[dict[str, Any]]:
-        """An invoice by local id, else by number (all sources)."""
-        with self.engine.connect() as connection:
-            query = select(invoices).where(invoices.c.deleted_at.is_(None))
-            if name.isdigit():
-                rows = connection.execute(query.where(invoices.c.id == int(name))).all()
-                if rows:
-                    return [dict(r._mapping) for r in rows]
-            rows = connection.execute(query.where(invoices.c.number == name)).all()
-            return [dict(r._mapping) for r in rows]
-
-    def match(self, match_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(reconciliation_matches).where(reconciliation_matches.c.id == match_id)
-            ).first()
-            return dict(row._mapping) if row else None
-
-    def allocated(self, transaction_id: int, invoice_id: int) -> tuple[Decimal, Decimal]:
-        """What is allocated of the transaction, and paid on the invoice, by active matches
-        other than this pair's."""
-        m = reconciliation_matches.c
-        tx_total = invoice_total = ZERO
-        with self.engine.connect() as connection:
-            for tx_id, inv_id, amount in connection.execute(
-                select(m.bank_transaction_id, m.invoice_id, m.amount).where(
-                    m.status.in_(ACTIVE),
-                    or_(m.bank_transaction_id == transaction_id, m.invoice_id == invoice_id),
-                )
-            ):
-                if (tx_id, inv_id) == (transaction_id, invoice_id):
-                    continue
-                if tx_id == transaction_id:
-                    tx_total += amount
-                if inv_id == invoice_id:
-                    invoice_total += amount
-        return tx_total, invoice_total
-
-
-def pair_state(
-    engine: Engine, transaction_id: int, invoice_id: int
-) -> tuple[Transaction | None, bool, OpenInvoice | None]:
-    """One transaction and one invoice as the engine would load them, with what their active
-    matches allocate, and whether the transaction has suggestions waiting."""
-    store = ReconciliationStore(engine)
-    m = reconciliation_matches.c
-    with engine.connect() as connection:
-        rows = list(
-            select_rows(
-                connection,
-                select(m.bank_transaction_id, m.invoice_id, m.amount, m.status).where(
-                    or_(m.bank_transaction_id == transaction_id, m.invoice_id == invoice_id)
-                ),
-            )
-        )
-        paid_by_tx = sum((r[2] for r in rows if r[0] == transaction_id and r[3] in ACTIVE), ZERO)
-        paid_on_invoice = sum((r[2] for r in rows if r[1] == invoice_id and r[3] in ACTIVE), ZERO)
-        suggested = any(r[0] == transaction_id and r[3] == SUGGESTED for r in rows)
-        txs = store._transactions(
-            connection, True, {transaction_id: paid_by_tx}, only=transaction_id
-        )
-        found = store._invoices(connection, {invoice_id: paid_on_invoice}, only=invoice_id)
-    return (txs[0] if txs else None), suggested, (found[0] if found else None)
-
-
-def drop_suggestions(engine: Engine, transaction_id: int) -> None:
-    """A transaction now fully allocated has nothing left to suggest."""
-    m = reconciliation_matches.c
-    with engine.begin() as connection:
-        connection.execute(
-            delete(reconciliation_matches).where(
-                m.bank_transaction_id == transaction_id, m.status == SUGGESTED
-            )
-        )
-
-
-def write_statuses(
-    engine: Engine,
-    invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
-    transaction_statuses: dict[int, tuple[str, Decimal, Decimal]],
-    when: dt.datetime,
-) -> None:
-    with engine.begin() as connection:
-        _replace(
-            connection,
-            invoice_reconciliation,
-            ("invoice_id", "status", "bank_amount", "open_amount", "updated_at"),
-            [(key, *values, when) for key, values in invoice_statuses.items()],
-        )
-        _replace(
-            connection,
-            bank_transaction_reconciliation,
-            ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at"),
-            [(key, *values, when) for key, values in transaction_statuses.items()],
-        )
-
-
-def status_counts(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
-    """Invoices and transactions per reconciliation status, as last written."""
-    with engine.connect() as connection:
-        invoice_counts = {
-            status: int(count)
-            for status, count in connection.execute(
-                select(invoice_reconciliation.c.status, func.count()).group_by(
-                    invoice_reconciliation.c.status
-                )
-            )
-        }
-        transaction_counts = {
-            status: int(count)
-            for status, count in connection.execute(
-                select(bank_transaction_reconciliation.c.status, func.count()).group_by(
-                    bank_transaction_reconciliation.c.status
-                )
-            )
-        }
-    return invoice_counts, transaction_counts
-
-
-_TX_STATUS_COLUMNS = ("bank_transaction_id", "status", "allocated", "unallocated", "updated_at")
-_INVOICE_STATUS_COLUMNS = ("invoice_id", "status", "bank_amount", "open_amount", "updated_at")
-_Chunk = tuple[Table, Sequence[str], list[tuple[Any, ...]]]
-
-
-class RunWriter:
-    """One run's writes, all in one database transaction: the engine's old suggestions for the
-    transactions looked at (under `full` all its rows) and those transactions' stored statuses
-    go first, then the matches and the transactions' statuses as the engine settles each, then
-    the invoices' statuses.
-
-    On PostgreSQL a thread streams the rows through COPY (a statement per chunk) while the
-    engine is still matching, so the server's index and foreign-key work runs on the other core;
-    SQLite takes them in chunks. A failure anywhere rolls the whole run back.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        full: bool,
-        looked_at: Sequence[int],
-        gone: Sequence[tuple[int, int]] = (),
-        stored_transactions: Collection[int] | None = None,
-        when: dt.datetime,
-    ) -> None:
-        self.engine = engine
-        self.full = full
-        self.looked_at = looked_at
-        self.gone = gone
-        self.stored_transactions = stored_transactions
-        self.when = when
-        self._matches: list[tuple[Any, ...]] = []
-        self._statuses: list[tuple[Any, ...]] = []
-        self._updates: list[dict[str, Any]] = []
-        self._dropped: list[int] = []
-        self._queue: queue.Queue[_Chunk | None] = queue.Queue(maxsize=8)
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-
-    def __enter__(self) -> RunWriter:
-        self._connection = self.engine.connect()
-        self._transaction = self._connection.begin()
-        m = reconciliation_matches.c
-        if self.full:
-            self._connection.execute(
-                delete(reconciliation_matches).where(m.status.in_((AUTO, SUGGESTED)))
-            )
-        for tx_id, invoice_id in self.gone:  # few: deletions at the source
-            self._connection.execute(
-                delete(reconciliation_matches).where(
-                    m.bank_transaction_id == tx_id,
-                    m.invoice_id == invoice_id,
-                    m.status.in_((AUTO, SUGGESTED)),
-                )
-            )
-        stored = self.stored_transactions
-        delete_keys(
-            self._connection,
-            bank_transaction_reconciliation,
-            "bank_transaction_id",
-            [k for k in self.looked_at if stored is None or k in stored],
-        )
-        if self._connection.dialect.name == "postgresql":
-            self._thread = threading.Thread(target=self._stream, name="reconcile-writer")
-            self._thread.start()
-        return self
-
-    def add(self, match: Match) -> None:
-        self._matches.append(
-            (
-                match.transaction_id,
-                match.invoice_id,
-                match.payment_id,
-                match.amount,
-                match.rule,
-                match.confidence,
-                match.status,
-                match.reason,
-                "engine",
-                self.when,
-                None,
-            )
-        )
-        if len(self._matches) >= 2000:
-            self._flush_matches()
-
-    def update(self, match_id: int, match: Match) -> None:
-        """The engine's row for this pair stays (with its id) and says what the run says now."""
-        self._updates.append(
-            {
-                "match_id": match_id,
-                "payment_id": match.payment_id,
-                "amount": match.amount,
-                "rule": match.rule,
-                "confidence": match.confidence,
-                "status": match.status,
-                "reason": match.reason,
-            }
-        )
-
-    def drop(self, match_ids: Iterable[int]) -> None:
-        """Suggestions the run no longer makes."""
-        self._dropped.extend(match_ids)
-
-    def settle(
-        self, transaction_id: int, status: str, allocated: Decimal, unallocated: Decimal
-    ) -> None:
-        """The transaction's status, final once the engine has matched it."""
-        self._statuses.append((transaction_id, status, allocated, unallocated, self.when))
-        if len(self._statuses) >= 2000:
-            self._flush_statuses()
-
-    def _flush_matches(self) -> None:
-        chunk, self._matches = self._matches, []
-        self._send((reconciliation_matches, _MATCH_COLUMNS, chunk))
-
-    def _flush_statuses(self) -> None:
-        chunk, self._statuses = self._statuses, []
-        self._send((bank_transaction_reconciliation, _TX_STATUS_COLUMNS, chunk))
-
-    def _send(self, item: _Chunk) -> None:
-        if not item[2]:
-            return
-        if self._thread is None:
-            insert_rows(self._connection, *item)
-            return
-        while True:
-            if self._failure is not None:
-                raise self._failure
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def _stream(self) -> None:
-        try:
-            while (item := self._queue.get()) is not None:
-                insert_rows(self._connection, *item)
-        except BaseException as exc:  # handed to the engine's thread, which raises it
-            self._failure = exc
-            while self._queue.get() is not None:  # let the producer finish putting
-                pass
-
-    def _join(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-            if self._failure is not None:
-                raise self._failure
-
-    def finish(
-        self,
-        invoice_statuses: dict[int, tuple[str, Decimal, Decimal]],
-        stored_invoices: Collection[int] | None = None,
-    ) -> None:
-        """`stored_invoices`: the invoices that have a status row now (the rest need no delete
-        before their insert); None when unknown."""
-        self._flush_matches()
-        self._flush_statuses()
-        self._join()
-        m = reconciliation_matches.c
-        if self._dropped:
-            delete_keys(self._connection, reconciliation_matches, "id", self._dropped)
-        if self._updates:
-            self._connection.execute(
-                update(reconciliation_matches)
-                .where(m.id == bindparam("match_id"))
-                .values(
-                    payment_id=bindparam("payment_id"),
-                    amount=bindparam("amount"),
-                    rule=bindparam("rule"),
-                    confidence=bindparam("confidence"),
-                    status=bindparam("status"),
-                    reason=bindparam("reason"),
-                ),
-                self._updates,
-            )
-        _replace(
-            self._connection,
-            invoice_reconciliation,
-            _INVOICE_STATUS_COLUMNS,
-            [(key, *values, self.when) for key, values in invoice_statuses.items()],
-            stored_invoices,
-        )
-        self._transaction.commit()
-
-    def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        try:
-            if self._thread is not None:
-                self._failure = self._failure or RuntimeError("the run stopped")
-                self._queue.put(None)
-                self._thread.join()
-            if self._transaction.is_active:
-                self._transaction.rollback()
-        finally:
-            self._connection.close()
 
 
 def _same_payment(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -979,37 +564,3 @@ def _same_payment(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     if a[6] and b[6] and _iban(a[6]) != _iban(b[6]):
         return False
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class ReconciliationSummary:
-    last_run_at: dt.datetime | None
-    last_status: str | None
-    last_error: str | None
-    invoices: dict[str, int]
-    transactions: dict[str, int]
-
-    @property
-    def to_review(self) -> int:
-        return sum(self.transactions.get(status, 0) for status in UNSETTLED)
-
-
-def summary(engine: Engine) -> ReconciliationSummary:
-    """What `status` shows of reconciliation: the last run that did something (or failed) and
-    the counts per status."""
-    r = reconciliation_runs.c
-    with engine.connect() as connection:
-        last = connection.execute(
-            select(r.finished_at, r.started_at, r.status, r.error)
-            .where(r.status != "unchanged")
-            .order_by(r.id.desc())
-            .limit(1)
-        ).first()
-    invoice_counts, transaction_counts = status_counts(engine)
-    return ReconciliationSummary(
-        last_run_at=(last[0] or last[1]) if last else None,
-        last_status=last[2] if last else None,
-        last_error=last[3] if last else None,
-        invoices=invoice_counts,
-        transactions=transaction_counts,
-    )

@@ -329,7 +329,7 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
         pending = {s.name: app.runs.pending_full(s.name) is not None for s in config.sources}
         accounts = app.bank.accounts()
-        from store.reconciliation import summary
+        from store.review import summary
 
         reconciliation = summary(app.engine)
         extra_streams = {
@@ -579,7 +579,7 @@ def _enqueue_reconcile(config: AppConfig, full: bool) -> None:
 
 
 def format_reconciliation(app: Any, result: Any) -> str:
-    from store.reconciliation import status_counts
+    from store.review import status_counts
 
     def counts(values: dict[str, int]) -> str:
         return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
@@ -676,7 +676,7 @@ def _decide(obj: Context, decision: Callable[[Any], int], what: str) -> None:
     `reconcile --inline`), so a decision costs no whole run."""
     import datetime as dt
 
-    from store.reconciliation import ReviewStore
+    from store.review import ReviewStore
     from workers.app import App
     from workers.reconciliation.review import DecisionError, refresh
 

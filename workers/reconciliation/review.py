@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from store.reconciliation import (
-    ReconciliationStore,
+from store.reconciliation import ReconciliationStore
+from store.review import (
     ReviewRow,
     ReviewStore,
     drop_suggestions,
