@@ -202,6 +202,26 @@ def test_the_scheduler_scans_the_inbox_only_when_one_is_configured(tmp_path: Pat
         assert interval == expected
 
 
+def test_the_scheduler_asks_for_a_reconciliation_now_and_then() -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from workers.scheduler import RECONCILE_INTERVAL, add_jobs
+
+    scheduler = BackgroundScheduler()
+    asked: list[bool] = []
+    add_jobs(
+        scheduler,
+        AppConfig(path=Path("test.toml")),
+        lambda source, stream: None,
+        None,
+        lambda: asked.append(True),
+    )
+    job = scheduler.get_job("reconcile")
+    assert job.trigger.interval.total_seconds() == RECONCILE_INTERVAL
+    job.func()
+    assert asked == [True]
+
+
 def test_the_daemon_runs_the_bank_stream_beside_the_invoices(
     daemon: Daemon, simulator: MoneybirdSimulator
 ) -> None:

@@ -802,12 +802,13 @@ def scheduler(obj: Context) -> None:
 
     config = obj.config()
     broker.configure(config)
-    from workers.actors import scan_bank_inbox, sync_cycle
+    from workers.actors import reconcile_run, scan_bank_inbox, sync_cycle
 
     run_scheduler(
         config,
         lambda source, stream: sync_cycle.send(source, False, stream),
         scan_bank_inbox.send,
+        lambda: reconcile_run.send(False),
     )
 
 

@@ -1,4 +1,5 @@
-"""The scheduler process: one APScheduler job per source that only enqueues a cycle message.
+"""The scheduler process: APScheduler jobs that only enqueue messages: a cycle per source on its
+interval, the bank inbox scan every minute, a reconciliation every 15 minutes.
 
 Run exactly one scheduler per deployment: two would double every trigger (harmless, since a
 second trigger is coalesced, but wasteful). Missed runs (the process was down or busy) are
@@ -19,6 +20,10 @@ from workers.logs import get_logger
 
 #: how often the bank inbox is scanned (`bank_inbox` in the config)
 INBOX_INTERVAL = 60.0
+#: how often a reconciliation is asked for besides after each sync run and import: a safety net
+#: for a request lost with Redis, or money imported with `import-bank` on the command line (a
+#: run with nothing new ends at its watermark)
+RECONCILE_INTERVAL = 900.0
 
 
 def add_jobs(
@@ -26,8 +31,21 @@ def add_jobs(
     config: AppConfig,
     enqueue: Callable[[str, str], object],
     enqueue_inbox: Callable[[], object] | None = None,
+    enqueue_reconcile: Callable[[], object] | None = None,
 ) -> None:
-    """One job per source (a cycle of each of its streams) and the inbox scan, if any."""
+    """One job per source (a cycle of each of its streams), the inbox scan if there is an
+    inbox, and a periodic reconciliation."""
+    if enqueue_reconcile is not None:
+        scheduler.add_job(
+            enqueue_reconcile,
+            IntervalTrigger(seconds=RECONCILE_INTERVAL),
+            id="reconcile",
+            name="reconciliation",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(RECONCILE_INTERVAL),
+            replace_existing=True,
+        )
     if config.bank_inbox is not None and enqueue_inbox is not None:
         scheduler.add_job(
             enqueue_inbox,
@@ -67,8 +85,9 @@ def run_scheduler(
     config: AppConfig,
     enqueue: Callable[[str, str], object],
     enqueue_inbox: Callable[[], object] | None = None,
+    enqueue_reconcile: Callable[[], object] | None = None,
 ) -> None:
     scheduler = BlockingScheduler(timezone=dt.UTC)
-    add_jobs(scheduler, config, enqueue, enqueue_inbox)
+    add_jobs(scheduler, config, enqueue, enqueue_inbox, enqueue_reconcile)
     get_logger().info("scheduler started", sources=[s.name for s in config.sources])
     scheduler.start()
