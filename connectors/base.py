@@ -26,6 +26,12 @@ class RecordStream(Protocol):
     name: str
 
     @property
+    def ordered_versions(self) -> bool:
+        """Whether a greater version is a newer record (Moneybird's); otherwise versions are
+        only compared for equality (a content hash, a local timestamp that can go back)."""
+        ...
+
+    @property
     def batch_size(self) -> int: ...
 
     @property
@@ -48,6 +54,10 @@ class Connector(abc.ABC):
     kind: ClassVar[str]
     #: most ids one `fetch_batch` call may be given
     batch_size: ClassVar[int] = 100
+    #: whether a greater version is a newer record. A source without such a version (a content
+    #: hash, a local timestamp that goes back at the autumn clock change) says False: then a
+    #: different version is a change, and the newer-only write guard is off for it.
+    ordered_versions: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod

@@ -14,6 +14,13 @@ class UnsupportedKind(Exception):
     pass
 
 
+def ordered_versions(kind: str) -> bool:
+    """Whether a kind's versions are ordered (its streams share the connector's answer), for a
+    batch message that is checked against the mirror before any connector is built."""
+    cls = CONNECTORS.get(kind)
+    return True if cls is None else cls.ordered_versions
+
+
 def build_connector(source: SourceConfig, token: str, limiter: Limiter | None = None) -> Connector:
     try:
         cls = CONNECTORS[source.kind]

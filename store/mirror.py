@@ -307,8 +307,9 @@ class Mirror:
         deleted = {remote_id: version for remote_id, version, alive in rows if not alive}
         return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
 
-    def behind(self, source: str, planned: dict[str, int]) -> list[str]:
-        """The ids whose mirrored version is still older than planned (or that are missing).
+    def behind(self, source: str, planned: dict[str, int], ordered: bool = True) -> list[str]:
+        """The ids whose mirrored version is still older than planned, or for a source without
+        ordered versions different from it (or that are missing).
 
         A batch message delivered again, or planned twice by a superseded cycle, then costs a
         query instead of an API request.
@@ -323,6 +324,8 @@ class Mirror:
                     )
                 ).all()
             )
+        if not ordered:
+            return [i for i in ids if stored.get(i) != planned[i]]
         return [i for i in ids if i not in stored or stored[i] < planned[i]]
 
     def release_quarantine(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> None:

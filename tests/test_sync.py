@@ -311,3 +311,38 @@ def test_a_quarantined_invoice_deleted_remotely_leaves_quarantine(
     with app.engine.connect() as connection:
         error = connection.execute(sa.select(sync_errors)).one()
     assert error.remote_id == bad_id and error.resolved_at is not None
+
+
+def test_a_source_without_ordered_versions_takes_any_different_version_as_a_change(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    """The engine's side of sources whose version is a content hash or a local timestamp
+    (Recras, WeFact): a version that went back is a change, written without the newer-only
+    guard, and an equal one is left alone. Moneybird over real HTTP stands in for such a
+    source here, its connector told that its versions are unordered."""
+    from connectors.moneybird.connector import MoneybirdConnector
+    from workers.engine import run_cycle
+
+    class Unordered(MoneybirdConnector):
+        ordered_versions = False
+
+    app.sync_inline(_source(app))
+    remote_id = simulator.ids()[0]
+    stored = mirror_rows(app.engine)[remote_id]["remote_version"]
+    older = simulator.invoice(remote_id)
+    older.update(version=stored - 1000, reference="an older version, now current")
+    simulator.set_raw(remote_id, older)
+
+    token = app.config.token(_source(app))
+    with Unordered.from_config(_source(app), token) as connector:
+        first = run_cycle(connector, app.mirror, app.runs)
+        again = run_cycle(connector, app.mirror, app.runs)
+
+    assert (first.changed, first.status) == (1, "ok")
+    row = mirror_rows(app.engine)[remote_id]
+    assert row["remote_version"] == stored - 1000
+    assert '"an older version, now current"' in row["raw"]
+    assert (again.changed, again.unchanged) == (0, first.listed), "equal versions are left alone"
+    assert app.mirror.behind("acme", {remote_id: stored}, ordered=False) == [remote_id]
+    assert app.mirror.behind("acme", {remote_id: stored - 1000}, ordered=False) == []
+    assert app.mirror.behind("acme", {remote_id: stored - 2000}, ordered=True) == []

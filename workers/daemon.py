@@ -228,7 +228,10 @@ class Daemon:
         runs = self.app.runs
         planned = dict(zip(ids, versions, strict=True))
         mirror = self.app.mirror_of(stream)
-        needed = ids if full else mirror.behind(source_name, planned)
+        from connectors.registry import ordered_versions
+
+        ordered = ordered_versions(source.kind)
+        needed = ids if full else mirror.behind(source_name, planned, ordered=ordered)
         written = quarantined = requests = 0
         try:
             if needed:

@@ -142,6 +142,7 @@ def plan_cycle(
     plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing), versions=listing)
     restore: list[str] = []
     went_back = 0
+    ordered = connector.ordered_versions
     for remote_id, version in listing.items():
         stored = state.live.get(remote_id)
         if stored is None:
@@ -151,15 +152,15 @@ def plan_cycle(
                 plan.to_fetch.append(remote_id)
                 continue
             plan.restored += 1
-            if version <= stored and not full:
+            if (version <= stored if ordered else version == stored) and not full:
                 restore.append(remote_id)
                 continue
-        if version > stored:
+        if version > stored if ordered else version != stored:
             plan.changed += 1
             plan.to_fetch.append(remote_id)
             continue
         plan.unchanged += 1
-        went_back += version < stored
+        went_back += ordered and version < stored
         if full or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
     if went_back and not full:
@@ -202,10 +203,17 @@ def sync_batch(
             quarantined.append(Quarantined(remote_id, version, error, raw))
             continue
         current = by_id.get(normalized.remote_id)
-        if current is None or normalized.remote_version > current.remote_version:
+        ordered = connector.ordered_versions
+        if current is None or not ordered or normalized.remote_version > current.remote_version:
             by_id[normalized.remote_id] = normalized
+    # Without ordered versions nothing says which of two writes is newer: what was fetched now
+    # is written (the planner fetched it because its version differed).
     write = mirror.write_batch(
-        connector.name, list(by_id.values()), quarantined, run_id=run_id, full=full
+        connector.name,
+        list(by_id.values()),
+        quarantined,
+        run_id=run_id,
+        full=full or not connector.ordered_versions,
     )
     returned = set(by_id) | {q.remote_id for q in quarantined}
     return BatchResult(

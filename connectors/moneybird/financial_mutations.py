@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 class FinancialMutations:
     batch_size = 100
+    ordered_versions = True
 
     def __init__(self, connector: MoneybirdConnector) -> None:
         self.name = connector.name
