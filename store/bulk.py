@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import BigInteger, Select, String, Table, any_, delete, literal
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 _Processor = Callable[[Any], Any] | None
@@ -75,18 +76,30 @@ def _apply(processors: Sequence[_Processor], row: Sequence[Any]) -> tuple[Any, .
     )
 
 
-def delete_keys(
-    connection: Connection, table: Table, column: str, keys: Sequence[Any], also: str = ""
-) -> None:
-    """Delete the rows whose `column` is one of `keys` (and that meet `also`, a condition in
-    SQL written by the caller, never from data): one array parameter on PostgreSQL (a list of
-    thousands of placeholders costs more to build than to run), `executemany` on SQLite."""
-    if not keys:
-        return
-    condition = f"{also} AND " if also else ""
-    statement = f'DELETE FROM "{table.name}" WHERE {condition}"{column}"'
+#: ids per IN (...) list on SQLite, well under its parameter limit
+IN_CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def chunk_size(connection: Connection) -> int:
+    """Ids per statement: one array parameter in PostgreSQL takes any number."""
+    return 50_000 if connection.dialect.name == "postgresql" else IN_CHUNK
+
+
+def among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
+    """`col IN values`; on PostgreSQL one array parameter, which compiles and binds far faster."""
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"{statement} = ANY(%s)", (list(keys),))
-        return
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.executemany(f"{statement} = ?", [(key,) for key in keys])
+        item_type = BigInteger() if isinstance(values[0], int) else String()
+        return col == any_(literal(list(values), ARRAY(item_type)))
+    return col.in_(values)
+
+
+def delete_keys(connection: Connection, table: Table, column: str, keys: Sequence[Any]) -> None:
+    """Delete the rows whose `column` is one of `keys`, in as few statements as `chunk_size`
+    allows."""
+    for chunk in chunks(keys, chunk_size(connection)):
+        connection.execute(delete(table).where(among(connection, table.c[column], chunk)))

@@ -9,17 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Engine,
-    String,
     Table,
-    any_,
     column,
     delete,
     event,
@@ -30,19 +27,20 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
+from store.bulk import among as _among
+from store.bulk import chunk_size as _chunk_size
+from store.bulk import chunks as _chunks
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import INT64, may_be_unstorable, unstorable
 from store.types import RawPayload
 
 _STAGES = "invoice_sync_stages"  # connection.info key: stage tables this session has
-_CHUNK = 500  # ids per IN (...) clause: well under SQLite's parameter limit
 
 
 def utcnow() -> dt.datetime:
@@ -112,24 +110,6 @@ class BatchWrite:
     written: int
     not_newer: int
     quarantined: int
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _chunk_size(connection: Connection) -> int:
-    """Ids per statement: one array parameter in PostgreSQL takes any number."""
-    return 50_000 if connection.dialect.name == "postgresql" else _CHUNK
-
-
-def _among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
-    """`col IN values`; on PostgreSQL one array parameter, which compiles and binds far faster."""
-    if connection.dialect.name == "postgresql":
-        item_type = BigInteger() if isinstance(values[0], int) else String()
-        return col == any_(literal(list(values), ARRAY(item_type)))
-    return col.in_(values)
 
 
 def _update_by_ids(

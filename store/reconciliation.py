@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from store.bulk import select_rows
+from store.bulk import among, chunk_size, chunks, select_rows
 from store.reconciliation_writes import RunWriter
 from store.schema import (
     bank_transaction_reconciliation,
@@ -53,7 +53,6 @@ from workers.reconciliation.model import (
 
 #: transaction statuses the engine looks at again on every run
 UNSETTLED = ("suggested", "unmatched", "partially_allocated")
-_CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +381,7 @@ class ReconciliationStore:
         t, m = bank_transactions.c, reconciliation_matches.c
         found: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
         e2e_ids = sorted({key[1] for key in wanted if key[1]})
-        for start in range(0, len(e2e_ids), _CHUNK):
+        for chunk in chunks(e2e_ids, chunk_size(connection)):
             rows = connection.execute(
                 select(
                     t.id,
@@ -396,7 +395,7 @@ class ReconciliationStore:
                 .select_from(
                     bank_transactions.join(reconciliation_matches, m.bank_transaction_id == t.id)
                 )
-                .where(t.end_to_end_id.in_(e2e_ids[start : start + _CHUNK]), m.status.in_(ACTIVE))
+                .where(among(connection, t.end_to_end_id, chunk), m.status.in_(ACTIVE))
             )
             for tx_id, account, e2e, amount, booked, invoice_id, allocated in rows:
                 ret = wanted.get((account, e2e))

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select
 
-from store.bulk import select_rows
+from store.bulk import among, chunk_size, chunks, select_rows
 from store.reconciliation import UNSETTLED, ReconciliationStore
 from store.reconciliation_writes import (
     replace_rows,
@@ -25,8 +25,6 @@ from store.schema import (
     reconciliation_runs,
 )
 from workers.reconciliation.model import ACTIVE, SUGGESTED, ZERO, OpenInvoice, Transaction
-
-_CHUNK = 5000  # ids per IN list
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +52,7 @@ class ReviewStore:
             ).all()
             ids = [row.id for row in waiting]
             suggestions: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for start in range(0, len(ids), _CHUNK):
+            for chunk in chunks(ids, chunk_size(connection)):
                 for row in connection.execute(
                     select(
                         m.id,
@@ -73,7 +71,7 @@ class ReviewStore:
                     .outerjoin(invoice_reconciliation, invoice_reconciliation.c.invoice_id == i.id)
                     .where(
                         m.status == SUGGESTED,
-                        m.bank_transaction_id.in_(ids[start : start + _CHUNK]),
+                        among(connection, m.bank_transaction_id, chunk),
                     )
                 ):
                     suggestions[row.bank_transaction_id].append(dict(row._mapping))
