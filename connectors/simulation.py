@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
@@ -209,8 +210,6 @@ class SimulatorServer:
 
 def raw_number(value: Any) -> orjson.Fragment:
     """orjson `default`: Decimals become JSON numbers spelled exactly as they are."""
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return orjson.Fragment(str(value).encode())
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

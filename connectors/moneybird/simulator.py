@@ -63,6 +63,7 @@ from connectors.simulation import (
     Faults,
     SimulatorServer,
     drop_connection,
+    raw_number,
     refusal,
     reset_epoch,
 )
@@ -330,15 +331,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _raw_number(value: Any) -> orjson.Fragment:
-    """`set_raw` may plant Decimals: write them as JSON numbers with exactly their spelling."""
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value).encode())
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _dumps(payload: Any) -> bytes:
-    return orjson.dumps(payload, default=_raw_number)
+    return orjson.dumps(payload, default=raw_number)
 
 
 def _mutation_id(payment_id: str) -> str:
