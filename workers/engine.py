@@ -191,6 +191,7 @@ def sync_batch(
     log = get_logger(source=connector.name, run_id=run_id)
     by_id: dict[str, Record] = {}
     quarantined: list[Quarantined] = []
+    ordered = connector.ordered_versions
     for record, raw in connector.fetch_batch(remote_ids):
         try:
             normalized: Record = connector.normalize(record, raw)
@@ -203,7 +204,6 @@ def sync_batch(
             quarantined.append(Quarantined(remote_id, version, error, raw))
             continue
         current = by_id.get(normalized.remote_id)
-        ordered = connector.ordered_versions
         if current is None or not ordered or normalized.remote_version > current.remote_version:
             by_id[normalized.remote_id] = normalized
     # Without ordered versions nothing says which of two writes is newer: what was fetched now
@@ -213,7 +213,7 @@ def sync_batch(
         list(by_id.values()),
         quarantined,
         run_id=run_id,
-        full=full or not connector.ordered_versions,
+        full=full or not ordered,
     )
     returned = set(by_id) | {q.remote_id for q in quarantined}
     return BatchResult(

@@ -163,9 +163,11 @@ def _rf_in_text(text: str) -> Iterator[Reference]:
 def number_key(number: str | None) -> str | None:
     """An invoice number as compared: its digits, leading zeros dropped; None when it has too few
     to be told apart from other numbers in a text."""
-    if not number:
-        return None
-    key = "".join(_DIGITS.findall(number)).lstrip("0")
+    return _digits_key(_DIGITS.findall(number)) if number else None
+
+
+def _digits_key(groups: list[str]) -> str | None:
+    key = "".join(groups).lstrip("0")
     return key if len(key) >= MIN_NUMBER_DIGITS else None
 
 
@@ -183,14 +185,7 @@ def number_keys(number: str | None) -> list[str]:
     if not number:
         return []
     groups = _DIGITS.findall(number)
-    keys = []
-    key = "".join(groups).lstrip("0")
-    if len(key) >= MIN_NUMBER_DIGITS:
-        keys.append(key)
-    grouped = grouped_key(groups)
-    if grouped is not None:
-        keys.append(grouped)
-    return keys
+    return [k for k in (_digits_key(groups), grouped_key(groups)) if k is not None]
 
 
 # A number in a text is made of tight units: digit runs bound by a dash, dot or underscore
@@ -231,13 +226,9 @@ def _spell(
         groups: list[str] = []
         for j in range(i, min(len(run), i + max_groups)):
             groups = groups + run[j][0]
-            key = "".join(groups).lstrip("0")
-            if len(key) >= MIN_NUMBER_DIGITS:
-                found.append(NumberInText(key, run[i][1], run[j][2]))
-            if len(groups) > 1:
-                grouped = grouped_key(groups)
-                if grouped is not None:
-                    found.append(NumberInText(grouped, run[i][1], run[j][2]))
+            for key in (_digits_key(groups), grouped_key(groups)):
+                if key is not None:
+                    found.append(NumberInText(key, run[i][1], run[j][2]))
 
 
 def longest_matches(found: list[NumberInText]) -> list[NumberInText]:
