@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sync_bench import BIN, COMMAND_ENV, ROOT, fresh_database  # noqa: E402
+from bench.sync_bench import fresh_database, run_command  # noqa: E402
 from tests.bankgen import random_transactions, write_camt053, write_mt940  # noqa: E402
 
 ACCOUNT = "NL91ABNA0417164300"
@@ -52,26 +50,9 @@ def _write(kind: str, path: Path, count: int) -> None:
 
 
 def run_import(config: Path, path: Path) -> tuple[str, float, float]:
-    """One import as its own process: wall time from spawn to exit, and its peak RSS."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as errors:
-        proc = subprocess.Popen(
-            [str(BIN), "--config", str(config), "--log-level", "WARNING", "import-bank", str(path)],
-            cwd=ROOT,
-            env=COMMAND_ENV,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        errors.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"import failed ({proc.returncode}):\n{out}\n{errors.read()}")
-    return out.strip(), wall, usage.ru_maxrss / 1024
+    """One import as its own process: its output line, wall time and peak RSS."""
+    out, wall, rss = run_command(config, "import-bank", str(path))
+    return out.strip(), wall, rss
 
 
 def main() -> None:

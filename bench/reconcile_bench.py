@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -35,34 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.reconcile_data import generate, load  # noqa: E402
-from bench.sync_bench import BIN, COMMAND_ENV, ROOT, fresh_database  # noqa: E402
+from bench.sync_bench import fresh_database, run_command  # noqa: E402
 from store.db import make_engine, upgrade  # noqa: E402
 from store.schema import (  # noqa: E402
     bank_transactions,
     invoices,
     reconciliation_matches,
 )
-
-
-def run_command(config: Path, *args: str) -> tuple[str, float, float]:
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as errors:
-        proc = subprocess.Popen(
-            [str(BIN), "--config", str(config), "--log-level", "WARNING", *args],
-            cwd=ROOT,
-            env=COMMAND_ENV,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            errors.seek(0)
-            raise SystemExit(f"{args} failed:\n{out}\n{errors.read()}")
-    return out.strip(), wall, usage.ru_maxrss / 1024
 
 
 def evaluate(
@@ -159,6 +135,7 @@ def main() -> None:
                 config = workdir / "bench.toml"
                 config.write_text(f'database_url = "{url}"\n')
                 out, first, rss = run_command(config, "reconcile", "--inline")
+                out = out.strip()
                 _, second, _ = run_command(config, "reconcile", "--inline")
                 quality = evaluate(engine, data.truth, data.kinds)
                 engine.dispose()

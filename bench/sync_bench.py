@@ -93,30 +93,40 @@ def fresh_database(kind: str, workdir: Path) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
 
 
-def peak_rss_mb(config: Path) -> tuple[dict[str, float | int | str], float]:
-    """Run one cycle and read the child's own peak RSS from wait4."""
-    env = {**COMMAND_ENV, "BENCH_MONEYBIRD_TOKEN": TOKEN}
+def run_command(
+    config: Path, *args: str, env: dict[str, str] = COMMAND_ENV
+) -> tuple[str, float, float]:
+    """One `invoice-sync` command as its own process, as a user runs it: its output, the wall
+    time from spawn to exit, and the child's own peak RSS in MB (from wait4)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(BIN), "--config", str(config), "--log-level", "WARNING", "sync", "--inline"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"sync failed ({proc.returncode}):\n{out}\n{err}")
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            [str(BIN), "--config", str(config), "--log-level", "WARNING", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed ({code}):\n{out}\n{errors.read()}")
+    return out, wall, usage.ru_maxrss / 1024
+
+
+def peak_rss_mb(config: Path) -> tuple[dict[str, float | int | str], float]:
+    """Run one cycle; its summary row, wall time and the child's own peak RSS."""
+    env = {**COMMAND_ENV, "BENCH_MONEYBIRD_TOKEN": TOKEN}
+    out, wall, rss = run_command(config, "sync", "--inline", env=env)
     header, row = out.splitlines()[:2]
     values: dict[str, float | int | str] = dict(zip(header.split(), row.split(), strict=True))
     values["wall"] = round(wall, 2)
-    return values, usage.ru_maxrss / 1024
+    return values, rss
 
 
 def main() -> None:
