@@ -4,12 +4,24 @@ A connector lists ids and versions, fetches a batch of records by id, and normal
 record. Diffing, batching, writing, deletion marking and bookkeeping live in the engine
 (`workers.engine`), so adding an API means writing these hooks and nothing else. Connectors never
 touch the database.
+
+How a source is listed is the connector's choice, said in the `Listing` it returns:
+- an id/version list (Moneybird): override `list_versions`;
+- a snapshot whose records are already complete (Recras): override `listing` and hand the
+  records' text over in `Listing.records`, so the engine passes them to `fetch_batch` instead of
+  having them fetched again;
+- a modified-since cursor: a `Listing` with `complete=False` names what changed and deletes
+  nothing; a periodic complete listing sees deletions.
+Deletion follows from the listing alone: only a complete listing marks what it lacks deleted, and
+only within the dates it covers (`Listing.dated`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from connectors.http import ApiClient
@@ -17,6 +29,25 @@ from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
+
+#: no records in hand: `fetch_batch` fetches every id
+NOTHING_LISTED: Mapping[str, RawJSON] = {}
+
+
+@dataclass(slots=True)
+class Listing:
+    """What one listing of a source says."""
+
+    #: remote id -> version (see `connectors.versions`); None: the listing cannot tell whether
+    #: the record changed, so it is fetched every cycle
+    versions: Mapping[str, str | None]
+    #: a snapshot's complete records (exact JSON text) by id, handed to `fetch_batch`
+    records: dict[str, RawJSON] = field(default_factory=dict)
+    #: whether an id the listing lacks is gone; False for a modified-since listing
+    complete: bool = True
+    #: the invoice dates the listing covers (first, last), when it covers a window: a mirrored
+    #: invoice dated outside it left the window and is not judged by this listing
+    dated: tuple[dt.date, dt.date] | None = None
 
 
 class RecordStream(Protocol):
@@ -40,13 +71,15 @@ class RecordStream(Protocol):
     @property
     def throttled(self) -> int: ...
 
-    def list_versions(self) -> dict[str, int]: ...
+    def listing(self) -> Listing: ...
 
-    def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]: ...
+    def fetch_batch(
+        self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
+    ) -> Iterator[tuple[Any, RawJSON]]: ...
 
     def normalize(self, record: Any, raw: RawJSON) -> Any: ...
 
-    def identify(self, record: Any) -> tuple[str | None, int | None]: ...
+    def identify(self, record: Any) -> tuple[str | None, str | None]: ...
 
 
 class Connector(abc.ABC):
@@ -95,13 +128,20 @@ class Connector(abc.ABC):
             return self
         raise ValueError(f"a {self.kind} source has no {kind!r} stream")
 
-    @abc.abstractmethod
-    def list_versions(self) -> dict[str, int]:
+    def listing(self) -> Listing:
+        """What the source holds now; by default its id/version list."""
+        return Listing(versions=self.list_versions())
+
+    def list_versions(self) -> Mapping[str, str | None]:
         """Every remote id in scope -> its current version, in one call if the API allows."""
+        raise NotImplementedError(f"{type(self).__name__} lists with `listing`")
 
     @abc.abstractmethod
-    def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]:
-        """The full records for these ids (at most `batch_size`), each with its exact JSON text.
+    def fetch_batch(
+        self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
+    ) -> Iterator[tuple[Any, RawJSON]]:
+        """The full records for these ids (at most `batch_size`), each with its exact JSON text;
+        `listed` holds what a snapshot listing already said of some of them.
 
         Ids that no longer exist are simply absent: deletions are the engine's business.
         """
@@ -110,12 +150,14 @@ class Connector(abc.ABC):
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         """Turn one raw record into an `Invoice`; raise `ValueError` naming the bad field."""
 
-    def identify(self, record: Any) -> tuple[str | None, int | None]:
+    def identify(self, record: Any) -> tuple[str | None, str | None]:
         """Best-effort id and version of a record that failed `normalize`, for quarantine."""
         if isinstance(record, dict):
             remote_id, version = record.get("id"), record.get("version")
             return (
                 str(remote_id) if remote_id is not None else None,
-                version if isinstance(version, int) and not isinstance(version, bool) else None,
+                str(version)[:100]
+                if isinstance(version, int | str) and not isinstance(version, bool)
+                else None,
             )
         return None, None

@@ -48,7 +48,8 @@ class Payment:
 @dataclass(frozen=True, slots=True)
 class Invoice:
     remote_id: str
-    remote_version: int
+    #: opaque text; for a source with ordered versions the decimal text of an integer
+    remote_version: str
     number: str | None
     state: str
     state_raw: str | None
@@ -81,6 +82,6 @@ class RemoteBankTransaction:
     remote id and version the sync engine diffs on."""
 
     remote_id: str
-    remote_version: int
+    remote_version: str
     raw: RawJSON
     transaction: BankTransaction

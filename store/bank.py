@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
 from connectors.streams import FINANCIAL_MUTATIONS
-from store.mirror import BatchWrite, Mirror, Quarantined, _upsert, utcnow
+from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _guarding, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
 #: the columns a written transaction carries, in COPY order
@@ -234,30 +234,29 @@ class BankMirror(Mirror):
     def _scope(self, source: str) -> list[Any]:
         return [bank_transactions.c.source == source, bank_transactions.c.origin == self.origin]
 
+    def _date_column(self) -> Any:
+        return bank_transactions.c.booking_date
+
     def _write(
         self,
         source: str,
         records: Sequence[RemoteBankTransaction],
         quarantined: Sequence[Quarantined],
         run_id: int | None,
-        full: bool,
+        guard: Guard,
     ) -> BatchWrite:
         now = utcnow()
         written: list[str] = []
         with self.engine.begin() as connection:
             if records:
                 rows = [self._row(source, record, now) for record in records]
-
-                def newer(excluded: Any) -> Any:
-                    return bank_transactions.c.remote_version < excluded.remote_version
-
                 result = _upsert(
                     connection,
                     bank_transactions,
                     rows,
                     keys=("account_iban", "dedup_key"),
                     keep=("imported_at",),
-                    where=None if full else newer,
+                    where=_guarding(bank_transactions, guard),
                     returning=(bank_transactions.c.bank_reference,),
                 )
                 written = [remote_id for (remote_id,) in result.all()]
@@ -294,7 +293,7 @@ def transaction_row(
     origin_file: str | None = None,
     import_id: int | None = None,
     source: str | None = None,
-    remote_version: int | None = None,
+    remote_version: str | None = None,
     raw: str | None = None,
 ) -> dict[str, Any]:
     """A `bank_transactions` row: the transaction, and where it came from."""

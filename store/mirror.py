@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Engine,
     Table,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     table,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
@@ -33,11 +35,12 @@ from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
+from connectors.versions import is_change
 from store.bulk import among as _among
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
 from store.schema import invoice_lines, invoices, payments, sync_errors
-from store.storable import INT64, may_be_unstorable, unstorable
+from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
 
 _STAGES = "invoice_sync_stages"  # connection.info key: stage tables this session has
@@ -69,8 +72,7 @@ Record = Invoice | RemoteBankTransaction
 
 
 def _quarantine_entry(record: Record, error: str) -> Quarantined:
-    version = record.remote_version if -INT64 <= record.remote_version < INT64 else None
-    return Quarantined(record.remote_id, version, error, record.raw)
+    return Quarantined(record.remote_id, record.remote_version[:100], error, record.raw)
 
 
 def _set_aside(
@@ -86,12 +88,32 @@ def _set_aside(
     return [r for r in records if id(r) not in bad] if bad else records
 
 
+#: an upsert's update guard: (the stored version, the arriving row) -> SQL condition; None
+#: (a full resync) writes whatever arrives
+Guard = Callable[[Any, Any], Any] | None
+
+
+def _newer(stored: Any, excluded: Any) -> Any:
+    """Ordered versions are integers in text: compared as numbers, never as text."""
+    return sa_cast(stored, BigInteger) < sa_cast(excluded.remote_version, BigInteger)
+
+
+def _different(stored: Any, excluded: Any) -> Any:
+    return stored.is_distinct_from(excluded.remote_version)
+
+
+def _guarding(target: Table, guard: Guard) -> Callable[[Any], Any] | None:
+    if guard is None:
+        return None
+    return lambda excluded: guard(target.c.remote_version, excluded)
+
+
 @dataclass(frozen=True, slots=True)
 class Quarantined:
     """A record that failed validation, kept with its payload until it validates."""
 
     remote_id: str
-    remote_version: int | None
+    remote_version: str | None
     error: str
     raw: str | None
 
@@ -100,8 +122,8 @@ class Quarantined:
 class MirrorState:
     """What the mirror holds for one source, as the diff needs it."""
 
-    live: dict[str, int]
-    deleted: dict[str, int]
+    live: dict[str, str]
+    deleted: dict[str, str]
     quarantined: frozenset[str]
 
 
@@ -287,9 +309,11 @@ class Mirror:
         deleted = {remote_id: version for remote_id, version, alive in rows if not alive}
         return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
 
-    def behind(self, source: str, planned: dict[str, int], ordered: bool = True) -> list[str]:
+    def behind(
+        self, source: str, planned: dict[str, str | None], ordered: bool = True
+    ) -> list[str]:
         """The ids whose mirrored version is still older than planned, or for a source without
-        ordered versions different from it (or that are missing).
+        ordered versions different from it (or that are missing, or planned without a version).
 
         A batch message delivered again, or planned twice by a superseded cycle, then costs a
         query instead of an API request.
@@ -297,16 +321,38 @@ class Mirror:
         ids = list(planned)
         column = self._id_column()
         with self.engine.connect() as connection:
-            stored: dict[str, int] = dict(
+            stored: dict[str, str] = dict(
                 connection.execute(
                     select(column, column.table.c.remote_version).where(
                         *self._scope(source), _among(connection, column, ids)
                     )
                 ).all()
             )
-        if not ordered:
-            return [i for i in ids if stored.get(i) != planned[i]]
-        return [i for i in ids if i not in stored or stored[i] < planned[i]]
+        return [i for i in ids if i not in stored or is_change(planned[i], stored[i], ordered)]
+
+    def _date_column(self) -> Any:
+        return invoices.c.invoice_date
+
+    def dated_within(
+        self, source: str, remote_ids: Sequence[str], first: dt.date, last: dt.date
+    ) -> list[str]:
+        """Of these ids, those whose date lies in [first, last] or is unknown: what a listing of
+        that window judges. The others left the window; they are not deleted."""
+        column = self._id_column()
+        date = self._date_column()
+        found: list[str] = []
+        with self.engine.connect() as connection:
+            for chunk in _chunks(remote_ids, _chunk_size(connection)):
+                found.extend(
+                    connection.execute(
+                        select(column).where(
+                            *self._scope(source),
+                            _among(connection, column, chunk),
+                            date.is_(None) | date.between(first, last),
+                        )
+                    ).scalars()
+                )
+        return found
 
     def release_quarantine(self, source: str, remote_ids: Sequence[str], when: dt.datetime) -> None:
         """A quarantined record deleted at the remote end will never validate: stop counting it."""
@@ -347,25 +393,28 @@ class Mirror:
         *,
         run_id: int | None = None,
         full: bool = False,
+        ordered: bool = True,
     ) -> BatchWrite:
         """Write one fetched batch in a single transaction; a record the database cannot hold is
         quarantined by name and the rest lands.
 
         `full` is the ops resync: what the source returns now replaces what the mirror holds,
-        even the same or an older version. Otherwise an older version never replaces a newer one.
+        even the same or an older version. Otherwise an ordered source's older version never
+        replaces a newer one, and a source without ordered versions writes what differs.
         """
+        guard: Guard = None if full else (_newer if ordered else _different)
         quarantined = list(quarantined)
         records = _set_aside(
             list(records), [r for r in records if may_be_unstorable(r)], quarantined
         )
-        written, _ = self._try_write(source, records, quarantined, run_id, full)
+        written, _ = self._try_write(source, records, quarantined, run_id, guard)
         if written is None:
             # The database refused a value the cheap filter did not foresee: name it, retry.
             records = _set_aside(records, records, quarantined)
-            written, _ = self._try_write(source, records, quarantined, run_id, full)
+            written, _ = self._try_write(source, records, quarantined, run_id, guard)
         if written is None:
             # Still refused and no check can say why: one record per transaction finds it.
-            written = self._write_one_by_one(source, records, quarantined, run_id, full)
+            written = self._write_one_by_one(source, records, quarantined, run_id, guard)
         return written
 
     def _try_write(
@@ -374,11 +423,11 @@ class Mirror:
         records: Sequence[Any],
         quarantined: Sequence[Quarantined],
         run_id: int | None,
-        full: bool,
+        guard: Guard,
     ) -> tuple[BatchWrite | None, str]:
         """`_write`, or (None, the database's words) when it refused a value."""
         try:
-            return self._write(source, records, quarantined, run_id, full), ""
+            return self._write(source, records, quarantined, run_id, guard), ""
         except Exception as exc:
             if not _refused(exc):
                 raise
@@ -390,17 +439,17 @@ class Mirror:
         records: Sequence[Any],
         quarantined: list[Quarantined],
         run_id: int | None,
-        full: bool,
+        guard: Guard,
     ) -> BatchWrite:
         written = not_newer = 0
         for record in records:
-            part, refusal = self._try_write(source, [record], [], run_id, full)
+            part, refusal = self._try_write(source, [record], [], run_id, guard)
             if part is None:
                 quarantined.append(_quarantine_entry(record, f"the database refused it: {refusal}"))
             else:
                 written, not_newer = written + part.written, not_newer + part.not_newer
         if quarantined:
-            self._write(source, [], quarantined, run_id, full)
+            self._write(source, [], quarantined, run_id, guard)
         return BatchWrite(written, not_newer, len(quarantined))
 
     def _write(
@@ -409,7 +458,7 @@ class Mirror:
         records: Sequence[Any],
         quarantined: Sequence[Quarantined],
         run_id: int | None,
-        full: bool,
+        guard: Guard,
     ) -> BatchWrite:
         now = utcnow()
         with self.engine.begin() as connection:
@@ -418,7 +467,7 @@ class Mirror:
                 # next cycle fetches that batch again.
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             fresh: set[int] = set()
-            written_ids = self._upsert_invoices(connection, source, records, now, full, fresh)
+            written_ids = self._upsert_invoices(connection, source, records, now, guard, fresh)
             if written_ids:
                 self._replace_children(connection, source, records, written_ids, fresh)
                 self._resolve_errors(connection, source, list(written_ids), now)
@@ -436,7 +485,7 @@ class Mirror:
         source: str,
         records: Sequence[Invoice],
         now: dt.datetime,
-        full: bool,
+        guard: Guard,
         fresh: set[int],
     ) -> dict[str, int]:
         """Remote id -> local id of the rows written; newly inserted ones are added to `fresh`."""
@@ -469,16 +518,12 @@ class Mirror:
             }
             for r in records
         ]
-
-        def newer(excluded: Any) -> Any:
-            return invoices.c.remote_version < excluded.remote_version
-
         result = _upsert(
             connection,
             invoices,
             rows,
             keys=("source", "remote_id"),
-            where=None if full else newer,
+            where=_guarding(invoices, guard),
             returning=(invoices.c.remote_id, invoices.c.id, _inserted_flag(connection)),
         )
         written: dict[str, int] = {}

@@ -18,8 +18,8 @@ from sqlalchemy import BigInteger, Column, Integer, String, Table
 from connectors.records import Invoice, RemoteBankTransaction
 from store.schema import bank_transactions, invoice_lines, invoices, payments
 
-INT64 = 2**63
 _INT32 = 2**31
+_INT64 = 2**63
 #: PostgreSQL NUMERIC: up to 131072 digits before the point and 16383 after
 _NUMERIC_INT_DIGITS = 131_072
 _NUMERIC_SCALE = 16_383
@@ -42,7 +42,7 @@ def _column_problem(value: Any, column: Column[Any]) -> str | None:
     elif isinstance(value, bool):
         return None
     elif isinstance(value, int):
-        limit = _INT32 if type(column.type) is Integer else INT64
+        limit = _INT32 if type(column.type) is Integer else _INT64
         if isinstance(column.type, Integer | BigInteger) and not -limit <= value < limit:
             return f"{value} is out of range for a {type(column.type).__name__.lower()} column"
     elif isinstance(value, Decimal):

@@ -39,7 +39,7 @@ def mirror_rows(engine: sa.Engine, source: str = "acme") -> dict[str, dict[str, 
 def assert_matches(row: dict[str, Any], payload: dict[str, Any]) -> None:
     remote_id = str(payload["id"])
     assert row["remote_id"] == remote_id
-    assert row["remote_version"] == payload["version"]
+    assert row["remote_version"] == str(payload["version"])
     assert row["number"] == payload["invoice_id"]
     assert row["state_raw"] == payload["state"]
     assert row["currency"] == payload["currency"]

@@ -52,7 +52,7 @@ class Book:
                     .values(
                         source=source,
                         remote_id=str(next(self._ids)),
-                        remote_version=1,
+                        remote_version="1",
                         number=number,
                         state=state,
                         customer_remote_id=customer,

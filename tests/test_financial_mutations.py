@@ -68,7 +68,7 @@ def test_financial_mutations_mirror_exactly(bank_app: App, simulator: MoneybirdS
         assert row["account_iban"] == BANK_ACCOUNT_IBAN
         assert row["description"] == (payload["message"] or None)
         assert row["counterparty_name"] == (payload["contra_account_name"] or None)
-        assert row["source"] == "acme" and row["remote_version"] == payload["version"]
+        assert row["source"] == "acme" and row["remote_version"] == str(payload["version"])
         assert row["dedup_key"] == f"moneybird:{remote_id}" and row["deleted_at"] is None
     sepa = next(r for r in rows.values() if r["end_to_end_id"])
     assert sepa["end_to_end_id"].startswith("E2E")

@@ -123,7 +123,7 @@ def test_compact_bodies_take_the_fast_path_without_losing_a_digit() -> None:
     assert trailing_zero[0][1] == '{"a":12.50}'
 
 
-def _listing(body: bytes) -> dict[str, int]:
+def _listing(body: bytes) -> dict[str, str]:
     import httpx
 
     from connectors.moneybird.connector import MoneybirdConnector
@@ -133,8 +133,11 @@ def _listing(body: bytes) -> dict[str, int]:
 
 
 def test_the_id_version_list_is_read_in_any_spelling() -> None:
-    assert _listing(b'[{"id":"1","version":5},{"id":"2","version":7}]') == {"1": 5, "2": 7}
-    assert _listing(b'[{"version": 5, "id": 1}, {"id": "2", "version": "7"}]') == {"1": 5, "2": 7}
+    assert _listing(b'[{"id":"1","version":5},{"id":"2","version":7}]') == {"1": "5", "2": "7"}
+    assert _listing(b'[{"version": 5, "id": 1}, {"id": "2", "version": "7"}]') == {
+        "1": "5",
+        "2": "7",
+    }
     assert _listing(b"[]") == {}
 
 

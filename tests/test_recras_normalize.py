@@ -42,7 +42,7 @@ def fetch(simulator: RecrasSimulator) -> Iterator[Any]:
 
 
 def normalize(record: dict[str, Any], payments: list[dict[str, Any]]) -> Any:
-    return normalize_invoice(record, payments, RawJSON("{}"), version=1, today=TODAY)
+    return normalize_invoice(record, payments, RawJSON("{}"), version="1", today=TODAY)
 
 
 def test_every_simulated_invoice_normalizes_with_exact_totals(

@@ -180,7 +180,7 @@ def test_a_database_error_in_a_cycle_is_recorded_and_printed_in_one_line(
 def _invoice(**changes: object) -> Invoice:
     invoice = Invoice(
         remote_id="1",
-        remote_version=1,
+        remote_version="1",
         number="2026-0001",
         state="open",
         state_raw="open",
@@ -210,7 +210,7 @@ def _invoice(**changes: object) -> Invoice:
         ({"payment_reference": "x" * 100_000}, None),
         ({"customer_name": "a\x00b"}, "customer_name: contains a NUL character"),
         ({"number": "\ud800"}, "number: contains a lone UTF-16 surrogate"),
-        ({"remote_version": 2**63}, "remote_version: 9223372036854775808 is out of range"),
+        ({"remote_version": "7\x00"}, "remote_version: contains a NUL character"),
         ({"total_paid": Decimal("1E+200000")}, "total_paid: has more digits"),
         ({"total_paid": Decimal("NaN")}, "total_paid: NaN is not a finite number"),
         ({"currency": "EURO"}, "currency: is 4 characters long; the column holds at most 3"),

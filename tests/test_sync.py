@@ -136,7 +136,7 @@ def test_a_malformed_invoice_is_quarantined_while_its_batch_lands(
     with app.engine.connect() as connection:
         error = connection.execute(sa.select(sync_errors)).one()
     assert error.remote_id == bad_id and error.source == "acme"
-    assert error.remote_version == simulator.invoice(bad_id)["version"]
+    assert error.remote_version == str(simulator.invoice(bad_id)["version"])
     assert "total_price_incl_tax" in error.error or "due_date" in error.error
     assert error.raw and bad_id in error.raw
     assert app.runs.status(["acme"])[0].quarantined == 1
@@ -198,7 +198,7 @@ def test_an_older_version_never_replaces_a_newer_one(
 
     assert result.not_newer == 1 and result.written == 0
     row = mirror_rows(app.engine)[remote_id]
-    assert row["remote_version"] == newer_version
+    assert row["remote_version"] == str(newer_version)
     assert '"newer"' in row["raw"]
 
 
@@ -208,7 +208,7 @@ def test_a_full_resync_repairs_a_version_that_went_backwards(
     remote_id = simulator.ids()[0]
     simulator.change_invoice(remote_id, reference="before the restore")
     app.sync_inline(_source(app))
-    stored = mirror_rows(app.engine)[remote_id]["remote_version"]
+    stored = int(mirror_rows(app.engine)[remote_id]["remote_version"])
     restored = simulator.invoice(remote_id)
     restored.update(version=stored - 1000, reference="restored from a backup")
     simulator.set_raw(remote_id, restored)  # the source went back in time
@@ -221,7 +221,9 @@ def test_a_full_resync_repairs_a_version_that_went_backwards(
 
     assert full.status == "ok"
     row = mirror_rows(app.engine)[remote_id]
-    assert row["remote_version"] == stored - 1000, "under --full the source's word is the mirror"
+    assert row["remote_version"] == str(stored - 1000), (
+        "under --full the source's word is the mirror"
+    )
     assert '"restored from a backup"' in row["raw"]
     assert_mirror_equals(app.engine, simulator)
 
@@ -328,7 +330,7 @@ def test_a_source_without_ordered_versions_takes_any_different_version_as_a_chan
 
     app.sync_inline(_source(app))
     remote_id = simulator.ids()[0]
-    stored = mirror_rows(app.engine)[remote_id]["remote_version"]
+    stored = int(mirror_rows(app.engine)[remote_id]["remote_version"])
     older = simulator.invoice(remote_id)
     older.update(version=stored - 1000, reference="an older version, now current")
     simulator.set_raw(remote_id, older)
@@ -340,9 +342,9 @@ def test_a_source_without_ordered_versions_takes_any_different_version_as_a_chan
 
     assert (first.changed, first.status) == (1, "ok")
     row = mirror_rows(app.engine)[remote_id]
-    assert row["remote_version"] == stored - 1000
+    assert row["remote_version"] == str(stored - 1000)
     assert '"an older version, now current"' in row["raw"]
     assert (again.changed, again.unchanged) == (0, first.listed), "equal versions are left alone"
-    assert app.mirror.behind("acme", {remote_id: stored}, ordered=False) == [remote_id]
-    assert app.mirror.behind("acme", {remote_id: stored - 1000}, ordered=False) == []
-    assert app.mirror.behind("acme", {remote_id: stored - 2000}, ordered=True) == []
+    assert app.mirror.behind("acme", {remote_id: str(stored)}, ordered=False) == [remote_id]
+    assert app.mirror.behind("acme", {remote_id: str(stored - 1000)}, ordered=False) == []
+    assert app.mirror.behind("acme", {remote_id: str(stored - 2000)}, ordered=True) == []

@@ -76,12 +76,13 @@ def sync_batch(
     run_id: int,
     batch_no: int,
     ids: list[str],
-    versions: list[int],
+    versions: list[str | None],
     full: bool,
     stream: str = INVOICES,
+    listed: dict[str, str] | None = None,
 ) -> None:
     try:
-        daemon().batch(source, run_id, batch_no, ids, versions, full, stream)
+        daemon().batch(source, run_id, batch_no, ids, versions, full, stream, listed)
     except PERMANENT:
         raise
     except Exception as exc:
@@ -136,8 +137,9 @@ def _enqueue_batch(
     run_id: int,
     batch_no: int,
     ids: list[str],
-    versions: list[int],
+    versions: list[str | None],
     full: bool,
     stream: str,
+    listed: dict[str, str] | None,
 ) -> None:
-    sync_batch.send(source, run_id, batch_no, ids, versions, full, stream)
+    sync_batch.send(source, run_id, batch_no, ids, versions, full, stream, listed)

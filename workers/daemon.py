@@ -21,6 +21,7 @@ from dramatiq.rate_limits.backends import RedisBackend
 
 from connectors.errors import PermanentError
 from connectors.ratelimit import Limiter
+from connectors.records import RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
 from store.mirror import utcnow
@@ -34,8 +35,10 @@ from workers.metrics import Metrics, NoMetrics
 MARKER_TTL = dt.timedelta(hours=6)
 CYCLE_LOCK_TTL_MS = 15 * 60 * 1000
 
-#: (source, run id, batch no, ids, versions, full, stream): send one batch message
-EnqueueBatch = Callable[[str, int, int, list[str], list[int], bool, str], None]
+#: (source, run id, batch no, ids, versions, full, stream, listed records): send one batch message
+EnqueueBatch = Callable[
+    [str, int, int, list[str], list[str | None], bool, str, dict[str, str] | None], None
+]
 #: (source, full, delay in ms, stream): send a cycle message again later
 Retrigger = Callable[[str, bool, int, str], None]
 
@@ -201,7 +204,9 @@ class Daemon:
         runs.expect_batches(run_id, len(batches), {**counts, "requests": requests})
         for batch_no, ids in enumerate(batches):
             versions = [plan.versions[i] for i in ids]
-            enqueue(source.name, run_id, batch_no, ids, versions, full, stream)
+            # A snapshot's records travel in the message: the batch needs no request for them.
+            listed: dict[str, str] = {i: plan.records[i] for i in ids if i in plan.records}
+            enqueue(source.name, run_id, batch_no, ids, versions, full, stream, listed or None)
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source.name, run_id)
         get_logger(source=source.name, run_id=run_id).info(
@@ -215,18 +220,21 @@ class Daemon:
         run_id: int,
         batch_no: int,
         ids: list[str],
-        versions: list[int],
+        versions: list[str | None] | list[int],
         full: bool,
         stream: str = INVOICES,
+        listed: dict[str, str] | None = None,
     ) -> None:
         """Fetch and write one batch, then report it; safe to run twice.
 
         Ids the mirror already holds at the planned version (another delivery of this message,
         or a superseded cycle's twin) are not fetched again, unless this is a full resync.
+        `listed` holds a snapshot listing's records of these ids.
         """
         source = self.app.config.source(source_name)
         runs = self.app.runs
-        planned = dict(zip(ids, versions, strict=True))
+        # str(): a message queued before versions became text carries integers
+        planned = {i: None if v is None else str(v) for i, v in zip(ids, versions, strict=True)}
         mirror = self.app.mirror_of(stream)
         from connectors.registry import ordered_versions
 
@@ -237,7 +245,12 @@ class Daemon:
             if needed:
                 with self.app.connector(source, self.limiter(source)) as connector:
                     result = sync_batch(
-                        connector.stream(stream), mirror, needed, run_id=run_id, full=full
+                        connector.stream(stream),
+                        mirror,
+                        needed,
+                        run_id=run_id,
+                        full=full,
+                        listed={i: RawJSON(t) for i, t in (listed or {}).items()},
                     )
                     written, quarantined = result.written, result.quarantined
                     requests = connector.requests

@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import RecordStream
+from connectors.base import NOTHING_LISTED, RecordStream
 from connectors.errors import ConnectorError
+from connectors.records import RawJSON
 from connectors.streams import INVOICES
+from connectors.versions import is_change, older
 from store.mirror import Mirror, Quarantined, Record, utcnow
 from store.runs import RUN_COUNTERS, Runs
 from workers.logs import describe_error, get_logger
@@ -41,7 +43,9 @@ class CyclePlan:
     restored: int = 0
     to_fetch: list[str] = field(default_factory=list)
     #: the listed version of every id (the listing itself, not a copy)
-    versions: dict[str, int] = field(default_factory=dict)
+    versions: Mapping[str, str | None] = field(default_factory=dict)
+    #: what a snapshot listing said of the ids to fetch (their complete records' text)
+    records: dict[str, RawJSON] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """What the listing and diff found, as `sync_runs` records it."""
@@ -130,20 +134,27 @@ def plan_cycle(
     """List, diff and record deletions; returns the ids that must be fetched.
 
     Ids listed again after a deletion are made live again here without a fetch when their
-    version is unchanged; a quarantined id is fetched again every cycle until it validates.
+    version is unchanged; a quarantined id is fetched again every cycle until it validates, and
+    so is an id whose listed version is None (the listing cannot tell whether it changed).
+    Only a complete listing marks what it lacks deleted, and only within the dates it covers.
     """
     source = connector.name
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state") as pool:
         reading = pool.submit(mirror.state, source)  # read while the listing is on the wire
-        listing = connector.list_versions()
+        listing = connector.listing()
         state = reading.result()
-    vanished = [remote_id for remote_id in state.live if remote_id not in listing]
+    listed = listing.versions
+    vanished: list[str] = []
+    if listing.complete:
+        vanished = [remote_id for remote_id in state.live if remote_id not in listed]
+        if vanished and listing.dated is not None:
+            vanished = mirror.dated_within(source, vanished, *listing.dated)
     check_mass_deletion(source, len(vanished), len(state.live), mass_delete_fraction)
-    plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listing), versions=listing)
+    plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listed), versions=listed)
     restore: list[str] = []
     went_back = 0
     ordered = connector.ordered_versions
-    for remote_id, version in listing.items():
+    for remote_id, version in listed.items():
         stored = state.live.get(remote_id)
         if stored is None:
             stored = state.deleted.get(remote_id)
@@ -152,17 +163,21 @@ def plan_cycle(
                 plan.to_fetch.append(remote_id)
                 continue
             plan.restored += 1
-            if (version <= stored if ordered else version == stored) and not full:
+            if not full and version is not None and not is_change(version, stored, ordered):
                 restore.append(remote_id)
                 continue
-        if version > stored if ordered else version != stored:
+        if version is not None and is_change(version, stored, ordered):
             plan.changed += 1
             plan.to_fetch.append(remote_id)
             continue
         plan.unchanged += 1
-        went_back += ordered and version < stored
-        if full or remote_id in state.quarantined:
+        if version is not None and version != stored:
+            went_back += older(version, stored)  # only an ordered version gets here
+        if full or version is None or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
+    if listing.records:
+        wanted = set(plan.to_fetch)
+        plan.records = {i: raw for i, raw in listing.records.items() if i in wanted}
     if went_back and not full:
         get_logger(source=source, run_id=run_id).warning(
             "listed versions older than the mirror's were kept; `sync --full` takes the source's",
@@ -172,9 +187,10 @@ def plan_cycle(
         plan.deleted = mirror.mark_deleted(source, vanished, utcnow())
     if restore:
         mirror.restore(source, restore)
-    gone_from_quarantine = [i for i in state.quarantined if i not in listing]
-    if gone_from_quarantine:
-        mirror.release_quarantine(source, gone_from_quarantine, utcnow())
+    if listing.complete:
+        gone_from_quarantine = [i for i in state.quarantined if i not in listed]
+        if gone_from_quarantine:
+            mirror.release_quarantine(source, gone_from_quarantine, utcnow())
     return plan
 
 
@@ -185,14 +201,16 @@ def sync_batch(
     *,
     run_id: int | None,
     full: bool,
+    listed: Mapping[str, RawJSON] = NOTHING_LISTED,
 ) -> BatchResult:
     """Fetch, normalize and write one batch (the unit a batch message carries); a bad record
-    is quarantined and the rest of the batch lands in one transaction."""
+    is quarantined and the rest of the batch lands in one transaction. `listed` is what a
+    snapshot listing already said of these ids."""
     log = get_logger(source=connector.name, run_id=run_id)
     by_id: dict[str, Record] = {}
     quarantined: list[Quarantined] = []
     ordered = connector.ordered_versions
-    for record, raw in connector.fetch_batch(remote_ids):
+    for record, raw in connector.fetch_batch(remote_ids, listed):
         try:
             normalized: Record = connector.normalize(record, raw)
         except (ValueError, TypeError, ArithmeticError) as exc:
@@ -204,16 +222,19 @@ def sync_batch(
             quarantined.append(Quarantined(remote_id, version, error, raw))
             continue
         current = by_id.get(normalized.remote_id)
-        if current is None or not ordered or normalized.remote_version > current.remote_version:
+        if (
+            current is None
+            or not ordered
+            or older(current.remote_version, normalized.remote_version)
+        ):
             by_id[normalized.remote_id] = normalized
-    # Without ordered versions nothing says which of two writes is newer: what was fetched now
-    # is written (the planner fetched it because its version differed).
     write = mirror.write_batch(
         connector.name,
         list(by_id.values()),
         quarantined,
         run_id=run_id,
-        full=full or not ordered,
+        full=full,
+        ordered=ordered,
     )
     returned = set(by_id) | {q.remote_id for q in quarantined}
     return BatchResult(
@@ -245,7 +266,10 @@ def _in_parallel(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
 
         def submit(ids: list[str]) -> Future[BatchResult]:
-            return pool.submit(sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full)
+            listed = {i: plan.records.pop(i) for i in ids if i in plan.records}
+            return pool.submit(
+                sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full, listed=listed
+            )
 
         def in_time() -> bool:
             return deadline is None or time.monotonic() < deadline

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from connectors.base import Connector, RecordStream
+from connectors.base import NOTHING_LISTED, Connector, RecordStream
 from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
 from connectors.parsing import (
@@ -39,6 +39,7 @@ from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import FINANCIAL_MUTATIONS
+from connectors.versions import ordered_version
 
 _STATES = {
     "draft": "draft",
@@ -103,22 +104,22 @@ class MoneybirdConnector(Connector):
         until = dt.date(today.year + 10, 12, 31)
         return f"period:{self.since:%Y%m%d}..{until:%Y%m%d},state:all"
 
-    def list_versions(self) -> dict[str, int]:
+    def list_versions(self) -> dict[str, str]:
         return self.client.call(
             "GET", self._path, self._parse_listing, params={"filter": self.period_filter()}
         )
 
-    def _parse_listing(self, response: httpx.Response, what: str) -> dict[str, int]:
+    def _parse_listing(self, response: httpx.Response, what: str) -> dict[str, str]:
         """Read 100,000 `{"id": .., "version": ..}` pairs without building 100,000 dicts.
 
         The regex fast path is taken only when it accounts for every object in the body;
         anything unusual goes through the full JSON decoder and per-item validation.
         """
         body = response.content
-        versions: dict[str, int] = {}
+        versions: dict[str, str] = {}
         matched = 0
         for match in _LISTING_ITEM.finditer(body):
-            versions[match[1].decode()] = int(match[2])
+            versions[match[1].decode()] = match[2].decode()
             matched += 1
         if matched == body.count(b"{") and body.strip()[:1] == b"[" and body.strip()[-1:] == b"]":
             return versions
@@ -135,7 +136,9 @@ class MoneybirdConnector(Connector):
                 ) from None
         return versions
 
-    def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]:
+    def fetch_batch(
+        self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
+    ) -> Iterator[tuple[Any, RawJSON]]:
         if len(remote_ids) > self.batch_size:
             raise ValueError(f"at most {self.batch_size} ids per fetch, got {len(remote_ids)}")
         return self.client.request_json_array(
@@ -191,14 +194,8 @@ class MoneybirdConnector(Connector):
         )
 
 
-def _version(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("version: expected an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise ValueError(f"version: {value!r} is not an integer")
+def _version(value: Any) -> str:
+    return ordered_version(value)
 
 
 def _currency(value: Any) -> str:

@@ -18,12 +18,13 @@ Assumptions the API does not state:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from connectors.bank.records import BankTransaction, is_iban_shaped
+from connectors.base import NOTHING_LISTED, Listing
 from connectors.errors import AuthError, ConnectorError
 from connectors.parsing import parse_date, parse_decimal, parse_id
 from connectors.records import RawJSON, RemoteBankTransaction
@@ -65,7 +66,10 @@ class FinancialMutations:
                 "bank = false for this source"
             ) from None
 
-    def list_versions(self) -> dict[str, int]:
+    def listing(self) -> Listing:
+        return Listing(versions=self.list_versions())
+
+    def list_versions(self) -> dict[str, str]:
         self.accounts()
         return self._scoped(
             self.client.call,
@@ -103,7 +107,9 @@ class FinancialMutations:
             self._accounts = accounts
         return self._accounts
 
-    def fetch_batch(self, remote_ids: Sequence[str]) -> Iterator[tuple[Any, RawJSON]]:
+    def fetch_batch(
+        self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
+    ) -> Iterator[tuple[Any, RawJSON]]:
         if len(remote_ids) > self.batch_size:
             raise ValueError(f"at most {self.batch_size} ids per fetch, got {len(remote_ids)}")
         return self._scoped(
@@ -153,5 +159,5 @@ class FinancialMutations:
             ),
         )
 
-    def identify(self, record: Any) -> tuple[str | None, int | None]:
+    def identify(self, record: Any) -> tuple[str | None, str | None]:
         return self._connector.identify(record)

@@ -47,7 +47,7 @@ def normalize_invoice(
     payments: Sequence[dict[str, Any]],
     raw: RawJSON,
     *,
-    version: int,
+    version: str,
     today: dt.date,
 ) -> Invoice:
     """`record` as `GET /api2/facturen?embed=regels,Klant` gives it; `payments` as
