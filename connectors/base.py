@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from connectors.http import ApiClient
-from connectors.ratelimit import Limiter
+from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
@@ -98,6 +98,29 @@ class Connector(abc.ABC):
         cls, source: SourceConfig, token: str, limiter: Limiter | None = None
     ) -> Connector:
         """Build the connector for one configured source; `limiter` paces its requests."""
+
+    @staticmethod
+    def http_client(
+        source: SourceConfig,
+        token: str,
+        limiter: Limiter | None,
+        client: type[ApiClient] = ApiClient,
+    ) -> ApiClient:
+        """The source's HTTP client: Bearer token, its timeout, and its pace: `limiter` (the
+        daemon's, shared in Redis) or else an in-process window of `rate_limit`, if any."""
+        if limiter is None and source.rate_limit:
+            limiter = SlidingWindowLimiter(source.rate_limit, source.rate_window)
+        return client(
+            name=source.name,
+            base_url=source.base_url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": "invoice-sync/0.1",
+            },
+            limiter=limiter,
+            timeout=source.timeout,
+        )
 
     def __init__(self, name: str, client: ApiClient) -> None:
         self.name = name

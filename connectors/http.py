@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import orjson
@@ -170,11 +170,32 @@ class ApiClient:
             method, path, lambda response, what: iter_json_array(response.content, what), **kwargs
         )
 
+    def refusal_detail(self, response: httpx.Response) -> str:
+        """What an API's error envelope says of a 401/403 (a subclass reads its format); empty
+        when it says nothing useful. Never echo the request: it carries the secret."""
+        return ""
+
     def call(
         self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
     ) -> T:
         """Send, then `parse(response, what)`; parsing sits inside the retry, so a truncated
         body is retried like a dropped connection."""
+        return cast(T, self._call(method, path, parse, False, **kwargs))
+
+    def call_unless_missing(
+        self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
+    ) -> T | None:
+        """`call`, answering None for a 404: a record that went away between list and fetch."""
+        return self._call(method, path, parse, True, **kwargs)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response, str], T],
+        missing_ok: bool,
+        **kwargs: Any,
+    ) -> T | None:
         what = f"{self.name}: {method} {path}"
         for attempt in stamina.retry_context(
             on=_backoff,
@@ -184,10 +205,13 @@ class ApiClient:
             wait_max=self._wait_max,
         ):
             with attempt:
-                return parse(self._send_once(method, path, what, **kwargs), what)
+                response = self._send_once(method, path, what, missing_ok, **kwargs)
+                return None if response is None else parse(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send_once(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+    def _send_once(
+        self, method: str, path: str, what: str, missing_ok: bool, **kwargs: Any
+    ) -> httpx.Response | None:
         self.limiter.acquire()
         with self._count_lock:
             self.requests += 1
@@ -204,6 +228,8 @@ class ApiClient:
         status = response.status_code
         if status < 300:
             return response
+        if status == 404 and missing_ok:
+            return None
         if status == 429:
             with self._count_lock:
                 self.throttled += 1
@@ -214,8 +240,10 @@ class ApiClient:
                 self.limiter.pause(min(wait, MAX_PAUSE))
             raise RateLimited(f"{what}: rate limited (HTTP 429), retry after {wait}s", wait)
         if status in (401, 403):
+            detail = self.refusal_detail(response)
             raise AuthError(
-                f"{what}: HTTP {status}: the API refused the token (wrong, expired, no scope)"
+                f"{what}: HTTP {status}: "
+                + (detail or "the API refused the token (wrong, expired, no scope)")
             )
         if status >= 500 or status == 408:
             raise TransientError(f"{what}: server error HTTP {status}")

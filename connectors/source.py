@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from connectors.streams import FINANCIAL_MUTATIONS, INVOICES
+from connectors.streams import INVOICES
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
-
-KINDS = ("moneybird", "recras", "wefact", "flowtly")
 
 
 def parse_duration(value: object) -> float:
@@ -35,32 +33,26 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class SourceConfig(BaseModel):
-    """Keys are a documented contract (README, "Configuration"); unknown keys are errors."""
+    """The keys every kind shares; each kind adds its own in its connector's `config` module.
+    Keys are a documented contract (README, "Configuration"); unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: `package.module:Class` of the connector that serves this kind, imported when it is built
+    connector: ClassVar[str]
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
-    kind: Literal["moneybird", "recras", "wefact", "flowtly"]
+    kind: str
     base_url: str = Field(pattern=r"^https?://")
     token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    administration_id: str | None = Field(default=None, pattern=r"^\d+$")
     since: dt.date = dt.date(2000, 1, 1)
     interval: Duration = 300.0
     rate_limit: int | None = Field(default=150, ge=1)
     rate_window: Duration = 300.0
     timeout: Duration = 30.0
     mass_delete_fraction: float = Field(default=0.5, gt=0, le=1)
-    bank: bool = False
 
     @property
     def streams(self) -> tuple[str, ...]:
-        """What this source mirrors: invoices, and the platform's bank transactions if `bank`."""
-        return (INVOICES, FINANCIAL_MUTATIONS) if self.bank else (INVOICES,)
-
-    @model_validator(mode="after")
-    def _kind_needs(self) -> SourceConfig:
-        if self.kind == "moneybird" and not self.administration_id:
-            raise ValueError("administration_id: required key is missing for kind 'moneybird'")
-        if self.bank and self.kind != "moneybird":
-            raise ValueError(f"bank: kind {self.kind!r} has no bank transactions to mirror")
-        return self
+        """What this source mirrors."""
+        return (INVOICES,)

@@ -268,6 +268,7 @@ class BankMirror(Mirror):
             written=len(written),
             not_newer=len(records) - len(written),
             quarantined=len(quarantined),
+            written_ids=frozenset(written),
         )
 
     def _row(self, source: str, record: RemoteBankTransaction, now: dt.datetime) -> dict[str, Any]:

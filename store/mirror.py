@@ -132,6 +132,8 @@ class BatchWrite:
     written: int
     not_newer: int
     quarantined: int
+    #: the remote ids written (not those an older or equal version left alone)
+    written_ids: frozenset[str] = frozenset()
 
 
 def _update_by_ids(
@@ -442,15 +444,17 @@ class Mirror:
         guard: Guard,
     ) -> BatchWrite:
         written = not_newer = 0
+        ids: set[str] = set()
         for record in records:
             part, refusal = self._try_write(source, [record], [], run_id, guard)
             if part is None:
                 quarantined.append(_quarantine_entry(record, f"the database refused it: {refusal}"))
             else:
                 written, not_newer = written + part.written, not_newer + part.not_newer
+                ids |= part.written_ids
         if quarantined:
             self._write(source, [], quarantined, run_id, guard)
-        return BatchWrite(written, not_newer, len(quarantined))
+        return BatchWrite(written, not_newer, len(quarantined), frozenset(ids))
 
     def _write(
         self,
@@ -477,6 +481,7 @@ class Mirror:
             written=len(written_ids),
             not_newer=len(records) - len(written_ids),
             quarantined=len(quarantined),
+            written_ids=frozenset(written_ids),
         )
 
     def _upsert_invoices(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.moneybird.config import MoneybirdSource
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
-from connectors.source import SourceConfig
 from workers.app import App
 from workers.config import AppConfig
 
@@ -54,7 +54,7 @@ def server(simulator: MoneybirdSimulator) -> Iterator[SimulatorServer]:
 
 def make_source(
     server: SimulatorServer, simulator: MoneybirdSimulator, **overrides: object
-) -> SourceConfig:
+) -> MoneybirdSource:
     values: dict[str, object] = {
         "name": "acme",
         "kind": "moneybird",
@@ -67,7 +67,7 @@ def make_source(
         "timeout": 5,
     }
     values.update(overrides)
-    return SourceConfig.model_validate(values)
+    return MoneybirdSource.model_validate(values)
 
 
 @pytest.fixture

@@ -256,10 +256,12 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
 
     assert code == 0, err
     first, second = out.split("second sync")
-    assert "demo    invoices  80      80" in first
-    row = second.splitlines()[2].split()
-    assert row[:4] == ["demo", "invoices", "81", "4"]  # listed, new
-    assert "status: mirrored 81, deleted 3, quarantined 0" in out
+    assert first.splitlines()[-5].split()[:4] == ["demo", "invoices", "80", "80"]
+    moneybird, recras = (line.split() for line in second.splitlines()[2:4])
+    assert moneybird[:4] == ["demo", "invoices", "81", "4"]  # listed, new
+    assert recras[:5] == ["demo-venue", "invoices", "27", "2", "3"]  # listed, new, changed
+    assert "status demo: mirrored 81, deleted 3, quarantined 0" in out
+    assert "status demo-venue: mirrored 27, deleted 1, quarantined 0" in out
     assert database.exists()
 
 

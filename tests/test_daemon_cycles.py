@@ -23,7 +23,7 @@ from workers.engine import MassDeletionBlocked
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
-Batch = tuple[str, int, int, list[str], list[int], bool, str]
+Batch = tuple[str, int, int, list[str], list[str | None], bool, str, dict[str, str] | None]
 
 
 class Queue:

@@ -195,7 +195,8 @@ def test_the_command_line_syncs_both_streams_of_a_bank_source(
 
 
 def test_bank_is_only_for_moneybird() -> None:
-    from connectors.source import SourceConfig
+    from connectors.kinds import source_config
 
-    with pytest.raises(ValueError, match="bank: kind 'wefact' has no bank transactions"):
-        SourceConfig(name="x", kind="wefact", base_url="http://x", token_env="T", bank=True)
+    values = {"name": "x", "kind": "recras", "base_url": "http://x", "token_env": "T"}
+    with pytest.raises(ValueError, match="recras.bank\n  Extra inputs are not permitted"):
+        source_config({**values, "bank": True})

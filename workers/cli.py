@@ -822,7 +822,7 @@ def scheduler(obj: Context) -> None:
     help="SQLite file to mirror into (recreated).",
 )
 def demo(invoices: int, database: str) -> None:
-    """Sync the built-in Moneybird simulator into SQLite, change it, sync again."""
+    """Sync the built-in Moneybird and Recras simulators into SQLite, change them, sync again."""
     from workers.demo import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.source import KINDS, SourceConfig
+from connectors.kinds import KINDS, AnySource
+from connectors.source import SourceConfig
 
 DEFAULT_PATH = "invoice-sync.toml"
 
@@ -31,12 +32,12 @@ class AppConfig(BaseModel):
     redis_namespace: str = Field(default="invoice-sync", pattern=r"^[A-Za-z0-9_.:-]+$")
     metrics_port: int | None = Field(default=9191, ge=0, le=65535)
     bank_inbox: Path | None = None
-    sources: tuple[SourceConfig, ...] = Field(default=())
+    sources: tuple[AnySource, ...] = Field(default=())
     path: Path | None = None
 
     @field_validator("sources")
     @classmethod
-    def _unique_names(cls, sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+    def _unique_names(cls, sources: tuple[AnySource, ...]) -> tuple[AnySource, ...]:
         seen: set[str] = set()
         for source in sources:
             if source.name in seen:
@@ -114,7 +115,14 @@ def _describe(exc: ValidationError, raw_sources: Any, path: Path) -> str:
             name = entry.get("name") if isinstance(entry, dict) else None
         where = f"source {name!r}: " if name else f"sources[{index}]: "
         loc = loc[2:]
+        if loc[:1] and loc[0] in KINDS:  # the kind's model that judged it
+            loc = loc[1:]
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "union_tag_invalid":
+        tag = (error.get("ctx") or {}).get("tag")
+        return f"{path}: {where}kind: unknown kind {tag!r} (known: {', '.join(KINDS)})"
+    if error["type"] == "union_tag_not_found":
+        return f"{path}: {where}kind: required key is missing (known: {', '.join(KINDS)})"
     if not loc:
         return f"{path}: {where}{message}"
     key = ".".join(str(part) for part in loc)

@@ -1,4 +1,4 @@
-"""`invoice-sync demo`: the whole product in one command, against the built-in simulator."""
+"""`invoice-sync demo`: the whole product in one command, against the built-in simulators."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
-from connectors.source import SourceConfig
+from connectors.moneybird.config import MoneybirdSource
+from connectors.moneybird.simulator import MoneybirdSimulator
+from connectors.recras.config import RecrasSource
+from connectors.recras.simulator import RecrasSimulator
+from connectors.simulation import SimulatorServer
 from workers.app import App
 from workers.cli import format_summary
 from workers.config import AppConfig
@@ -22,45 +25,81 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
     path = Path(database)
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
-    simulator = MoneybirdSimulator(invoices=invoices, seed=7, token="demo-token")
+    today = dt.date.today()
+    moneybird = MoneybirdSimulator(invoices=invoices, seed=7, token="demo-token")
+    recras = RecrasSimulator(
+        invoices=max(invoices // 3, 1),
+        seed=7,
+        token="demo-token",
+        start_date=today - dt.timedelta(days=300),
+        days=290,
+    )
     os.environ[DEMO_TOKEN_ENV] = "demo-token"
-    with SimulatorServer(simulator) as server:
-        source = SourceConfig(
-            name="demo",
-            kind="moneybird",
-            base_url=server.base_url,
-            administration_id=simulator.administration_id,
-            token_env=DEMO_TOKEN_ENV,
-            since=dt.date(2020, 1, 1),
-            interval=300.0,
+    with SimulatorServer(moneybird) as server, SimulatorServer(recras) as recras_server:
+        sources = (
+            MoneybirdSource(
+                name="demo",
+                kind="moneybird",
+                base_url=server.base_url,
+                administration_id=moneybird.administration_id,
+                token_env=DEMO_TOKEN_ENV,
+                since=dt.date(2020, 1, 1),
+                interval=300.0,
+            ),
+            RecrasSource(
+                name="demo-venue",
+                kind="recras",
+                base_url=recras_server.base_url,
+                token_env=DEMO_TOKEN_ENV,
+                interval=300.0,
+            ),
         )
-        config = AppConfig(database_url=f"sqlite:///{path}", sources=(source,), path=Path("<demo>"))
+        config = AppConfig(database_url=f"sqlite:///{path}", sources=sources, path=Path("<demo>"))
         app = App.open(config)
         try:
-            echo(f"simulator: {invoices} invoices at {server.base_url}")
+            echo(f"Moneybird simulator: {invoices} invoices at {server.base_url}")
+            venue = len(recras.invoice_ids())
+            echo(f"Recras simulator: {venue} invoices at {recras_server.base_url}")
             echo(f"mirror: {path}\n")
             echo("first sync (everything is new):")
-            echo(format_summary([app.sync_inline(source)]))
+            echo(format_summary([app.sync_inline(source) for source in sources]))
 
             rng = random.Random(7)
-            ids = simulator.ids()
-            for remote_id in rng.sample(ids, 5):
-                simulator.change_invoice(remote_id, reference="Gewijzigd in demo")
-            unpaid = [str(p["id"]) for p in simulator.invoices() if Decimal(p["total_unpaid"]) > 0]
-            for remote_id in rng.sample(unpaid, min(5, len(unpaid))):
-                simulator.pay_invoice(remote_id)
-            for remote_id in rng.sample(ids, 3):
-                simulator.delete_invoice(remote_id)
-            for _ in range(4):
-                simulator.create_invoice()
-            echo("\nat the simulator: 5 edited, 5 paid, 3 deleted, 4 created")
+            _change_moneybird(moneybird, rng)
+            _change_recras(recras, rng, today)
+            echo("\nat Moneybird: 5 edited, 5 paid, 3 deleted, 4 created")
+            echo("at Recras: 2 paid, 1 line added, 1 deleted, 2 created")
             echo("second sync (only what changed is fetched):")
-            echo(format_summary([app.sync_inline(source)]))
+            echo(format_summary([app.sync_inline(source) for source in sources]))
             echo("")
-            for status in app.runs.status([source.name]):
+            for status in app.runs.status([source.name for source in sources]):
                 echo(
-                    f"status: mirrored {status.mirrored}, deleted {status.deleted}, "
-                    f"quarantined {status.quarantined}"
+                    f"status {status.source}: mirrored {status.mirrored}, deleted "
+                    f"{status.deleted}, quarantined {status.quarantined}"
                 )
         finally:
             app.close()
+
+
+def _change_moneybird(simulator: MoneybirdSimulator, rng: random.Random) -> None:
+    ids = simulator.ids()
+    for remote_id in rng.sample(ids, 5):
+        simulator.change_invoice(remote_id, reference="Gewijzigd in demo")
+    unpaid = [str(p["id"]) for p in simulator.invoices() if Decimal(p["total_unpaid"]) > 0]
+    for remote_id in rng.sample(unpaid, min(5, len(unpaid))):
+        simulator.pay_invoice(remote_id)
+    for remote_id in rng.sample(ids, 3):
+        simulator.delete_invoice(remote_id)
+    for _ in range(4):
+        simulator.create_invoice()
+
+
+def _change_recras(simulator: RecrasSimulator, rng: random.Random, today: dt.date) -> None:
+    ids = simulator.invoice_ids()
+    unpaid = [i for i in ids if simulator.invoice(i)["status"] in ("verzonden", "deels_betaald")]
+    for invoice_id in rng.sample(unpaid, min(2, len(unpaid))):
+        simulator.pay(invoice_id)
+    simulator.add_line(rng.choice(ids))
+    simulator.delete_invoice(rng.choice(ids))
+    for days_ago in (1, 2):
+        simulator.add_invoice(datum=today - dt.timedelta(days=days_ago), lines=2)

@@ -46,6 +46,8 @@ class CyclePlan:
     versions: Mapping[str, str | None] = field(default_factory=dict)
     #: what a snapshot listing said of the ids to fetch (their complete records' text)
     records: dict[str, RawJSON] = field(default_factory=dict)
+    #: mirrored ids the listing could not judge (no version): fetched, and a change if written
+    refresh: set[str] = field(default_factory=set)
 
     def counts(self) -> dict[str, int]:
         """What the listing and diff found, as `sync_runs` records it."""
@@ -62,6 +64,7 @@ class BatchResult:
     not_newer: int
     quarantined: int
     missing: int
+    written_ids: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -173,6 +176,8 @@ def plan_cycle(
         plan.unchanged += 1
         if version is not None and version != stored:
             went_back += older(version, stored)  # only an ordered version gets here
+        if version is None:
+            plan.refresh.add(remote_id)
         if full or version is None or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
     if listing.records:
@@ -243,6 +248,7 @@ def sync_batch(
         not_newer=write.not_newer,
         quarantined=write.quarantined,
         missing=sum(1 for remote_id in remote_ids if remote_id not in returned),
+        written_ids=write.written_ids,
     )
 
 
@@ -336,6 +342,10 @@ def run_cycle(
         workers = mirror.write_concurrency
         for done, outcome in _in_parallel(connector, mirror, plan, run_id, workers, deadline):
             result.quarantined += outcome.quarantined
+            if plan.refresh and not full:
+                seen_changed = len(plan.refresh.intersection(outcome.written_ids))
+                result.changed += seen_changed
+                result.unchanged -= seen_changed
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
         result.status = "ok"

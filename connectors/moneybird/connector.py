@@ -27,6 +27,7 @@ import httpx
 from connectors.base import NOTHING_LISTED, Connector, RecordStream
 from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
+from connectors.moneybird.config import MoneybirdSource
 from connectors.parsing import (
     parse_date,
     parse_decimal,
@@ -35,7 +36,7 @@ from connectors.parsing import (
     parse_optional_id,
     parse_timestamp,
 )
-from connectors.ratelimit import Limiter, SlidingWindowLimiter
+from connectors.ratelimit import Limiter
 from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import FINANCIAL_MUTATIONS
@@ -73,20 +74,9 @@ class MoneybirdConnector(Connector):
         cls, source: SourceConfig, token: str, limiter: Limiter | None = None
     ) -> MoneybirdConnector:
         """`limiter` defaults to an in-process window; the daemon passes one shared in Redis."""
-        if limiter is None and source.rate_limit:
-            limiter = SlidingWindowLimiter(source.rate_limit, source.rate_window)
-        client = ApiClient(
-            name=source.name,
-            base_url=source.base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": "invoice-sync/0.1",
-            },
-            limiter=limiter,
-            timeout=source.timeout,
-        )
-        assert source.administration_id is not None
+        if not isinstance(source, MoneybirdSource):
+            raise TypeError(f"source {source.name!r} is not a Moneybird source")
+        client = cls.http_client(source, token, limiter)
         return cls(
             source.name, client, administration_id=source.administration_id, since=source.since
         )

@@ -170,6 +170,7 @@ class RecrasSimulator:
         invoices: int = 50,
         seed: int = 1,
         start_date: dt.date = dt.date(2024, 1, 1),
+        days: int = 700,
         permissions: Iterable[str] = DEFAULT_PERMISSIONS,
     ) -> None:
         self.token = token
@@ -178,6 +179,7 @@ class RecrasSimulator:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._start = start_date
+        self._days = days
         self._invoices: dict[int, _Invoice] = {}
         self._next_invoice = 1000
         self._next_line = 5000
@@ -212,7 +214,7 @@ class RecrasSimulator:
 
     def _seed_invoice(self) -> _Invoice:
         rng = self._rng
-        day = self._start + dt.timedelta(days=rng.randrange(0, 700))
+        day = self._start + dt.timedelta(days=rng.randrange(0, self._days))
         customer = rng.randrange(len(_CUSTOMERS))
         invoice = self.add_invoice(
             datum=day,
@@ -344,6 +346,11 @@ class RecrasSimulator:
             invoice.settle()
             return line
 
+    def set_line(self, invoice_id: int, index: int, **fields: Any) -> None:
+        """Overwrite fields of one line as served (a test's way to send a bad record)."""
+        with self._lock:
+            self._invoices[invoice_id].lines[index].update(fields)
+
     def delete_invoice(self, invoice_id: int) -> None:
         with self._lock:
             del self._invoices[invoice_id]
@@ -377,7 +384,10 @@ class RecrasSimulator:
             request = Request(scope, receive)
             body = await request.body() if request.method in ("POST", "PUT") else b""
             with self._lock:
-                self.requests.append((request.method, request.url.path))
+                query = request.url.query
+                self.requests.append(
+                    (request.method, request.url.path + (f"?{query}" if query else ""))
+                )
             fault = self._faults.take_for(name)
             if fault is not None and fault.kind == "drop":
                 await drop_connection(receive)
