@@ -1,17 +1,19 @@
 """Recras invoices (facturen) with their lines (factuurregels) and payments (betalingen).
 
 Recras has no version list and no changed-since filter, so the connector derives both:
-- Listing: `GET /api2/factuurregels?begin=&eind=` over the window (`since`, and `window` days
-  back from today, up to a year ahead), in slices of `SLICE_DAYS` so that no response grows
-  without bound. The lines carry their invoice's summary (`Factuur`: status, number, date), so an
-  invoice's lines as listed are a snapshot of it: the listing hands them to the engine, and the
-  version is a hash of their exact text. An invoice without lines is not listed.
-- Fetching a listed invoice costs two requests: `GET /api2/facturen/{id}?embed=Klant` (the
-  customer and payment term the lines lack) and `GET /api2/facturen/{id}/betalingen`. An invoice
-  the listing did not hand over is read with `embed=regels,Klant`.
+- Listing, per cycle: `GET /api2/facturen?datumNa=<window start>&embed=Klant` (every invoice
+  of the window without its lines: about 250 bytes each; the API has no upper date bound or
+  paging for it) and `GET /api2/factuurregels?begin=&eind=` over the window in slices of
+  `SLICE_DAYS`, so that the lines, the bulk of the data, never come in one unbounded answer.
+  An invoice's header and lines together are a snapshot of it: the listing hands that to the
+  engine, and a hash of its exact text is the version.
+- Fetching a listed invoice costs one request, its payments
+  (`GET /api2/facturen/{id}/betalingen`); an invoice the listing did not hand over (a daemon
+  message without it, lines of an invoice created between the two listing requests) is read
+  with `GET /api2/facturen/{id}?embed=regels,Klant` first.
 - Payments can change without the invoice changing, so an invoice that is not fully paid
-  (`verzonden`, `deels_betaald`) is listed without a version and read again every cycle; its
-  version then covers its payments too, and it is written only when that differs. An unchanged
+  (`verzonden`, `deels_betaald`) is listed without a version and its payments are read every
+  cycle; its version then covers them, and it is written only when that differs. An unchanged
   `betaald` or `concept` invoice costs no request at all.
 - Deletion: the listing covers the window's dates, so an invoice dated before the window (it
   left it) is not judged; one that is dated inside it and no longer listed was deleted.
@@ -127,35 +129,53 @@ class RecrasConnector(Connector):
         return slices
 
     def listing(self) -> Listing:
-        grouped: dict[str, list[str]] = {}
-        statuses: dict[str, Any] = {}
-        for lines in _bounded(self._lines_between, self.slices()):
-            for position, (line, raw) in enumerate(lines):
-                invoice = line.get("Factuur") if isinstance(line, dict) else None
-                remote_id = invoice.get("id") if isinstance(invoice, dict) else None
-                if remote_id is None or isinstance(remote_id, bool):
-                    raise ConnectorError(
-                        f"{self.name}: factuurregels: line {position} carries no Factuur.id"
-                    )
-                key = str(remote_id)
-                grouped.setdefault(key, []).append(raw)
-                statuses[key] = invoice.get("status")  # type: ignore[union-attr]
-        records = {key: RawJSON("[" + ",".join(raws) + "]") for key, raws in grouped.items()}
-        versions = {
-            key: None if statuses[key] in UNSETTLED else content_version(text)
-            for key, text in records.items()
-        }
-        return Listing(versions=versions, records=records, dated=self.dates())
+        first, last = self.dates()
+        requests = [("api2/facturen", {"datumNa": first.isoformat(), "embed": "Klant"})]
+        requests += [
+            ("api2/factuurregels", {"begin": begin.isoformat(), "eind": end.isoformat()})
+            for begin, end in self.slices()
+        ]
+        headers, *slices = _bounded(lambda request: self._read(*request), requests)
+        lines: dict[str, list[str]] = {}
+        for answer in slices:
+            for remote_id, raw in answer:
+                lines.setdefault(remote_id, []).append(raw)
+        versions: dict[str, str | None] = {}
+        records: dict[str, RawJSON] = {}
+        for (remote_id, status, datum), raw in headers:
+            if datum is not None and datum > last.isoformat():
+                continue  # past the window's end: its lines were not asked for
+            text = RawJSON(f'{{"factuur":{raw},"regels":[{",".join(lines.pop(remote_id, ()))}]}}')
+            records[remote_id] = text
+            versions[remote_id] = None if status in UNSETTLED else content_version(text)
+        for remote_id in lines:  # lines of an invoice created after its header was read
+            versions[remote_id] = None
+        return Listing(versions=versions, records=records, dated=(first, last))
 
-    def _lines_between(self, dates: tuple[dt.date, dt.date]) -> list[tuple[Any, RawJSON]]:
-        begin, end = dates
-        return list(
-            self.client.request_json_array(
-                "GET",
-                "api2/factuurregels",
-                params={"begin": begin.isoformat(), "eind": end.isoformat()},
-            )
-        )
+    def _read(self, path: str, params: dict[str, str]) -> list[tuple[Any, RawJSON]]:
+        """One listing answer, kept as each item's exact text and the little the listing needs
+        of it (the decoded items are dropped at once: 10,000 invoices of them weigh ~50 MB)."""
+        kept: list[tuple[Any, RawJSON]] = []
+        lines = path.endswith("factuurregels")
+        for position, (item, raw) in enumerate(
+            self.client.request_json_array("GET", path, params=params)
+        ):
+            owner = item.get("Factuur") if lines and isinstance(item, dict) else item
+            remote_id = owner.get("id") if isinstance(owner, dict) else None
+            if remote_id is None or isinstance(remote_id, bool):
+                what = "carries no Factuur.id" if lines else "has no id"
+                raise ConnectorError(f"{self.name}: {path}: item {position} {what}")
+            if lines:
+                kept.append((str(remote_id), raw))
+            else:
+                datum = item.get("datum")
+                summary = (
+                    str(remote_id),
+                    item.get("status"),
+                    datum[:10] if isinstance(datum, str) else None,
+                )
+                kept.append((summary, raw))
+        return kept
 
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
@@ -165,41 +185,33 @@ class RecrasConnector(Connector):
         fetched = _bounded(lambda i: self._fetch_one(i, listed.get(i)), remote_ids)
         return iter([item for item in fetched if item is not None])
 
-    def _fetch_one(self, remote_id: str, lines_text: RawJSON | None) -> tuple[Any, RawJSON] | None:
-        """None when the invoice went away since the listing (the next listing says so)."""
+    def _fetch_one(self, remote_id: str, snapshot: RawJSON | None) -> tuple[Any, RawJSON] | None:
+        """The invoice (from the listing, else read with its lines) and its payments; None when
+        it went away since the listing (the next listing says so)."""
         path = f"api2/facturen/{remote_id}"
-        embed = "Klant" if lines_text is not None else "regels,Klant"
-        invoice = self.client.call_unless_missing("GET", path, _exact, params={"embed": embed})
-        if invoice is None:
-            return None
-        payments = self.client.call_unless_missing("GET", f"{path}/betalingen", _exact)
+        if snapshot is None:
+            answer = self.client.call_unless_missing(
+                "GET", path, _text, params={"embed": "regels,Klant"}
+            )
+            if answer is None:
+                return None
+            snapshot = RawJSON(f'{{"factuur":{answer}}}')
+        payments = self.client.call_unless_missing("GET", f"{path}/betalingen", _text)
         if payments is None:
             return None
-        (record, record_text), (paid, paid_text) = invoice, payments
-        if lines_text is not None:
-            lines = decode_json(lines_text.encode(), f"{self.name}: listed lines of {remote_id}")
-            raw = f'{{"factuur":{record_text},"regels":{lines_text},"betalingen":{paid_text}}}'
+        what = f"{self.name}: invoice {remote_id}"
+        listed = decode_json(snapshot.encode(), what)
+        paid = decode_json(payments.encode(), f"{what} payments")
+        raw = RawJSON(f'{snapshot[:-1]},"betalingen":{payments}}}')
+        invoice = listed.get("factuur") if isinstance(listed, dict) else None
+        if not isinstance(invoice, dict) or not isinstance(paid, list):
+            return listed, raw  # refused by `normalize`, quarantined with its text
+        lines = listed.get("regels", invoice.get("regels"))
+        if invoice.get("status") in UNSETTLED:
+            version = content_version(snapshot, payments)
         else:
-            lines = record.get("regels") if isinstance(record, dict) else None
-            raw = f'{{"factuur":{record_text},"betalingen":{paid_text}}}'
-        status = record.get("status") if isinstance(record, dict) else None
-        if status in UNSETTLED:
-            version = content_version(lines_text or "", record_text, paid_text)
-        else:
-            # What the listing hashes, so that the next listing finds it unchanged (read
-            # without the listing, it is read once more with it).
-            version = content_version(lines_text or record_text)
-        return (
-            Fetched(
-                invoice=record if isinstance(record, dict) else {},
-                lines=lines if isinstance(lines, list) else [],
-                payments=paid if isinstance(paid, list) else [],
-                version=version,
-            )
-            if isinstance(record, dict) and isinstance(paid, list)
-            else record,
-            RawJSON(raw),
-        )
+            version = content_version(snapshot)  # what the listing hashes
+        return Fetched(invoice, lines if isinstance(lines, list) else [], paid, version), raw
 
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         if not isinstance(record, Fetched):
@@ -242,6 +254,8 @@ class _Abandoned(Exception):
     """Not started: an earlier item failed."""
 
 
-def _exact(response: httpx.Response, what: str) -> tuple[Any, str]:
-    """The decoded body (numbers exact) and its text, kept as the source spelled it."""
-    return decode_json(response.content, what), response.text
+def _text(response: httpx.Response, what: str) -> str:
+    """The body as the source spelled it, once it is known to be whole JSON (a truncated body
+    is retried, as the client retries any unreadable answer)."""
+    decode_json(response.content, what)
+    return response.text
