@@ -348,3 +348,36 @@ def test_a_source_without_ordered_versions_takes_any_different_version_as_a_chan
     assert app.mirror.behind("acme", {remote_id: str(stored)}, ordered=False) == [remote_id]
     assert app.mirror.behind("acme", {remote_id: str(stored - 1000)}, ordered=False) == []
     assert app.mirror.behind("acme", {remote_id: str(stored - 2000)}, ordered=True) == []
+
+
+def test_a_partial_listing_fetches_what_it_names_and_deletes_nothing(
+    app: App, simulator: MoneybirdSimulator
+) -> None:
+    """The engine's side of a modified-since listing (WeFact, Flowtly): it names only what
+    changed, so what it lacks is not gone. Moneybird over real HTTP stands in, its listing cut
+    down to the invoices changed since the first cycle."""
+    from connectors.base import Listing
+    from connectors.moneybird.connector import MoneybirdConnector
+    from workers.engine import run_cycle
+
+    app.sync_inline(_source(app))
+    changed = simulator.ids()[:3]
+    for remote_id in changed:
+        simulator.change_invoice(remote_id, reference="changed since the cursor")
+    simulator.delete_invoice(simulator.ids()[-1])
+
+    class ModifiedSince(MoneybirdConnector):
+        def listing(self) -> Listing:
+            versions = self.list_versions()
+            return Listing(versions={i: versions[i] for i in changed}, complete=False)
+
+    token = app.config.token(_source(app))
+    with ModifiedSince.from_config(_source(app), token) as connector:
+        result = run_cycle(connector, app.mirror, app.runs)
+
+    assert (result.status, result.listed, result.changed, result.deleted) == ("ok", 3, 3, 0)
+    rows = mirror_rows(app.engine)
+    assert all('"changed since the cursor"' in rows[i]["raw"] for i in changed)
+    assert all(row["deleted_at"] is None for row in rows.values()), (
+        "a partial listing deletes nothing"
+    )
