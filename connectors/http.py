@@ -170,6 +170,35 @@ class ApiClient:
             method, path, lambda response, what: iter_json_array(response.content, what), **kwargs
         )
 
+    def pages(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response, str], T],
+        next_page: Callable[[T, dict[str, Any]], dict[str, Any] | None],
+        first: dict[str, Any],
+        *,
+        send_as: str = "params",
+    ) -> Iterator[T]:
+        """Each page of a paged answer, parsed, one request at a time. `next_page(page,
+        sent)` is the connector's paging rule: what to send for the following page, or None
+        after the last. `send_as` is where the paging values go (`params`, `json`, `data`)."""
+        sent: dict[str, Any] | None = first
+        while sent is not None:
+            page = self.call(method, path, parse, **{send_as: sent})
+            yield page
+            following = next_page(page, sent)
+            if following is not None and following == sent:
+                raise PermanentError(
+                    f"{self.name}: {method} {path}: the next page repeats this one ({sent})"
+                )
+            sent = following
+
+    def check_envelope(self, response: httpx.Response, what: str) -> None:
+        """A 2xx answer that is an error all the same (an API whose errors come back as HTTP 200
+        with an error body): a subclass raises the error it means, as `_send_once` would for
+        an HTTP status (AuthError stops the source, TransientError is retried)."""
+
     def refusal_detail(self, response: httpx.Response) -> str:
         """What an API's error envelope says of a 401/403 (a subclass reads its format); empty
         when it says nothing useful. Never echo the request: it carries the secret."""
@@ -227,6 +256,7 @@ class ApiClient:
         self._note_rate_headers(response)
         status = response.status_code
         if status < 300:
+            self.check_envelope(response, what)
             return response
         if status == 404 and missing_ok:
             return None
