@@ -19,35 +19,17 @@ only within the dates it covers (`Listing.dated`).
 from __future__ import annotations
 
 import abc
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from connectors.http import ApiClient
+from connectors.listing import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory
 from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
 
-#: no records in hand: `fetch_batch` fetches every id
-NOTHING_LISTED: Mapping[str, RawJSON] = {}
-
-
-@dataclass(slots=True)
-class Listing:
-    """What one listing of a source says."""
-
-    #: remote id -> version (see `connectors.versions`); None: the listing cannot tell whether
-    #: the record changed, so it is fetched every cycle
-    versions: Mapping[str, str | None]
-    #: a snapshot's complete records (exact JSON text) by id, handed to `fetch_batch`
-    records: dict[str, RawJSON] = field(default_factory=dict)
-    #: whether an id the listing lacks is gone; False for a modified-since listing
-    complete: bool = True
-    #: the invoice dates the listing covers (first, last), when it covers a window: a mirrored
-    #: invoice dated outside it left the window and is not judged by this listing
-    dated: tuple[dt.date, dt.date] | None = None
+__all__ = ["NOTHING_LISTED", "NO_HISTORY", "Connector", "Listing", "ListingHistory", "RecordStream"]
 
 
 class RecordStream(Protocol):
@@ -71,7 +53,7 @@ class RecordStream(Protocol):
     @property
     def throttled(self) -> int: ...
 
-    def listing(self) -> Listing: ...
+    def listing(self, history: ListingHistory = NO_HISTORY) -> Listing: ...
 
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
@@ -151,8 +133,10 @@ class Connector(abc.ABC):
             return self
         raise ValueError(f"a {self.kind} source has no {kind!r} stream")
 
-    def listing(self) -> Listing:
-        """What the source holds now; by default its id/version list."""
+    def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
+        """What the source holds now; by default its id/version list. `history` is for a
+        connector that lists only what changed since the last run (and completely now and
+        then); an ops resync (`sync --full`) hands it no history."""
         return Listing(versions=self.list_versions())
 
     def list_versions(self) -> Mapping[str, str | None]:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connectors.listing import ListingHistory
 from connectors.streams import INVOICES
 from store.schema import invoices, sync_errors, sync_run_batches, sync_runs
 
@@ -116,6 +117,25 @@ class Runs:
                 .where(sync_runs.c.id == run_id)
                 .values(status=status, finished_at=when, error=error, **counts)
             )
+
+    def note_listing(self, run_id: int, complete: bool) -> None:
+        """Whether the run's listing was complete (it could see deletions) or named changes."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(sync_runs).where(sync_runs.c.id == run_id).values(complete_listing=complete)
+            )
+
+    def listing_history(self, source: str, stream: str = INVOICES) -> ListingHistory:
+        """When the last successful run started, and the last whose listing was complete."""
+        ok = [*_of(source, stream), sync_runs.c.status == "ok"]
+        with self.engine.connect() as connection:
+            last = connection.execute(select(func.max(sync_runs.c.started_at)).where(*ok)).scalar()
+            complete = connection.execute(
+                select(func.max(sync_runs.c.started_at)).where(
+                    *ok, sync_runs.c.complete_listing.is_(True)
+                )
+            ).scalar()
+        return ListingHistory(last_success=last, last_complete=complete)
 
     def note_error(self, run_id: int, error: str) -> None:
         """The latest trouble of a run still in progress (a batch that will be retried)."""

@@ -124,6 +124,7 @@ sync_runs = Table(
     Column("requests", Integer, nullable=False, default=0),
     Column("error", Text),
     Column("batches", Integer),
+    Column("complete_listing", Boolean),
     Index(None, "source", "stream", "started_at"),
 )
 

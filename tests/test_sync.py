@@ -356,7 +356,7 @@ def test_a_partial_listing_fetches_what_it_names_and_deletes_nothing(
     """The engine's side of a modified-since listing (WeFact, Flowtly): it names only what
     changed, so what it lacks is not gone. Moneybird over real HTTP stands in, its listing cut
     down to the invoices changed since the first cycle."""
-    from connectors.base import Listing
+    from connectors.base import NO_HISTORY, Listing, ListingHistory
     from connectors.moneybird.connector import MoneybirdConnector
     from workers.engine import run_cycle
 
@@ -367,7 +367,7 @@ def test_a_partial_listing_fetches_what_it_names_and_deletes_nothing(
     simulator.delete_invoice(simulator.ids()[-1])
 
     class ModifiedSince(MoneybirdConnector):
-        def listing(self) -> Listing:
+        def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
             versions = self.list_versions()
             return Listing(versions={i: versions[i] for i in changed}, complete=False)
 

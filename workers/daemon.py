@@ -19,6 +19,7 @@ import redis
 from dramatiq.rate_limits import ConcurrentRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
+from connectors.base import NO_HISTORY
 from connectors.errors import PermanentError
 from connectors.ratelimit import Limiter
 from connectors.records import RawJSON
@@ -182,6 +183,7 @@ class Daemon:
                         run_id,
                         full=full,
                         mass_delete_fraction=source.mass_delete_fraction,
+                        history=NO_HISTORY if full else runs.listing_history(source.name, stream),
                     )
                 finally:
                     self.metrics.batch(
@@ -198,6 +200,7 @@ class Daemon:
         except Exception as exc:  # recorded, then retried by dramatiq as a new run
             self._fail(run_id, exc)
             raise
+        runs.note_listing(run_id, plan.complete)
         counts = plan.counts()
         if batches:
             self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import NOTHING_LISTED, RecordStream
+from connectors.base import NO_HISTORY, NOTHING_LISTED, ListingHistory, RecordStream
 from connectors.errors import ConnectorError
 from connectors.records import RawJSON
 from connectors.streams import INVOICES
@@ -48,6 +48,8 @@ class CyclePlan:
     records: dict[str, RawJSON] = field(default_factory=dict)
     #: mirrored ids the listing could not judge (no version): fetched, and a change if written
     refresh: set[str] = field(default_factory=set)
+    #: whether the listing named every record (it could see deletions) or only changes
+    complete: bool = True
 
     def counts(self) -> dict[str, int]:
         """What the listing and diff found, as `sync_runs` records it."""
@@ -133,6 +135,7 @@ def plan_cycle(
     *,
     full: bool,
     mass_delete_fraction: float | None = None,
+    history: ListingHistory = NO_HISTORY,
 ) -> CyclePlan:
     """List, diff and record deletions; returns the ids that must be fetched.
 
@@ -144,7 +147,7 @@ def plan_cycle(
     source = connector.name
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state") as pool:
         reading = pool.submit(mirror.state, source)  # read while the listing is on the wire
-        listing = connector.listing()
+        listing = connector.listing(history)
         state = reading.result()
     listed = listing.versions
     vanished: list[str] = []
@@ -153,7 +156,14 @@ def plan_cycle(
         if vanished and listing.dated is not None:
             vanished = mirror.dated_within(source, vanished, *listing.dated)
     check_mass_deletion(source, len(vanished), len(state.live), mass_delete_fraction)
-    plan = CyclePlan(source=source, run_id=run_id, full=full, listed=len(listed), versions=listed)
+    plan = CyclePlan(
+        source=source,
+        run_id=run_id,
+        full=full,
+        listed=len(listed),
+        versions=listed,
+        complete=listing.complete,
+    )
     restore: list[str] = []
     went_back = 0
     ordered = connector.ordered_versions
@@ -332,8 +342,14 @@ def run_cycle(
     requests_before = connector.requests
     try:
         plan = plan_cycle(
-            connector, mirror, run_id, full=full, mass_delete_fraction=mass_delete_fraction
+            connector,
+            mirror,
+            run_id,
+            full=full,
+            mass_delete_fraction=mass_delete_fraction,
+            history=NO_HISTORY if full else runs.listing_history(connector.name, mirror.stream),
         )
+        runs.note_listing(run_id, plan.complete)
         plan.versions = {}  # only the daemon's batch messages need them; free the memory now
         for name, value in plan.counts().items():
             setattr(result, name, value)

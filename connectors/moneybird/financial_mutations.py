@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from connectors.bank.records import BankTransaction, is_iban_shaped
-from connectors.base import NOTHING_LISTED, Listing
+from connectors.base import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory
 from connectors.errors import AuthError, ConnectorError
 from connectors.parsing import parse_date, parse_decimal, parse_id
 from connectors.records import RawJSON, RemoteBankTransaction
@@ -66,7 +66,7 @@ class FinancialMutations:
                 "bank = false for this source"
             ) from None
 
-    def listing(self) -> Listing:
+    def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
         return Listing(versions=self.list_versions())
 
     def list_versions(self) -> dict[str, str]:

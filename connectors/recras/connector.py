@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
-from connectors.base import NOTHING_LISTED, Connector, Listing
+from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
 from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
 from connectors.ratelimit import Limiter
@@ -128,7 +128,7 @@ class RecrasConnector(Connector):
             first = end + dt.timedelta(days=1)
         return slices
 
-    def listing(self) -> Listing:
+    def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
         first, last = self.dates()
         requests = [("api2/facturen", {"datumNa": first.isoformat(), "embed": "Klant"})]
         requests += [
