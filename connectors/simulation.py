@@ -8,12 +8,13 @@ each simulator (a record it makes unreadable).
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 import uvicorn
 from starlette.responses import Response
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "slow", "drop", "truncate", "invalid"})
 #: the faults answered instead of the request, before authentication
@@ -206,6 +207,33 @@ class SimulatorServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+
+
+class RawEndpoint:
+    """An ASGI app Starlette routes to as is (a plain function would get a Request instead),
+    so that a fault can drop the connection."""
+
+    def __init__(self, serve: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.serve = serve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(scope, receive, send)
+
+
+def serve_main(
+    name: str, build: Callable[[int, int, str], Simulated], token: str, argv: list[str] | None
+) -> None:
+    """A simulator's command line: `--invoices`, `--seed`, `--port`, `--token`; serves until
+    killed. `build(invoices, seed, token)` makes the simulator."""
+    parser = argparse.ArgumentParser(description=f"Serve a {name} simulator on loopback.")
+    parser.add_argument("--invoices", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=token)
+    args = parser.parse_args(argv)
+    with SimulatorServer(build(args.invoices, args.seed, args.token), args.port) as server:
+        print(f"{name} simulator on {server.base_url}", flush=True)
+        threading.Event().wait()
 
 
 def raw_number(value: Any) -> orjson.Fragment:

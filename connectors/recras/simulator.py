@@ -23,7 +23,6 @@ Facts the seeds do not settle, chosen here and kept in one place:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import random
@@ -43,10 +42,11 @@ from starlette.types import Receive, Scope, Send
 
 from connectors.simulation import (
     Faults,
-    SimulatorServer,
+    RawEndpoint,
     drop_connection,
     raw_number,
     refusal,
+    serve_main,
 )
 
 STATUSES = ("concept", "verzonden", "deels_betaald", "betaald")
@@ -138,17 +138,6 @@ class _Invoice:
         if "Klant" in embed:
             record["Klant"] = {"id": self.klant_id, "naam": self.klant_naam}
         return record
-
-
-class _Raw:
-    """An ASGI app Starlette routes to as is (a plain function would get a Request instead),
-    so that a fault can drop the connection."""
-
-    def __init__(self, serve: Any) -> None:
-        self.serve = serve
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.serve(scope, receive, send)
 
 
 class _Refused(Exception):
@@ -410,7 +399,7 @@ class RecrasSimulator:
                 scope, receive, send
             )
 
-        return _Raw(endpoint)
+        return RawEndpoint(endpoint)
 
     def _authorize(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -566,16 +555,12 @@ def _payment_input(body: bytes) -> tuple[Decimal, dt.datetime | None, int | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve a Recras API2 simulator on loopback.")
-    parser.add_argument("--invoices", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default="sim-recras-key")
-    args = parser.parse_args(argv)
-    simulator = RecrasSimulator(invoices=args.invoices, seed=args.seed, token=args.token)
-    with SimulatorServer(simulator, args.port) as server:
-        print(f"Recras simulator on {server.base_url}", flush=True)
-        threading.Event().wait()
+    serve_main(
+        "Recras API2",
+        lambda invoices, seed, token: RecrasSimulator(invoices=invoices, seed=seed, token=token),
+        "sim-recras-key",
+        argv,
+    )
 
 
 if __name__ == "__main__":

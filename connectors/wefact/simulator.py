@@ -24,7 +24,6 @@ Facts the seed does not settle, chosen here and kept in one place:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import random
@@ -43,12 +42,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.simulation import Faults, SimulatorServer, drop_connection, raw_number, refusal
+from connectors.simulation import (
+    Faults,
+    RawEndpoint,
+    drop_connection,
+    raw_number,
+    refusal,
+    serve_main,
+)
 
 #: `list` is `invoice list`, `show` is `invoice show`, `add` is `invoiceline add`
 FAULT_ENDPOINTS = ("list", "show", "add")
-STATUS_LABELS = {0: "Concept", 2: "Verzonden", 3: "Deels betaald", 4: "Betaald", 8: "Creditfactuur",
-                 9: "Vervallen"}  # fmt: skip
+STATUS_LABELS = {
+    0: "Concept",
+    2: "Verzonden",
+    3: "Deels betaald",
+    4: "Betaald",
+    8: "Creditfactuur",
+    9: "Vervallen",
+}
 SPELLINGS = ("text", "number", "comma", "grouped")
 
 _AMSTERDAM = zoneinfo.ZoneInfo("Europe/Amsterdam")
@@ -199,14 +211,6 @@ class _Error(Exception):
     """An answer with `"status": "error"` (HTTP 200, as WeFact sends them)."""
 
 
-class _Raw:
-    def __init__(self, serve: Any) -> None:
-        self.serve = serve
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.serve(scope, receive, send)
-
-
 class WeFactSimulator:
     """Seeded WeFact invoices, test controls (pay, credit, edit, delete, the clock) and faults."""
 
@@ -235,7 +239,7 @@ class WeFactSimulator:
         self._faults = Faults(FAULT_ENDPOINTS)
         for _ in range(invoices):
             self._seed_invoice(start_date + dt.timedelta(days=self._rng.randrange(days)))
-        self.app = Starlette(routes=[Route("/v2/", _Raw(self._serve), methods=["POST"])])
+        self.app = Starlette(routes=[Route("/v2/", RawEndpoint(self._serve), methods=["POST"])])
 
     # --- data and test controls ------------------------------------------------------------
 
@@ -562,16 +566,12 @@ def _within(stamp: str, bounds: tuple[str, str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve a WeFact API v2 simulator on loopback.")
-    parser.add_argument("--invoices", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default="sim-wefact-key")
-    args = parser.parse_args(argv)
-    simulator = WeFactSimulator(invoices=args.invoices, seed=args.seed, token=args.token)
-    with SimulatorServer(simulator, args.port) as server:
-        print(f"WeFact simulator on {server.base_url}", flush=True)
-        threading.Event().wait()
+    serve_main(
+        "WeFact API v2",
+        lambda invoices, seed, token: WeFactSimulator(invoices=invoices, seed=seed, token=token),
+        "sim-wefact-key",
+        argv,
+    )
 
 
 if __name__ == "__main__":
