@@ -1371,13 +1371,14 @@ class _Generator:
                 {
                     "source": SOURCE,
                     "remote_id": inv.remote_id,
-                    "remote_version": 1,
+                    "remote_version": "1",
                     "number": inv.number,
                     "state": state,
                     "state_raw": None,
                     "customer_remote_id": c.remote_id,
                     "customer_name": c.name,
                     "customer_iban": customer_iban,
+                    "credit_note": False,
                     "invoice_date": inv.date,
                     "due_date": inv.due,
                     "currency": "EUR",
@@ -1468,15 +1469,14 @@ def generate(
 
 def load(engine: sa.Engine, data: Dataset, chunk: int = 5000) -> None:
     """Insert the invoices, then the bank transactions, in one transaction. PostgreSQL gets COPY,
-    SQLite executemany in chunks. `customer_iban` is left out when the table has no such column
-    (in `store.schema` or in the database)."""
+    SQLite executemany in chunks. A column that the table lacks (in `store.schema` or in the
+    database: an older revision measured against this one) is left out."""
     with engine.begin() as connection:
         present = {c["name"] for c in sa.inspect(connection).get_columns(invoices.name)}
+        present &= set(invoices.c.keys())
         invoice_rows = data.invoices
-        if not ("customer_iban" in invoices.c and "customer_iban" in present):
-            invoice_rows = [
-                {k: v for k, v in row.items() if k != "customer_iban"} for row in invoice_rows
-            ]
+        if invoice_rows and not set(invoice_rows[0]) <= present:
+            invoice_rows = [{k: v for k, v in row.items() if k in present} for row in invoice_rows]
         for table, rows in ((invoices, invoice_rows), (bank_transactions, data.transactions)):
             if not rows:
                 continue

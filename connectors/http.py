@@ -172,26 +172,21 @@ class ApiClient:
 
     def pages(
         self,
-        method: str,
-        path: str,
-        parse: Callable[[httpx.Response, str], T],
+        fetch: Callable[[dict[str, Any]], T],
         next_page: Callable[[T, dict[str, Any]], dict[str, Any] | None],
         first: dict[str, Any],
-        *,
-        send_as: str = "params",
     ) -> Iterator[T]:
-        """Each page of a paged answer, parsed, one request at a time. `next_page(page,
-        sent)` is the connector's paging rule: what to send for the following page, or None
-        after the last. `send_as` is where the paging values go (`params`, `json`, `data`)."""
+        """Each page of a paged answer, one request at a time. `fetch(values)` asks for one
+        page (the connector knows where paging values go: query, JSON body, form);
+        `next_page(page, values)` is its paging rule: the values of the following page, or
+        None after the last."""
         sent: dict[str, Any] | None = first
         while sent is not None:
-            page = self.call(method, path, parse, **{send_as: sent})
+            page = fetch(sent)
             yield page
             following = next_page(page, sent)
             if following is not None and following == sent:
-                raise PermanentError(
-                    f"{self.name}: {method} {path}: the next page repeats this one ({sent})"
-                )
+                raise PermanentError(f"{self.name}: the next page repeats this one (a paging bug)")
             sent = following
 
     def check_envelope(self, response: httpx.Response, what: str) -> None:

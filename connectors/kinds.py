@@ -14,10 +14,15 @@ from pydantic import Field, TypeAdapter
 from connectors.moneybird.config import MoneybirdSource
 from connectors.recras.config import RecrasSource
 from connectors.source import SourceConfig
+from connectors.wefact.config import WeFactSource
 
-AnySource = Annotated[MoneybirdSource | RecrasSource, Field(discriminator="kind")]
+AnySource = Annotated[MoneybirdSource | RecrasSource | WeFactSource, Field(discriminator="kind")]
 
-MODELS: dict[str, type[SourceConfig]] = {"moneybird": MoneybirdSource, "recras": RecrasSource}
+MODELS: dict[str, type[SourceConfig]] = {
+    "moneybird": MoneybirdSource,
+    "recras": RecrasSource,
+    "wefact": WeFactSource,
+}
 KINDS = tuple(MODELS)
 
 _ADAPTER: TypeAdapter[SourceConfig] = TypeAdapter(AnySource)

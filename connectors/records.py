@@ -70,6 +70,8 @@ class Invoice:
     payments: tuple[Payment, ...] = field(default=())
     #: the IBAN the customer pays from, as the invoicing system knows it (upper case, no spaces)
     customer_iban: str | None = None
+    #: a credit invoice (its amounts are negative: money owed to the customer)
+    credit_note: bool = False
 
     def __post_init__(self) -> None:
         if self.state not in INVOICE_STATES:

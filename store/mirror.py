@@ -507,6 +507,7 @@ class Mirror:
                 "customer_remote_id": r.customer_remote_id,
                 "customer_name": r.customer_name,
                 "customer_iban": r.customer_iban,
+                "credit_note": r.credit_note,
                 "invoice_date": r.invoice_date,
                 "due_date": r.due_date,
                 "currency": r.currency,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from store.types import Money, RawPayload, UTCDateTime
@@ -45,6 +46,7 @@ invoices = Table(
     Column("customer_remote_id", Text),
     Column("customer_name", Text),
     Column("customer_iban", Text),
+    Column("credit_note", Boolean, nullable=False, server_default=false()),
     Column("invoice_date", Date),
     Column("due_date", Date),
     Column("currency", String(3), nullable=False),

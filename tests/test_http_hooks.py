@@ -75,6 +75,10 @@ def _json(response: httpx.Response, what: str) -> Any:
     return decode_json(response.content, what)
 
 
+def _items(client: ApiClient) -> Any:
+    return lambda values: client.call("GET", "items", _json, params=values)
+
+
 def _offset_rule(page: Any, sent: dict[str, Any]) -> dict[str, Any] | None:
     following = sent["offset"] + len(page["items"])
     return None if following >= page["total"] else {**sent, "offset": following}
@@ -83,7 +87,7 @@ def _offset_rule(page: Any, sent: dict[str, Any]) -> dict[str, Any] | None:
 def test_pages_follow_the_connectors_paging_rule(api: tuple[PagedApi, str]) -> None:
     paged, base_url = api
     with ApiClient(name="paged", base_url=base_url, headers={}, timeout=5) as client:
-        pages = list(client.pages("GET", "items", _json, _offset_rule, {"offset": 0, "limit": 10}))
+        pages = list(client.pages(_items(client), _offset_rule, {"offset": 0, "limit": 10}))
     assert [item for page in pages for item in page["items"]] == ITEMS
     assert len(pages) == paged.requests == 3
 
@@ -96,7 +100,7 @@ def test_a_page_that_repeats_is_an_error_not_a_loop(api: tuple[PagedApi, str]) -
 
     with ApiClient(name="paged", base_url=base_url, headers={}, timeout=5) as client:
         with pytest.raises(PermanentError, match="repeats"):
-            list(client.pages("GET", "items", _json, stuck_rule, {"offset": 0, "stuck": 1}))
+            list(client.pages(_items(client), stuck_rule, {"offset": 0, "stuck": 1}))
 
 
 def test_an_error_envelope_in_a_200_is_retried_or_stops_as_an_http_error_would(

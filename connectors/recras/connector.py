@@ -22,17 +22,16 @@ Recras has no version list and no changed-since filter, so the connector derives
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
 
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
+from connectors.concurrency import bounded
 from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
 from connectors.ratelimit import Limiter
@@ -52,8 +51,6 @@ CONCURRENCY = 2
 UNSETTLED = frozenset({"verzonden", "deels_betaald"})
 
 _AMSTERDAM = zoneinfo.ZoneInfo("Europe/Amsterdam")
-A = TypeVar("A")
-B = TypeVar("B")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +132,7 @@ class RecrasConnector(Connector):
             ("api2/factuurregels", {"begin": begin.isoformat(), "eind": end.isoformat()})
             for begin, end in self.slices()
         ]
-        headers, *slices = _bounded(lambda request: self._read(*request), requests)
+        headers, *slices = bounded(lambda request: self._read(*request), requests, CONCURRENCY)
         lines: dict[str, list[str]] = {}
         for answer in slices:
             for remote_id, raw in answer:
@@ -182,7 +179,7 @@ class RecrasConnector(Connector):
     ) -> Iterator[tuple[Any, RawJSON]]:
         if len(remote_ids) > self.batch_size:
             raise ValueError(f"at most {self.batch_size} ids per fetch, got {len(remote_ids)}")
-        fetched = _bounded(lambda i: self._fetch_one(i, listed.get(i)), remote_ids)
+        fetched = bounded(lambda i: self._fetch_one(i, listed.get(i)), remote_ids, CONCURRENCY)
         return iter([item for item in fetched if item is not None])
 
     def _fetch_one(self, remote_id: str, snapshot: RawJSON | None) -> tuple[Any, RawJSON] | None:
@@ -229,29 +226,6 @@ class RecrasConnector(Connector):
             remote_id = record.invoice.get("id")
             return (None if remote_id is None else str(remote_id)), record.version
         return super().identify(record)
-
-
-def _bounded(work: Callable[[A], B], items: Sequence[A]) -> list[B]:
-    """`work` over `items`, `CONCURRENCY` at a time, in order. The first failure cancels what
-    has not started: a refused key costs a request or two, not one per item."""
-    failed = threading.Event()
-
-    def guarded(item: A) -> B:
-        if failed.is_set():
-            raise _Abandoned
-        try:
-            return work(item)
-        except BaseException:
-            failed.set()
-            raise
-
-    with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="recras") as pool:
-        futures = [pool.submit(guarded, item) for item in items]
-        return [future.result() for future in futures]  # the first failure, in order
-
-
-class _Abandoned(Exception):
-    """Not started: an earlier item failed."""
 
 
 def _text(response: httpx.Response, what: str) -> str:

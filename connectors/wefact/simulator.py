@@ -120,6 +120,8 @@ class _Invoice:
     paid: Decimal = Decimal(0)
     pay_date: dt.date | None = None
     transaction_id: str = ""
+    #: fields served as given instead of as computed (a test's way to send a bad record)
+    spoiled: dict[str, Any] = field(default_factory=dict)
 
     def amounts(self) -> tuple[Decimal, Decimal, Decimal]:
         excl = tax = Decimal(0)
@@ -194,6 +196,7 @@ class _Invoice:
             "Created": self.created,
             "Modified": self.modified,
             "Translations": {"Status": STATUS_LABELS[self.status]},
+            **self.spoiled,
         }
 
 
@@ -364,6 +367,22 @@ class WeFactSimulator:
             for name, value in fields.items():
                 setattr(invoice, name, value)
             invoice.modified = self._stamp()
+
+    def spoil(self, identifier: int, **fields: Any) -> None:
+        """Serve these fields as given from now on, and touch `Modified`."""
+        with self._lock:
+            invoice = self._invoices[identifier]
+            invoice.spoiled.update(fields)
+            invoice.modified = self._stamp()
+
+    def truth(self, identifier: int) -> dict[str, Any]:
+        """The exact amounts behind an invoice, whatever spelling it is served in."""
+        with self._lock:
+            invoice = self._invoices[identifier]
+            excl, tax, incl = invoice.amounts()
+            return {"excl": excl, "tax": tax, "incl": incl, "paid": invoice.paid,
+                    "status": invoice.status, "lines": len(invoice.lines),
+                    "modified": invoice.modified}  # fmt: skip
 
     def delete_invoice(self, identifier: int) -> None:
         with self._lock:
