@@ -143,6 +143,11 @@ class Connector(abc.ABC):
         """Every remote id in scope -> its current version, in one call if the API allows."""
         raise NotImplementedError(f"{type(self).__name__} lists with `listing`")
 
+    def check_batch(self, remote_ids: Sequence[str]) -> None:
+        """`fetch_batch` is never given more than `batch_size` ids; a caller that does has a bug."""
+        if len(remote_ids) > self.batch_size:
+            raise ValueError(f"at most {self.batch_size} ids per fetch, got {len(remote_ids)}")
+
     @abc.abstractmethod
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED

@@ -129,8 +129,7 @@ class MoneybirdConnector(Connector):
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
     ) -> Iterator[tuple[Any, RawJSON]]:
-        if len(remote_ids) > self.batch_size:
-            raise ValueError(f"at most {self.batch_size} ids per fetch, got {len(remote_ids)}")
+        self.check_batch(remote_ids)
         return self.client.request_json_array(
             "POST", self._path, json={"ids": [str(i) for i in remote_ids]}
         )

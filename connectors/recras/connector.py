@@ -177,8 +177,7 @@ class RecrasConnector(Connector):
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
     ) -> Iterator[tuple[Any, RawJSON]]:
-        if len(remote_ids) > self.batch_size:
-            raise ValueError(f"at most {self.batch_size} ids per fetch, got {len(remote_ids)}")
+        self.check_batch(remote_ids)
         fetched = bounded(lambda i: self._fetch_one(i, listed.get(i)), remote_ids, CONCURRENCY)
         return iter([item for item in fetched if item is not None])
 
