@@ -256,12 +256,17 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
 
     assert code == 0, err
     first, second = out.split("second sync")
-    assert first.splitlines()[-5].split()[:4] == ["demo", "invoices", "80", "80"]
-    moneybird, recras = (line.split() for line in second.splitlines()[2:4])
+    rows = {line.split()[0]: line.split() for line in first.splitlines() if " invoices " in line}
+    assert rows["demo"][:4] == ["demo", "invoices", "80", "80"]
+    assert rows["demo-venue"][3] == rows["demo-venue"][2], "the first sync of each is all new"
+    assert rows["demo-office"][3] == rows["demo-office"][2]
+    moneybird, recras, wefact = (line.split() for line in second.splitlines()[2:5])
     assert moneybird[:4] == ["demo", "invoices", "81", "4"]  # listed, new
     assert recras[:5] == ["demo-venue", "invoices", "27", "2", "3"]  # listed, new, changed
+    assert wefact[:2] == ["demo-office", "invoices"] and wefact[3:5] == ["2", "4"]
     assert "status demo: mirrored 81, deleted 3, quarantined 0" in out
     assert "status demo-venue: mirrored 27, deleted 1, quarantined 0" in out
+    assert "status demo-office: mirrored 28, deleted 0, quarantined 0" in out
     assert database.exists()
 
 

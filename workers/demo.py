@@ -14,6 +14,8 @@ from connectors.moneybird.simulator import MoneybirdSimulator
 from connectors.recras.config import RecrasSource
 from connectors.recras.simulator import RecrasSimulator
 from connectors.simulation import SimulatorServer
+from connectors.wefact.config import WeFactSource
+from connectors.wefact.simulator import WeFactSimulator
 from workers.app import App
 from workers.cli import format_summary
 from workers.config import AppConfig
@@ -34,8 +36,19 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
         start_date=today - dt.timedelta(days=300),
         days=290,
     )
+    wefact = WeFactSimulator(
+        invoices=max(invoices // 3, 1),
+        seed=7,
+        token="demo-token",
+        start_date=today - dt.timedelta(days=300),
+        days=290,
+    )
     os.environ[DEMO_TOKEN_ENV] = "demo-token"
-    with SimulatorServer(moneybird) as server, SimulatorServer(recras) as recras_server:
+    with (
+        SimulatorServer(moneybird) as server,
+        SimulatorServer(recras) as recras_server,
+        SimulatorServer(wefact) as wefact_server,
+    ):
         sources = (
             MoneybirdSource(
                 name="demo",
@@ -53,6 +66,13 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
                 token_env=DEMO_TOKEN_ENV,
                 interval=300.0,
             ),
+            WeFactSource(
+                name="demo-office",
+                kind="wefact",
+                base_url=wefact_server.base_url,
+                token_env=DEMO_TOKEN_ENV,
+                interval=300.0,
+            ),
         )
         config = AppConfig(database_url=f"sqlite:///{path}", sources=sources, path=Path("<demo>"))
         app = App.open(config)
@@ -60,6 +80,8 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             echo(f"Moneybird simulator: {invoices} invoices at {server.base_url}")
             venue = len(recras.invoice_ids())
             echo(f"Recras simulator: {venue} invoices at {recras_server.base_url}")
+            office = len(wefact.identifiers())
+            echo(f"WeFact simulator: {office} invoices at {wefact_server.base_url}")
             echo(f"mirror: {path}\n")
             echo("first sync (everything is new):")
             echo(format_summary([app.sync_inline(source) for source in sources]))
@@ -67,8 +89,12 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             rng = random.Random(7)
             _change_moneybird(moneybird, rng)
             _change_recras(recras, rng, today)
+            _change_wefact(wefact, rng, today)
             echo("\nat Moneybird: 5 edited, 5 paid, 3 deleted, 4 created")
             echo("at Recras: 2 paid, 1 line added, 1 deleted, 2 created")
+            echo(
+                "at WeFact: 2 paid, 1 credited, 2 created (its deletions show at the daily full listing)"
+            )
             echo("second sync (only what changed is fetched):")
             echo(format_summary([app.sync_inline(source) for source in sources]))
             echo("")
@@ -92,6 +118,15 @@ def _change_moneybird(simulator: MoneybirdSimulator, rng: random.Random) -> None
         simulator.delete_invoice(remote_id)
     for _ in range(4):
         simulator.create_invoice()
+
+
+def _change_wefact(simulator: WeFactSimulator, rng: random.Random, today: dt.date) -> None:
+    ids = simulator.identifiers()
+    unpaid = [i for i in ids if simulator.truth(i)["status"] in (2, 3)]
+    for identifier in rng.sample(unpaid, min(3, len(unpaid))):
+        simulator.pay(identifier)
+    simulator.credit(unpaid[-1] if unpaid else ids[0])
+    simulator.create_invoice(date=today, lines=2)
 
 
 def _change_recras(simulator: RecrasSimulator, rng: random.Random, today: dt.date) -> None:
