@@ -92,9 +92,7 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             _change_wefact(wefact, rng, today)
             echo("\nat Moneybird: 5 edited, 5 paid, 3 deleted, 4 created")
             echo("at Recras: 2 paid, 1 line added, 1 deleted, 2 created")
-            echo(
-                "at WeFact: 2 paid, 1 credited, 2 created (its deletions show at the daily full listing)"
-            )
+            echo("at WeFact: 3 paid, 1 credited (its credit invoice is new), 1 created")
             echo("second sync (only what changed is fetched):")
             echo(format_summary([app.sync_inline(source) for source in sources]))
             echo("")
