@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sync_bench.py
-	$(PY) bench/recras_bench.py
+	$(PY) bench/api_bench.py
 	$(PY) bench/bank_bench.py
 	$(PY) bench/reconcile_bench.py
 

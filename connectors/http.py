@@ -145,7 +145,10 @@ class ApiClient:
             base_url=base_url.rstrip("/") + "/",
             headers=dict(headers),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+            # A connection for every thread that may send at once (the engine's batches times a
+            # connector's own concurrency): threads queueing for fewer connections made
+            # httpcore read closed sockets under load ("Bad file descriptor", then a retry).
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
 
     def close(self) -> None:

@@ -240,8 +240,13 @@ class WeFactSimulator:
         self._numbers = 0
         self._transactions = 0
         self._faults = Faults(FAULT_ENDPOINTS)
+        live_clock = self._clock
         for _ in range(invoices):
-            self._seed_invoice(start_date + dt.timedelta(days=self._rng.randrange(days)))
+            day = start_date + dt.timedelta(days=self._rng.randrange(days))
+            # seeded invoices were made and last changed on their own date, not now
+            self._clock = _fixed(dt.datetime.combine(day, dt.time(10, 30), tzinfo=_AMSTERDAM))
+            self._seed_invoice(day)
+        self._clock = live_clock
         self.app = Starlette(routes=[Route("/v2/", RawEndpoint(self._serve), methods=["POST"])])
 
     # --- data and test controls ------------------------------------------------------------
@@ -521,6 +526,10 @@ class WeFactSimulator:
                 "success": [f"Er zijn {len(lines)} factuurregels toegevoegd"],
                 "invoice": invoice.record(),
             }
+
+
+def _fixed(moment: dt.datetime) -> Callable[[], dt.datetime]:
+    return lambda: moment
 
 
 def _params(body: bytes, content_type: str) -> dict[str, Any]:
