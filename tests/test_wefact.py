@@ -267,3 +267,43 @@ def test_amounts_are_read_exactly_in_every_spelling(spelled: object, amount: str
 def test_an_amount_that_is_not_one_is_refused_by_name(spelled: object) -> None:
     with pytest.raises(ValueError, match="AmountIncl"):
         wefact_amount(spelled, "AmountIncl")
+
+
+def test_the_daemon_lists_changes_between_complete_listings(
+    app: App, wefact: WeFactSimulator
+) -> None:
+    import os
+    import uuid
+
+    import redis
+
+    from tests.test_daemon_cycles import Queue
+    from workers.daemon import Daemon
+
+    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    daemon = Daemon(app, client)
+    daemon.namespace = f"isync-test-{uuid.uuid4().hex[:12]}"
+    queue = Queue()
+    try:
+        first = daemon.cycle("office", False, queue.batch, queue.cycle)
+        queue.drain(daemon)
+        assert daemon.app.runs.get(first.run_id)["complete_listing"] is True  # type: ignore[arg-type]
+        assert_mirrors(app, wefact)
+
+        wefact.add_line(wefact.identifiers()[3])
+        wefact.delete_invoice(wefact.identifiers()[4])
+        before = len(wefact.calls)
+        second = daemon.cycle("office", False, queue.batch, queue.cycle)
+        queue.drain(daemon)
+        run = daemon.app.runs.get(second.run_id)  # type: ignore[arg-type]
+        assert (run["status"], run["complete_listing"], run["changed"], run["deleted"]) == (
+            "ok",
+            False,
+            1,
+            0,
+        )
+        assert _calls(wefact, before) == Counter({"list": 1, "show": 1})
+    finally:
+        keys = list(client.scan_iter(f"{daemon.namespace}*"))
+        if keys:
+            client.delete(*keys)
