@@ -1,1 +1,1 @@
-"""Flowtly (API Platform): invoices, invoice rows and invoice transactions as JSON-LD collections."""
+"""Flowtly (API Platform): invoices, invoice rows and invoice transactions as collections."""

@@ -418,8 +418,9 @@ class FlowtlySimulator:
             request = Request(scope, receive)
             body = await request.body() if request.method == "POST" else b""
             query = request.url.query
+            target = request.url.path + (f"?{query}" if query else "")
             with self._lock:
-                self.requests.append((request.method, request.url.path + (f"?{query}" if query else "")))  # fmt: skip
+                self.requests.append((request.method, target))
             fault = self._faults.take_for(name)
             if fault is not None and fault.kind == "drop":
                 await drop_connection(receive)
