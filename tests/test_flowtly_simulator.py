@@ -42,7 +42,8 @@ def test_collections_page_by_next_links_in_either_shape(
 ) -> None:
     http, simulator = served
     headers = {"Authorization": f"Bearer {simulator.token}"}
-    seen, url = [], "/invoices"
+    seen: list[object] = []
+    url: str | None = "/invoices"
     while url:
         page = http.get(url, headers=headers).json()
         seen += [m["id"] for m in _members(page)]
@@ -80,8 +81,11 @@ def test_a_parent_row_is_priced_at_its_children(
     parent = next(r for r in rows.values() if r["invoiceChildrenRows"])
     children = [rows[c] for c in parent["invoiceChildrenRows"]]
     total = sum(
-        Decimal(c["quantity"]) * Decimal(c["netPrice"]) - Decimal(c["netDiscountAmount"])
-        for c in children
+        (
+            Decimal(c["quantity"]) * Decimal(c["netPrice"]) - Decimal(c["netDiscountAmount"])
+            for c in children
+        ),
+        Decimal(0),
     )
     assert Decimal(parent["netPrice"]) == total.quantize(Decimal("0.01"))
     assert all(c["parentInvoiceRow"] == parent["@id"] for c in children)

@@ -526,20 +526,19 @@ class FlowtlySimulator:
         def one(request: Request, _body: bytes) -> tuple[int, Any]:
             item_id = request.path_params["id"]
             with self._lock:
-                store: dict[int, Any] = {
-                    "/invoices": self._invoices,
-                    "/invoice-rows": self._rows,
-                    "/invoice-transactions": self._transactions,
-                }[path]
-                found = store.get(item_id)
-                if found is None:
-                    return 404, {"@type": "hydra:Error", "detail": "Not Found"}
-                render = {
-                    "/invoices": self._invoice,
-                    "/invoice-rows": self._row,
-                    "/invoice-transactions": self._transaction,
-                }[path]
-                return 200, render(found)
+                found: Any
+                if path == "/invoices":
+                    found = self._invoices.get(item_id)
+                    rendered = self._invoice(found) if found else None
+                elif path == "/invoice-rows":
+                    found = self._rows.get(item_id)
+                    rendered = self._row(found) if found else None
+                else:
+                    found = self._transactions.get(item_id)
+                    rendered = self._transaction(found) if found else None
+            if rendered is None:
+                return 404, {"@type": "hydra:Error", "detail": "Not Found"}
+            return 200, rendered
 
         return one
 
