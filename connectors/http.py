@@ -151,6 +151,12 @@ class ApiClient:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
 
+    def use_auth(self, auth: httpx.Auth) -> None:
+        """A credential flow httpx runs around every request (a login that yields a JWT) in
+        place of the fixed `Authorization` header."""
+        self._http.headers.pop("Authorization", None)
+        self._http.auth = auth
+
     def close(self) -> None:
         self._http.close()
 

@@ -11,17 +11,21 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
+from connectors.flowtly.config import FlowtlySource
 from connectors.moneybird.config import MoneybirdSource
 from connectors.recras.config import RecrasSource
 from connectors.source import SourceConfig
 from connectors.wefact.config import WeFactSource
 
-AnySource = Annotated[MoneybirdSource | RecrasSource | WeFactSource, Field(discriminator="kind")]
+AnySource = Annotated[
+    MoneybirdSource | RecrasSource | WeFactSource | FlowtlySource, Field(discriminator="kind")
+]
 
 MODELS: dict[str, type[SourceConfig]] = {
     "moneybird": MoneybirdSource,
     "recras": RecrasSource,
     "wefact": WeFactSource,
+    "flowtly": FlowtlySource,
 }
 KINDS = tuple(MODELS)
 

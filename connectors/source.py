@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from connectors.streams import INVOICES
 
@@ -44,7 +44,8 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     kind: str
     base_url: str = Field(pattern=r"^https?://")
-    token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: the environment variable holding the source's token (every kind but Flowtly's `login`)
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     since: dt.date = dt.date(2000, 1, 1)
     interval: Duration = 300.0
     rate_limit: int | None = Field(default=150, ge=1)
@@ -56,3 +57,20 @@ class SourceConfig(BaseModel):
     def streams(self) -> tuple[str, ...]:
         """What this source mirrors."""
         return (INVOICES,)
+
+    @property
+    def secret_key(self) -> str:
+        """The config key naming the environment variable that holds this source's secret."""
+        return "token_env"
+
+    @property
+    def secret_env(self) -> str:
+        value = getattr(self, self.secret_key)
+        assert isinstance(value, str)  # the validator below made sure
+        return value
+
+    @model_validator(mode="after")
+    def _secret_named(self) -> SourceConfig:
+        if not getattr(self, self.secret_key, None):
+            raise ValueError(f"{self.secret_key}: required key is missing")
+        return self

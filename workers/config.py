@@ -62,11 +62,11 @@ class AppConfig(BaseModel):
         return self.select([name])[0]
 
     def token(self, source: SourceConfig) -> str:
-        value = os.environ.get(source.token_env, "")
+        value = os.environ.get(source.secret_env, "")
         if not value.strip():
             raise ConfigError(
-                f"{self.path}: source {source.name!r}: token_env: environment variable "
-                f"{source.token_env} is not set"
+                f"{self.path}: source {source.name!r}: {source.secret_key}: environment variable "
+                f"{source.secret_env} is not set"
             )
         return value.strip()
 

@@ -70,7 +70,7 @@ def _redact_value(value: Any) -> Any:
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
-        if _SENSITIVE_KEYS.search(key) and key not in ("token_env",):
+        if _SENSITIVE_KEYS.search(key) and key not in ("token_env", "password_env"):
             event[key] = REDACTED
         else:
             event[key] = _redact_value(event[key])

@@ -92,6 +92,8 @@ class _Row:
     vat: str
     parent: int | None = None
     children: list[int] = field(default_factory=list)
+    #: fields served as given instead of as computed (a test's way to send a bad record)
+    spoiled: dict[str, Any] = field(default_factory=dict)
 
     def total(self) -> Decimal:
         return _money(self.quantity * self.net_price - self.discount)
@@ -320,6 +322,11 @@ class FlowtlySimulator:
             if row.parent is not None:
                 self._price_parent(self._rows[row.parent])
 
+    def spoil_row(self, row_id: int, **served: Any) -> None:
+        """Serve these fields of a row as given from now on."""
+        with self._lock:
+            self._rows[row_id].spoiled.update(served)
+
     def soft_delete(self, invoice_id: int) -> None:
         with self._lock:
             invoice = self._invoices[invoice_id]
@@ -396,6 +403,7 @@ class FlowtlySimulator:
             "project": None,
             "parentInvoiceRow": f"/invoice-rows/{row.parent}" if row.parent else None,
             "invoiceChildrenRows": [f"/invoice-rows/{c}" for c in row.children],
+            **row.spoiled,
         }
 
     def _transaction(self, made: _Transaction) -> dict[str, Any]:
