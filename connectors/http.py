@@ -83,6 +83,17 @@ def decode_json(content: bytes, what: str) -> Any:
         raise TransientError(f"{what}: response is not valid JSON ({exc})") from exc
 
 
+def _exact_number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dump_json(value: Any) -> str:
+    """JSON text of what `decode_json` gave: every Decimal written with exactly its digits."""
+    return orjson.dumps(value, default=_exact_number).decode()
+
+
 def iter_json_array(content: bytes, what: str) -> Iterator[tuple[Any, RawJSON]]:
     """Yield each element of a JSON array with its JSON text, every number spelled as received.
 

@@ -21,7 +21,6 @@ import threading
 import time
 import zoneinfo
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -31,7 +30,7 @@ from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, List
 from connectors.errors import AuthError, ConnectorError
 from connectors.flowtly.config import FlowtlySource
 from connectors.flowtly.normalize import normalize_invoice
-from connectors.http import ApiClient, decode_json
+from connectors.http import ApiClient, decode_json, dump_json
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
@@ -231,16 +230,10 @@ def _page(response: httpx.Response, what: str) -> dict[str, Any]:
     view = body.get("hydra:view", body.get("view")) or {}
     following = view.get("hydra:next", view.get("next")) if isinstance(view, dict) else None
     return {
-        "members": [(m, orjson.dumps(m, default=_exact_number).decode()) for m in members],
+        "members": [(m, dump_json(m)) for m in members],
         "next": following if isinstance(following, str) and following else None,
     }
 
 
 def _follow(page: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any] | None:
     return {"url": page["next"]} if page["next"] else None
-
-
-def _exact_number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value).encode())
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -31,7 +31,7 @@ import orjson
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
 from connectors.concurrency import bounded
 from connectors.errors import AuthError, ConnectorError, PermanentError, TransientError
-from connectors.http import ApiClient, decode_json
+from connectors.http import ApiClient, decode_json, dump_json
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
@@ -77,7 +77,7 @@ class WeFactClient(ApiClient):
             "POST",
             "",
             parse,
-            content=orjson.dumps(body, default=_exact_number),
+            content=dump_json(body),
             headers={"Content-Type": "application/json"},
         )
 
@@ -183,7 +183,7 @@ class WeFactConnector(Connector):
             invoice = self.client.send("invoice", "show", _invoice, Identifier=remote_id)
         except InvoiceMissing:
             return None
-        return invoice, RawJSON(orjson.dumps(invoice, default=_exact_number).decode())
+        return invoice, RawJSON(dump_json(invoice))
 
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         version = version_of(record) if isinstance(record, dict) else None
@@ -244,9 +244,3 @@ def _next_page(page: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any] | N
 def _invoice(response: httpx.Response, what: str) -> Any:
     body = decode_json(response.content, what)
     return body.get("invoice") if isinstance(body, dict) else body
-
-
-def _exact_number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value).encode())
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
