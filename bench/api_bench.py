@@ -1,11 +1,12 @@
-"""Benchmark: a Recras or WeFact source of 10,000 invoices, as a user runs it: the initial mirror,
-a cycle with nothing changed, one after 1 % changed and one after 1 % were deleted, each as a
-fresh `invoice-sync sync --inline` process, timed spawn to exit, with its requests counted.
+"""Benchmark: a Recras, WeFact or Flowtly source of 10,000 invoices, as a user runs it: the
+initial mirror, a cycle with nothing changed, one after 1 % changed and one after 1 % were
+deleted, each as a fresh `invoice-sync sync --inline` process, timed spawn to exit, with its
+requests counted.
 
-The simulator runs in this process on loopback (the timed command is another process). Neither
-API has a batch fetch, so requests per cycle matter as much as seconds.
+The simulator runs in this process on loopback (the timed command is another process). None of
+these APIs has a batch fetch, so requests per cycle matter as much as seconds.
 
-    .venv/bin/python bench/api_bench.py [--kinds recras,wefact] [--invoices 10000]
+    .venv/bin/python bench/api_bench.py [--kinds recras,wefact,flowtly] [--invoices 10000]
         [--databases sqlite,postgresql]
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sync_bench import COMMAND_ENV, fresh_database, run_command  # noqa: E402
+from connectors.flowtly.simulator import FlowtlySimulator  # noqa: E402
 from connectors.recras.simulator import RecrasSimulator  # noqa: E402
 from connectors.simulation import SimulatorServer  # noqa: E402
 from connectors.wefact.simulator import WeFactSimulator  # noqa: E402
@@ -81,6 +83,22 @@ def _wefact_change(sim: WeFactSimulator, rng: random.Random, count: int) -> None
         sim.add_line(identifier)
 
 
+def _flowtly(n: int, today: dt.date) -> FlowtlySimulator:
+    start = today - dt.timedelta(days=390)
+    return FlowtlySimulator(token=TOKEN, invoices=n, seed=3, start_date=start, days=380)
+
+
+def _flowtly_unpaid(sim: FlowtlySimulator) -> list[int]:
+    return [i for i in sim.invoice_ids() if sim.totals(i)["paid"] < sim.totals(i)["gross"]]
+
+
+def _flowtly_change(sim: FlowtlySimulator, rng: random.Random, count: int) -> None:
+    for invoice_id in rng.sample(_flowtly_unpaid(sim), count // 2):
+        sim.pay(invoice_id)
+    for invoice_id in rng.sample(sim.invoice_ids(), count - count // 2):
+        sim.add_row(invoice_id)
+
+
 KINDS = {
     "recras": Kind(
         _recras,
@@ -98,6 +116,14 @@ KINDS = {
             sim.delete_invoice(i) for i in rng.sample(sim.identifiers(), count)
         ],
         deletion_keys='full_listing_every = "1s"\n',
+    ),
+    "flowtly": Kind(
+        _flowtly,
+        _flowtly_unpaid,
+        _flowtly_change,
+        lambda sim, rng, count: [
+            sim.delete_invoice(i) for i in rng.sample(sim.invoice_ids(), count)
+        ],
     ),
 }
 
@@ -153,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--kinds", default="recras,wefact")
+    parser.add_argument("--kinds", default="recras,wefact,flowtly")
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()

@@ -260,13 +260,16 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert rows["demo"][:4] == ["demo", "invoices", "80", "80"]
     assert rows["demo-venue"][3] == rows["demo-venue"][2], "the first sync of each is all new"
     assert rows["demo-office"][3] == rows["demo-office"][2]
-    moneybird, recras, wefact = (line.split() for line in second.splitlines()[2:5])
+    assert rows["demo-studio"][3] == rows["demo-studio"][2]
+    moneybird, recras, wefact, flowtly = (line.split() for line in second.splitlines()[2:6])
     assert moneybird[:4] == ["demo", "invoices", "81", "4"]  # listed, new
     assert recras[:5] == ["demo-venue", "invoices", "27", "2", "3"]  # listed, new, changed
     assert wefact[:2] == ["demo-office", "invoices"] and wefact[3:5] == ["2", "4"]
+    assert flowtly[:7] == ["demo-studio", "invoices", "25", "1", "2", "22", "2"]
     assert "status demo: mirrored 81, deleted 3, quarantined 0" in out
     assert "status demo-venue: mirrored 27, deleted 1, quarantined 0" in out
     assert "status demo-office: mirrored 28, deleted 0, quarantined 0" in out
+    assert "status demo-studio: mirrored 25, deleted 2, quarantined 0" in out
     assert database.exists()
 
 

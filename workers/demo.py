@@ -9,6 +9,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+from connectors.flowtly.config import FlowtlySource
+from connectors.flowtly.simulator import FlowtlySimulator
 from connectors.moneybird.config import MoneybirdSource
 from connectors.moneybird.simulator import MoneybirdSimulator
 from connectors.recras.config import RecrasSource
@@ -43,11 +45,19 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
         start_date=today - dt.timedelta(days=300),
         days=290,
     )
+    flowtly = FlowtlySimulator(
+        invoices=max(invoices // 3, 1),
+        seed=7,
+        token="demo-token",
+        start_date=today - dt.timedelta(days=300),
+        days=290,
+    )
     os.environ[DEMO_TOKEN_ENV] = "demo-token"
     with (
         SimulatorServer(moneybird) as server,
         SimulatorServer(recras) as recras_server,
         SimulatorServer(wefact) as wefact_server,
+        SimulatorServer(flowtly) as flowtly_server,
     ):
         sources = (
             MoneybirdSource(
@@ -73,6 +83,13 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
                 token_env=DEMO_TOKEN_ENV,
                 interval=300.0,
             ),
+            FlowtlySource(
+                name="demo-studio",
+                kind="flowtly",
+                base_url=flowtly_server.base_url,
+                token_env=DEMO_TOKEN_ENV,
+                interval=300.0,
+            ),
         )
         config = AppConfig(database_url=f"sqlite:///{path}", sources=sources, path=Path("<demo>"))
         app = App.open(config)
@@ -82,6 +99,8 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             echo(f"Recras simulator: {venue} invoices at {recras_server.base_url}")
             office = len(wefact.identifiers())
             echo(f"WeFact simulator: {office} invoices at {wefact_server.base_url}")
+            studio = len(flowtly.invoice_ids())
+            echo(f"Flowtly simulator: {studio} invoices at {flowtly_server.base_url}")
             echo(f"mirror: {path}\n")
             echo("first sync (everything is new):")
             echo(format_summary([app.sync_inline(source) for source in sources]))
@@ -90,9 +109,11 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
             _change_moneybird(moneybird, rng)
             _change_recras(recras, rng, today)
             _change_wefact(wefact, rng, today)
+            _change_flowtly(flowtly, rng, today)
             echo("\nat Moneybird: 5 edited, 5 paid, 3 deleted, 4 created")
             echo("at Recras: 2 paid, 1 line added, 1 deleted, 2 created")
             echo("at WeFact: 3 paid, 1 credited (its credit invoice is new), 1 created")
+            echo("at Flowtly: 2 paid, 1 deleted, 1 soft-deleted, 1 created")
             echo("second sync (only what changed is fetched):")
             echo(format_summary([app.sync_inline(source) for source in sources]))
             echo("")
@@ -116,6 +137,17 @@ def _change_moneybird(simulator: MoneybirdSimulator, rng: random.Random) -> None
         simulator.delete_invoice(remote_id)
     for _ in range(4):
         simulator.create_invoice()
+
+
+def _change_flowtly(simulator: FlowtlySimulator, rng: random.Random, today: dt.date) -> None:
+    ids = simulator.invoice_ids()
+    unpaid = [i for i in ids if simulator.totals(i)["paid"] == 0]
+    for invoice_id in rng.sample(unpaid, min(2, len(unpaid))):
+        simulator.pay(invoice_id)
+    gone = rng.sample([i for i in ids if i not in unpaid], 2)
+    simulator.delete_invoice(gone[0])
+    simulator.soft_delete(gone[1])
+    simulator.create_invoice(issue_date=today, rows=2, nested=True)
 
 
 def _change_wefact(simulator: WeFactSimulator, rng: random.Random, today: dt.date) -> None:

@@ -20,7 +20,7 @@ import datetime as dt
 import threading
 import time
 import zoneinfo
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -36,7 +36,6 @@ from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
 from connectors.versions import content_version
 
-COLLECTIONS = ("invoices", "invoice-rows", "invoice-transactions")
 #: renew a JWT this long before its `exp`
 RENEW_BEFORE = 60.0
 
@@ -127,39 +126,41 @@ class FlowtlyConnector(Connector):
         return cls(source.name, client, page_size=source.page_size)
 
     def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
-        invoices, rows, transactions = (self._collection(name) for name in COLLECTIONS)
-        rows_of = _by_invoice(rows, "invoice-rows")
-        paid_of = _by_invoice(transactions, "invoice-transactions")
+        invoices = self._collection("invoices", _invoice_summary)
+        rows_of = _by_invoice(self._collection("invoice-rows", _owner))
+        paid_of = _by_invoice(self._collection("invoice-transactions", _owner))
         versions: dict[str, str | None] = {}
         records: dict[str, RawJSON] = {}
-        for position, (invoice, text) in enumerate(invoices):
-            remote_id = _id(invoice.get("id") if isinstance(invoice, dict) else None)
-            if remote_id is None:
-                raise ConnectorError(f"{self.name}: invoices: item {position} has no id")
-            assert isinstance(invoice, dict)
-            if invoice.get("deleted") is True or invoice.get("deletedAt"):
+        for (remote_id, deleted, updated), text in invoices:
+            if deleted:
                 continue  # soft-deleted: left out, so the engine marks it deleted
             snapshot = RawJSON(
                 f'{{"invoice":{text},"rows":[{",".join(rows_of.get(remote_id, ()))}],'
                 f'"transactions":[{",".join(paid_of.get(remote_id, ()))}]}}'
             )
             records[remote_id] = snapshot
-            versions[remote_id] = (
-                f"{invoice.get('updatedAt') or '-'} {content_version(snapshot)[:12]}"
-            )
+            versions[remote_id] = f"{updated or '-'} {content_version(snapshot)[:12]}"
         return Listing(versions=versions, records=records)
 
-    def _collection(self, name: str) -> list[tuple[Any, str]]:
-        """Every member of a collection with its text, page by page along the `next` links."""
-        members: list[tuple[Any, str]] = []
+    def _collection(self, name: str, summary: Callable[[Any], Any]) -> list[tuple[Any, str]]:
+        """Every member of a collection as (what the listing needs of it, its text), page by
+        page along the `next` links; the decoded members are dropped page by page (at 10,000
+        invoices they weigh more than everything else the listing keeps)."""
+        kept: list[tuple[Any, str]] = []
 
         def fetch(values: dict[str, Any]) -> dict[str, Any]:
             return self.client.call("GET", values["url"], _page)
 
         first = {"url": f"{name}?itemsPerPage={self.page_size}"}
         for page in self.client.pages(fetch, _follow, first):
-            members.extend(page["members"])
-        return members
+            for member in page["members"]:
+                about = summary(member)
+                if about is None:
+                    raise ConnectorError(
+                        f"{self.name}: {name}: item {len(kept)} has no id or invoice"
+                    )
+                kept.append((about, dump_json(member)))
+        return kept
 
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED
@@ -208,12 +209,26 @@ def iri_id(value: Any) -> str | None:
     return tail or None
 
 
-def _by_invoice(members: list[tuple[Any, str]], collection: str) -> dict[str, list[str]]:
+def _invoice_summary(member: Any) -> tuple[str, bool, str | None] | None:
+    """(id, soft-deleted, updatedAt) of an invoice member."""
+    if not isinstance(member, dict):
+        return None
+    remote_id = _id(member.get("id"))
+    if remote_id is None:
+        return None
+    deleted = member.get("deleted") is True or bool(member.get("deletedAt"))
+    updated = member.get("updatedAt")
+    return remote_id, deleted, str(updated) if updated else None
+
+
+def _owner(member: Any) -> str | None:
+    """The invoice a row or transaction belongs to, from its IRI."""
+    return iri_id(member.get("invoice")) if isinstance(member, dict) else None
+
+
+def _by_invoice(members: list[tuple[Any, str]]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
-    for position, (member, text) in enumerate(members):
-        owner = iri_id(member.get("invoice")) if isinstance(member, dict) else None
-        if owner is None:
-            raise ConnectorError(f"{collection}: item {position} names no invoice")
+    for owner, text in members:
         grouped.setdefault(owner, []).append(text)
     return grouped
 
@@ -230,7 +245,7 @@ def _page(response: httpx.Response, what: str) -> dict[str, Any]:
     view = body.get("hydra:view", body.get("view")) or {}
     following = view.get("hydra:next", view.get("next")) if isinstance(view, dict) else None
     return {
-        "members": [(m, dump_json(m)) for m in members],
+        "members": members,
         "next": following if isinstance(following, str) and following else None,
     }
 

@@ -111,6 +111,7 @@ class _Invoice:
     updated: str
     rows: list[int] = field(default_factory=list)
     deleted_at: str | None = None
+    transactions: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -274,9 +275,7 @@ class FlowtlySimulator:
             else:
                 net += row.total()
                 vat += _money(row.total() * Decimal(row.vat) / 100)
-        paid = sum(
-            (t.amount for t in self._transactions.values() if t.invoice == invoice_id), Decimal(0)
-        )
+        paid = sum((self._transactions[t].amount for t in invoice.transactions), Decimal(0))
         return {"net": net, "vat": vat, "gross": net + vat, "paid": paid}
 
     def _settle(self, invoice: _Invoice) -> None:
@@ -302,6 +301,7 @@ class FlowtlySimulator:
             )
             made = _Transaction(transaction_id, invoice_id, value, moment, stamp, stamp, None)
             self._transactions[transaction_id] = made
+            invoice.transactions.append(transaction_id)
             self._settle(invoice)
             return made
 
@@ -338,9 +338,7 @@ class FlowtlySimulator:
             invoice = self._invoices.pop(invoice_id)
             for row_id in invoice.rows:
                 self._rows.pop(row_id, None)
-            for transaction_id in [
-                t.id for t in self._transactions.values() if t.invoice == invoice_id
-            ]:
+            for transaction_id in invoice.transactions:
                 del self._transactions[transaction_id]
 
     def invoice_ids(self, *, live: bool = True) -> list[int]:
@@ -479,15 +477,21 @@ class FlowtlySimulator:
             self._jwts[jwt] = time.monotonic() + self.token_ttl
         return 200, {"token": jwt}
 
-    def _page(self, request: Request, path: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    def _page(
+        self, request: Request, path: str, store: dict[int, Any], render: Callable[[Any], Any]
+    ) -> dict[str, Any]:
+        """One page, rendering only its own members (under the lock)."""
         query = request.query_params
         try:
             page = max(1, int(query.get("page", 1)))
             size = min(MAX_PAGE, max(1, int(query.get("itemsPerPage", DEFAULT_PAGE))))
         except ValueError:
             page, size = 1, DEFAULT_PAGE
-        chosen = members[(page - 1) * size : page * size]
-        last = max(1, -(-len(members) // size))
+        with self._lock:
+            keys = sorted(store)
+            chosen = [render(store[k]) for k in keys[(page - 1) * size : page * size]]
+            total = len(keys)
+        last = max(1, -(-total // size))
         view: dict[str, Any] = {
             "@id": f"{path}?page={page}",
             "@type": "hydra:PartialCollectionView",
@@ -502,7 +506,7 @@ class FlowtlySimulator:
                 "@context": f"/contexts/{path.strip('/')}",
                 "@id": path,
                 "@type": "hydra:Collection",
-                "hydra:totalItems": len(members),
+                "hydra:totalItems": total,
                 "hydra:member": chosen,
                 "hydra:view": view,
             }
@@ -510,25 +514,21 @@ class FlowtlySimulator:
             "@context": f"/contexts/{path.strip('/')}",
             "@id": path,
             "@type": "Collection",
-            "totalItems": len(members),
+            "totalItems": total,
             "member": chosen,
             "view": view,
         }
 
     def _invoice_page(self, request: Request, _body: bytes) -> tuple[int, Any]:
-        with self._lock:
-            members = [self._invoice(self._invoices[i]) for i in sorted(self._invoices)]
-        return 200, self._page(request, "/invoices", members)
+        return 200, self._page(request, "/invoices", self._invoices, self._invoice)
 
     def _row_page(self, request: Request, _body: bytes) -> tuple[int, Any]:
-        with self._lock:
-            members = [self._row(self._rows[i]) for i in sorted(self._rows)]
-        return 200, self._page(request, "/invoice-rows", members)
+        return 200, self._page(request, "/invoice-rows", self._rows, self._row)
 
     def _transaction_page(self, request: Request, _body: bytes) -> tuple[int, Any]:
-        with self._lock:
-            members = [self._transaction(self._transactions[i]) for i in sorted(self._transactions)]
-        return 200, self._page(request, "/invoice-transactions", members)
+        return 200, self._page(
+            request, "/invoice-transactions", self._transactions, self._transaction
+        )
 
     def _one(self, path: str, _collection: Any) -> Callable[[Request, bytes], tuple[int, Any]]:
         def one(request: Request, _body: bytes) -> tuple[int, Any]:
