@@ -3,11 +3,9 @@ loopback, but no worker processes, so each decision is checked step by step."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -15,33 +13,12 @@ import redis
 from connectors.errors import TransientError
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
 from tests.conftest import make_source
+from tests.daemon_queue import REDIS_URL, Queue
 from tests.mirror_check import assert_mirror_equals, mirror_rows
 from workers.app import App
 from workers.config import AppConfig
 from workers.daemon import Daemon
 from workers.engine import MassDeletionBlocked
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-Batch = tuple[str, int, int, list[str], list[str | None], bool, str, dict[str, str] | None]
-
-
-class Queue:
-    """Stands in for dramatiq's queue: collects what the daemon sends."""
-
-    def __init__(self) -> None:
-        self.batches: list[Batch] = []
-        self.cycles: list[tuple[str, bool, int, str]] = []
-
-    def batch(self, *message: Any) -> None:
-        self.batches.append(message)  # type: ignore[arg-type]
-
-    def cycle(self, source: str, full: bool, delay_ms: int, stream: str) -> None:
-        self.cycles.append((source, full, delay_ms, stream))
-
-    def drain(self, daemon: Daemon) -> None:
-        while self.batches:
-            daemon.batch(*self.batches.pop(0))
 
 
 @pytest.fixture

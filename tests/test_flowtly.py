@@ -205,26 +205,13 @@ def test_a_bad_row_is_quarantined_and_the_rest_lands(app: App, flowtly: FlowtlyS
 def test_the_daemon_carries_the_snapshots_in_its_batch_messages(
     app: App, flowtly: FlowtlySimulator
 ) -> None:
-    import os
-    import uuid
+    from tests.daemon_queue import Queue, daemon_of
 
-    import redis
-
-    from tests.test_daemon_cycles import Queue
-    from workers.daemon import Daemon
-
-    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    daemon = Daemon(app, client)
-    daemon.namespace = f"isync-test-{uuid.uuid4().hex[:12]}"
     queue = Queue()
-    try:
+    with daemon_of(app) as daemon:
         outcome = daemon.cycle("studio", False, queue.batch, queue.cycle)
         assert queue.batches and all(batch[7] for batch in queue.batches)
         queue.drain(daemon)
         assert daemon.app.runs.get(outcome.run_id)["status"] == "ok"  # type: ignore[arg-type]
         assert_mirrors(app, flowtly)
         assert _item_requests(flowtly, 0) == []
-    finally:
-        keys = list(client.scan_iter(f"{daemon.namespace}*"))
-        if keys:
-            client.delete(*keys)

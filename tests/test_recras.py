@@ -258,19 +258,10 @@ def test_a_missing_permission_is_named(database_url: str, monkeypatch: pytest.Mo
 def test_the_daemon_carries_the_listed_records_in_its_batch_messages(
     app: App, recras: RecrasSimulator
 ) -> None:
-    import os
-    import uuid
+    from tests.daemon_queue import Queue, daemon_of
 
-    import redis
-
-    from tests.test_daemon_cycles import Queue
-    from workers.daemon import Daemon
-
-    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    daemon = Daemon(app, client)
-    daemon.namespace = f"isync-test-{uuid.uuid4().hex[:12]}"
     queue = Queue()
-    try:
+    with daemon_of(app) as daemon:
         outcome = daemon.cycle("venue", False, queue.batch, queue.cycle)
         assert outcome.batches == 1 and queue.batches[0][7], "the lines travel in the message"
         first = list(queue.batches[0])
@@ -292,7 +283,3 @@ def test_the_daemon_carries_the_listed_records_in_its_batch_messages(
         reads = [path for _method, path in recras.requests[before:]]
         assert any("embed=Klant" in path for path in reads)
         assert not any("embed=regels" in path for path in reads), "listed lines are not read again"
-    finally:
-        keys = list(client.scan_iter(f"{daemon.namespace}*"))
-        if keys:
-            client.delete(*keys)

@@ -272,19 +272,10 @@ def test_an_amount_that_is_not_one_is_refused_by_name(spelled: object) -> None:
 def test_the_daemon_lists_changes_between_complete_listings(
     app: App, wefact: WeFactSimulator
 ) -> None:
-    import os
-    import uuid
+    from tests.daemon_queue import Queue, daemon_of
 
-    import redis
-
-    from tests.test_daemon_cycles import Queue
-    from workers.daemon import Daemon
-
-    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    daemon = Daemon(app, client)
-    daemon.namespace = f"isync-test-{uuid.uuid4().hex[:12]}"
     queue = Queue()
-    try:
+    with daemon_of(app) as daemon:
         first = daemon.cycle("office", False, queue.batch, queue.cycle)
         queue.drain(daemon)
         assert daemon.app.runs.get(first.run_id)["complete_listing"] is True  # type: ignore[arg-type]
@@ -303,7 +294,3 @@ def test_the_daemon_lists_changes_between_complete_listings(
             0,
         )
         assert _calls(wefact, before) == Counter({"list": 1, "show": 1})
-    finally:
-        keys = list(client.scan_iter(f"{daemon.namespace}*"))
-        if keys:
-            client.delete(*keys)
