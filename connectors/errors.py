@@ -25,3 +25,13 @@ class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NotSent(TransientError):
+    """The request never reached the server (no connection, no free connection): safe to send
+    again even when it writes."""
+
+
+class UncertainOutcome(ConnectorError):
+    """A write whose outcome is unknown (no response, a 5xx, a cut-off body): it may have been
+    carried out. Never retried blindly: the caller reads the record back first."""

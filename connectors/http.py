@@ -22,7 +22,14 @@ import httpx
 import orjson
 import stamina
 
-from connectors.errors import AuthError, PermanentError, RateLimited, TransientError
+from connectors.errors import (
+    AuthError,
+    NotSent,
+    PermanentError,
+    RateLimited,
+    TransientError,
+    UncertainOutcome,
+)
 from connectors.ratelimit import Limiter, Unlimited
 from connectors.records import RawJSON
 
@@ -226,6 +233,42 @@ class ApiClient:
         body is retried like a dropped connection."""
         return cast(T, self._call(method, path, parse, False, **kwargs))
 
+    def write(
+        self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
+    ) -> T:
+        """A call that changes something and must not happen twice (registering a payment).
+
+        Retried only where nothing can have been written: a 429, or a request that never left
+        (no connection). An answer that may hide a success (no response, a timeout while
+        waiting, a 5xx, a cut-off body) raises `UncertainOutcome` at once: the caller reads the
+        record back before it sends again. Errors a status names (4xx) stay what they are."""
+        what = f"{self.name}: {method} {path}"
+
+        def once() -> T:
+            try:
+                response = self._send_once(method, path, what, False, **kwargs)
+                assert response is not None
+                return parse(response, what)
+            except (RateLimited, NotSent):
+                raise
+            except TransientError as exc:
+                raise UncertainOutcome(f"{exc}; it may have been carried out") from None
+
+        return self._retrying(once)
+
+    def _retrying(self, once: Callable[[], T]) -> T:
+        """`once()` again after a backoff with jitter while it raises a TransientError."""
+        for attempt in stamina.retry_context(
+            on=_backoff,
+            attempts=self._attempts,
+            timeout=self._retry_timeout,
+            wait_initial=self._wait_initial,
+            wait_max=self._wait_max,
+        ):
+            with attempt:
+                return once()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def call_unless_missing(
         self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
     ) -> T | None:
@@ -241,17 +284,12 @@ class ApiClient:
         **kwargs: Any,
     ) -> T | None:
         what = f"{self.name}: {method} {path}"
-        for attempt in stamina.retry_context(
-            on=_backoff,
-            attempts=self._attempts,
-            timeout=self._retry_timeout,
-            wait_initial=self._wait_initial,
-            wait_max=self._wait_max,
-        ):
-            with attempt:
-                response = self._send_once(method, path, what, missing_ok, **kwargs)
-                return None if response is None else parse(response, what)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def once() -> T | None:
+            response = self._send_once(method, path, what, missing_ok, **kwargs)
+            return None if response is None else parse(response, what)
+
+        return self._retrying(once)
 
     def _send_once(
         self, method: str, path: str, what: str, missing_ok: bool, **kwargs: Any
@@ -262,6 +300,8 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
             response.read()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise NotSent(f"{what}: could not connect ({type(exc).__name__}: {exc})") from None
         except httpx.TimeoutException as exc:
             raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:

@@ -12,12 +12,13 @@ import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from connectors.errors import AuthError, PermanentError, TransientError
+from connectors.errors import AuthError, NotSent, PermanentError, TransientError, UncertainOutcome
 from connectors.http import ApiClient, decode_json
-from connectors.simulation import SimulatorServer
+from connectors.simulation import RawEndpoint, SimulatorServer, drop_connection
 
 ITEMS = list(range(1, 26))
 
@@ -31,12 +32,35 @@ class PagedApi:
     def __init__(self) -> None:
         self.requests = 0
         self.fail_rpc = ["Server busy", "Invalid API key"]
+        #: payments recorded, and how the next answers to /pay go wrong after recording
+        self.payments: list[bytes] = []
+        self.pay_faults: list[str] = []
         self.app = Starlette(
             routes=[
                 Route("/items", self._items, methods=["GET"]),
                 Route("/rpc", self._rpc, methods=["POST"]),
+                Route("/pay", RawEndpoint(self._pay), methods=["POST"]),
             ]
         )
+
+    async def _pay(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        body = await request.body()
+        fault = self.pay_faults.pop(0) if self.pay_faults else ""
+        if fault == "429":  # refused before anything was written
+            await Response("slow down", 429, {"Retry-After": "0"})(scope, receive, send)
+            return
+        self.payments.append(body)
+        if fault == "drop":  # written, then the answer is lost
+            await drop_connection(receive)
+            return
+        if fault == "500":
+            await Response("oops", 500)(scope, receive, send)
+            return
+        if fault == "truncate":
+            await Response(b'{"id": 1', 201, media_type="application/json")(scope, receive, send)
+            return
+        await JSONResponse({"id": len(self.payments)}, 201)(scope, receive, send)
 
     async def _items(self, request: Request) -> JSONResponse:
         self.requests += 1
@@ -116,3 +140,35 @@ def test_an_error_envelope_in_a_200_is_retried_or_stops_as_an_http_error_would(
         assert paged.requests == 2, "the busy answer was retried, the bad key was not"
         answer = client.request_json("POST", "rpc", data={"controller": "invoice"})
     assert answer == {"status": "success", "invoices": []}
+
+
+@pytest.mark.parametrize("fault", ["500", "drop", "truncate"])
+def test_a_write_whose_answer_may_hide_a_success_is_uncertain_and_not_sent_again(
+    api: tuple[PagedApi, str], fault: str
+) -> None:
+    paged, base_url = api
+    paged.pay_faults = [fault]
+    client = ApiClient(name="books", base_url=base_url, headers={}, timeout=5, wait_initial=0.01)
+    with client, pytest.raises(UncertainOutcome, match="may have been carried out"):
+        client.write("POST", "pay", _json, json={"amount": "12.10"})
+    assert len(paged.payments) == 1, "sent once: the payment landed, the answer did not"
+
+
+def test_a_write_refused_before_writing_is_sent_again(api: tuple[PagedApi, str]) -> None:
+    paged, base_url = api
+    paged.pay_faults = ["429"]
+    with ApiClient(name="books", base_url=base_url, headers={}, timeout=5) as client:
+        answer = client.write("POST", "pay", _json, json={"amount": "12.10"})
+    assert answer == {"id": 1} and len(paged.payments) == 1
+
+
+def test_a_write_that_never_left_is_retried_then_reported(api: tuple[PagedApi, str]) -> None:
+    _, base_url = api
+    closed = base_url.rsplit(":", 1)[0] + ":9"  # nothing listens on the discard port
+    client = ApiClient(
+        name="books", base_url=closed, headers={}, timeout=2, attempts=2, wait_initial=0.01
+    )
+    with client, pytest.raises(NotSent):
+        client.write("POST", "pay", _json, json={"amount": "12.10"})
+    assert client.requests == 2, "a request that never left is safe to send again"
+    assert issubclass(NotSent, TransientError)
