@@ -976,3 +976,89 @@ def test_an_invalid_mutation_carries_the_planted_values(
     ]
     assert spec.errors(spec.response_pointer("post", "200", MUTATIONS_PATH), answer)
     assert client.post(MUTATIONS, json={"ids": ids}).json() == simulator.mutations()[:3]
+
+
+PAYMENTS_PATH = "/{administration_id}/sales_invoices/{sales_invoice_id}/payments{format}"
+
+
+def _payments_client(server: SimulatorServer, simulator: MoneybirdSimulator) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{server.base_url}/{simulator.administration_id}/sales_invoices/",
+        headers={"Authorization": f"Bearer {simulator.token}"},
+        timeout=10,
+    )
+
+
+def test_a_registered_payment_matches_the_spec_and_shows_up_in_the_next_fetch(
+    spec: Spec,
+) -> None:
+    simulator = MoneybirdSimulator(invoices=30, token=TOKEN, rate_limit=None, seed=11)
+    with SimulatorServer(simulator) as server, _payments_client(server, simulator) as client:
+        invoice = next(
+            i for i in _fetch_all(client) if _money(i["total_unpaid"]) > 0 and i["state"] != "draft"
+        )
+        request = {
+            "payment": {
+                "payment_date": "2026-08-21",
+                "price": str(_money(invoice["total_unpaid"])),
+                "transaction_identifier": "isync:tx-81:inv-7",
+            }
+        }
+        assert not spec.errors(
+            "/paths/" + _escape(PAYMENTS_PATH) + "/post/requestBody/content/application~1*/schema",
+            request,
+        )
+        created = client.post(f"{invoice['id']}/payments.json", json=request)
+        assert created.status_code == 201, created.text
+        assert not spec.errors(spec.response_pointer("post", "201", PAYMENTS_PATH), created.json())
+        after = client.post("synchronization.json", json={"ids": [invoice["id"]]}).json()[0]
+        assert after["version"] > invoice["version"] and after["state"] == "paid"
+        markers = [p["transaction_identifier"] for p in after["payments"]]
+        assert markers.count("isync:tx-81:inv-7") == 1
+
+        bad = client.post(f"{invoice['id']}/payments.json", json={"payment": {"price": "1"}})
+        assert bad.status_code == 400 and "payment_date" in bad.text
+        odd = client.post(
+            f"{invoice['id']}/payments.json",
+            json={"payment": {"payment_date": "2026-08-21", "price": "1", "colour": "red"}},
+        )
+        assert odd.status_code == 400
+        transfer = client.post(
+            f"{invoice['id']}/payments.json",
+            json={
+                "payment": {
+                    "payment_date": "2026-08-21",
+                    "price": "1",
+                    "manual_payment_action": "bank_transfer",
+                }
+            },
+        )
+        assert transfer.status_code == 400 and "financial_mutation_id" in transfer.text
+        assert client.post("1/payments.json", json=request).status_code == 404
+
+
+def test_a_payment_can_land_while_its_answer_is_lost() -> None:
+    """What write-back must survive: the payment is recorded, the client hears a 500."""
+    simulator = MoneybirdSimulator(invoices=10, token=TOKEN, rate_limit=None, seed=12)
+    simulator.fail_after_write.append("500")
+    with SimulatorServer(simulator) as server, _payments_client(server, simulator) as client:
+        invoice_id = simulator.ids()[0]
+        before = len(simulator.payments_of(invoice_id))
+        answer = client.post(
+            f"{invoice_id}/payments.json",
+            json={"payment": {"payment_date": "2026-08-21", "price": "5.00"}},
+        )
+        assert answer.status_code == 500
+        assert len(simulator.payments_of(invoice_id)) == before + 1
+
+
+def _fetch_all(client: httpx.Client) -> list[dict[str, Any]]:
+    ids = [
+        item["id"]
+        for item in client.get("synchronization.json", params={"filter": "state:all"}).json()
+    ]
+    return [
+        i
+        for start in range(0, len(ids), 100)
+        for i in client.post("synchronization.json", json={"ids": ids[start : start + 100]}).json()
+    ]

@@ -84,8 +84,21 @@ _UNSENT_STATES = frozenset({"draft", "scheduled"})
 #: `list`/`fetch` are the sales-invoice pair, `mutations_list`/`mutations_fetch` the financial
 #: mutation pair, `accounts` the financial account list; `any` matches every endpoint
 FAULT_ENDPOINTS = frozenset(
-    {"any", "list", "fetch", "mutations_list", "mutations_fetch", "accounts"}
+    {"any", "list", "fetch", "mutations_list", "mutations_fetch", "accounts", "payment"}
 )
+#: what `POST .../payments` takes inside `payment` (the spec's `unevaluatedProperties: false`)
+PAYMENT_FIELDS = frozenset(
+    {
+        "payment_date", "price", "price_base", "financial_account_id", "financial_mutation_id",
+        "transaction_identifier", "manual_payment_action", "ledger_account_id", "invoice_id",
+    }
+)  # fmt: skip
+MANUAL_PAYMENT_ACTIONS = frozenset(
+    {
+        "private_payment", "payment_without_proof", "cash_payment", "rounding_error",
+        "bank_transfer", "balance_settlement", "invoices_settlement",
+    }
+)  # fmt: skip
 MAX_FETCH = 100
 MUTATION_STATES: tuple[str, ...] = ("unprocessed", "processed")
 #: the token scope each resource needs, as the spec's `security` sections say
@@ -1163,6 +1176,37 @@ def _parse_mutation_filter(
     return states, signs, account, period
 
 
+def _payment_fields(body: bytes) -> dict[str, Any]:
+    """`{"payment": {...}}` checked as the spec's request schema says: known keys only,
+    `payment_date` and `price` required, `bank_transfer` with a `financial_mutation_id`."""
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise _BadRequest("Body is not valid JSON", {}) from None
+    payment = data.get("payment") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or set(data) - {"payment"} or not isinstance(payment, dict):
+        raise _BadRequest("Payment is required", {"payment": "required"})
+    unknown = sorted(set(payment) - PAYMENT_FIELDS)
+    if unknown:
+        raise _BadRequest(f"Unknown field {unknown[0]}", {unknown[0]: "invalid"})
+    for name in ("payment_date", "price"):
+        if payment.get(name) in (None, ""):
+            raise _BadRequest(f"{name} is required", {name: "required"})
+    try:
+        cents = to_cents(payment["price"])
+        day = dt.date.fromisoformat(str(payment["payment_date"])[:10])
+    except (ValueError, ArithmeticError, TypeError):
+        raise _BadRequest("Price or payment date is invalid", {}) from None
+    action = payment.get("manual_payment_action")
+    if action is not None and action not in MANUAL_PAYMENT_ACTIONS:
+        raise _BadRequest("Manual payment action is invalid", {})
+    if action == "bank_transfer" and not payment.get("financial_mutation_id"):
+        raise _BadRequest("Financial mutation is required", {"financial_mutation_id": "required"})
+    kept = ("financial_account_id", "financial_mutation_id", "transaction_identifier")
+    fields = {k: payment[k] for k in (*kept, "manual_payment_action") if payment.get(k) is not None}
+    return {**fields, "cents": cents, "payment_date": day.isoformat()}
+
+
 def _parse_ids(raw: bytes) -> list[str]:
     try:
         body = orjson.loads(raw)
@@ -1187,6 +1231,17 @@ class _SyncEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.simulator._serve(Request(scope, receive), scope, receive, send, self.resource)
+
+
+class _PaymentEndpoint:
+    """`POST {adm}/sales_invoices/{id}/payments{format}`: registers a payment (raw ASGI, so a
+    fault can drop the connection, before or after the payment is recorded)."""
+
+    def __init__(self, simulator: MoneybirdSimulator) -> None:
+        self.simulator = simulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.simulator._serve_payment(Request(scope, receive), scope, receive, send)
 
 
 class MoneybirdSimulator:
@@ -1251,8 +1306,15 @@ class MoneybirdSimulator:
         finally:
             if collecting:
                 gc.enable()
+        #: how the next payment POSTs go wrong *after* the payment was recorded (`500`, `drop`)
+        self.fail_after_write: list[str] = []
         self.app = Starlette(
             routes=[
+                Route(
+                    "/api/v2/{administration_id}/sales_invoices/{invoice_id}/{resource}",
+                    _PaymentEndpoint(self),
+                    methods=["POST"],
+                ),
                 Route(
                     "/api/v2/{administration_id}/sales_invoices/{resource}",
                     _SyncEndpoint(self, "sales_invoices"),
@@ -1699,6 +1761,104 @@ class MoneybirdSimulator:
         if fault is not None and fault.kind == "truncate":
             body = body[: len(body) // 2]
         await Response(body, status, headers, media_type=media_type)(scope, receive, send)
+
+    async def _serve_payment(
+        self, request: Request, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        body = await request.body()
+        with self._lock:
+            self.requests.append((request.method, request.url.path, 0))
+        fault = self._faults.take_for("payment")
+        if fault is not None and fault.kind == "drop":
+            await drop_connection(receive)
+            return
+        if fault is not None and fault.kind in ("429", "500", "502", "503"):
+            await self._fault_response(fault)(scope, receive, send)
+            return
+        status, answer, headers = self._register_payment(request, body)
+        after = self.fail_after_write.pop(0) if status == 201 and self.fail_after_write else ""
+        if after == "drop":
+            await drop_connection(receive)
+            return
+        if after == "500":
+            status, answer = 500, orjson.dumps({"error": "Internal server error"})
+        if fault is not None and fault.kind == "truncate":
+            answer = answer[: len(answer) // 2]
+        await Response(answer, status, headers, media_type="application/json")(scope, receive, send)
+
+    def _register_payment(self, request: Request, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        """Validate as the spec says, then record the payment on the invoice: totals, state,
+        a newer version. Answers (status, body, headers)."""
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or credentials.strip() != self.token:
+            error = {"error": "Token is invalid or expired", "symbolic": {"token": "invalid"}}
+            return 401, orjson.dumps(error), {}
+        params = request.path_params
+        if (
+            params["administration_id"] != self.administration_id
+            or params["resource"].removesuffix(".json") != "payments"
+        ):
+            return 404, orjson.dumps({"error": "Not found", "symbolic": {}}), {}
+        if "sales_invoices" not in self.scopes:
+            error = {
+                "error": "No access to sales_invoices",
+                "symbolic": {"token": "insufficient_scope"},
+            }
+            return 403, orjson.dumps(error), {}
+        with self._lock:
+            limited, headers = self._admit(self.token)
+            if limited:
+                self.rate_limited += 1
+                return 429, b"Retry later", headers
+            try:
+                fields = _payment_fields(body)
+            except _BadRequest as exc:
+                return 400, orjson.dumps(exc.body), headers
+            record = self._live.get(str(params["invoice_id"]))
+            if record is None:
+                error = {"error": "Sales invoice not found", "symbolic": {"id": "not_found"}}
+                return 404, orjson.dumps(error), headers
+            payload = self._payload(record)
+            day, ms = _now()
+            self._next_id += 1000
+            payment = {
+                "id": str(self._next_id),
+                "administration_id": self.administration_id,
+                "invoice_type": "SalesInvoice",
+                "invoice_id": record.id,
+                "financial_account_id": fields.get("financial_account_id"),
+                "user_id": USER_ID,
+                "payment_transaction_id": None,
+                "transaction_identifier": fields.get("transaction_identifier"),
+                "price": money(fields["cents"]),
+                "price_base": money(fields["cents"]),
+                "payment_date": fields["payment_date"],
+                "credit_invoice_id": None,
+                "financial_mutation_id": fields.get("financial_mutation_id"),
+                "ledger_account_id": None,
+                "linked_payment_id": None,
+                "manual_payment_action": fields.get("manual_payment_action"),
+                "created_at": _stamp(day, ms),
+                "updated_at": _stamp(day, ms),
+            }
+            payload["payments"].append(payment)
+            total = to_cents(payload["total_price_incl_tax"])
+            paid = to_cents(payload["total_paid"]) + fields["cents"]
+            payload["total_paid"] = money(paid)
+            payload["total_unpaid"] = payload["total_unpaid_base"] = money(total - paid)
+            if paid >= total:
+                payload["state"] = "paid"
+                payload["paid_at"] = fields["payment_date"]
+                payload["next_reminder"] = None
+            self._touch(record, payload, {})
+            self._store(record, payload)
+            self._list_cache.clear()
+            return 201, orjson.dumps(payment), headers
+
+    def payments_of(self, remote_id: str) -> list[dict[str, Any]]:
+        """An invoice's payments as its next fetch will show them."""
+        with self._lock:
+            return list(self._payload(self._live[str(remote_id)])["payments"])
 
     def _answer(
         self,
