@@ -1749,18 +1749,29 @@ class MoneybirdSimulator:
         with self._lock:
             self.requests.append((request.method, request.url.path, len(ids) if ids else 0))
         fault = self._faults.take_for(endpoint)
-        if fault is not None and fault.kind == "drop":
-            await drop_connection(receive)
+        if await self._answered_by_fault(fault, scope, receive, send):
             return
-        if fault is not None and fault.kind in ("429", "500", "502", "503"):
-            await self._fault_response(fault)(scope, receive, send)
-            return
-        if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
         status, body, media_type, headers = self._answer(request, resource, endpoint, ids, bad_body)
         if fault is not None and fault.kind == "truncate":
             body = body[: len(body) // 2]
         await Response(body, status, headers, media_type=media_type)(scope, receive, send)
+
+    async def _answered_by_fault(
+        self, fault: Fault | None, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """Play the faults that come before the request is handled; True when one answered
+        (or dropped) it. `slow` waits here; `truncate` is the caller's, on its answer."""
+        if fault is None:
+            return False
+        if fault.kind == "drop":
+            await drop_connection(receive)
+            return True
+        if fault.kind in ("429", "500", "502", "503"):
+            await self._fault_response(fault)(scope, receive, send)
+            return True
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+        return False
 
     async def _serve_payment(
         self, request: Request, scope: Scope, receive: Receive, send: Send
@@ -1769,11 +1780,7 @@ class MoneybirdSimulator:
         with self._lock:
             self.requests.append((request.method, request.url.path, 0))
         fault = self._faults.take_for("payment")
-        if fault is not None and fault.kind == "drop":
-            await drop_connection(receive)
-            return
-        if fault is not None and fault.kind in ("429", "500", "502", "503"):
-            await self._fault_response(fault)(scope, receive, send)
+        if await self._answered_by_fault(fault, scope, receive, send):
             return
         status, answer, headers = self._register_payment(request, body)
         after = self.fail_after_write.pop(0) if status == 201 and self.fail_after_write else ""
