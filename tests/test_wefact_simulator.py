@@ -107,3 +107,32 @@ def test_a_credit_invoice_mirrors_the_original_with_negative_amounts(
     record = simulator.invoice(credit.identifier)
     assert record["Status"] == 8
     assert credit.amounts()[2] < 0
+
+
+def test_payments_are_registered_and_refused_as_the_envelope_says(
+    call: Any, simulator: WeFactSimulator
+) -> None:
+    sent = next(i for i in simulator.identifiers() if simulator.truth(i)["status"] == 2)
+    before = simulator.truth(sent)
+    part = call(
+        "invoice", "partpayment", Identifier=sent, AmountPaid="10.00", PayDate="2026-11-02",
+        TransactionID="isync:tx-9:inv-3",
+    )  # fmt: skip
+    assert part["status"] == "success" and part["invoice"]["TransactionID"] == "isync:tx-9:inv-3"
+    after = simulator.truth(sent)
+    assert after["paid"] == before["paid"] + Decimal("10.00") and after["status"] == 3
+    too_much = call("invoice", "partpayment", Identifier=sent, AmountPaid="999999")
+    assert too_much["status"] == "error" and "'AmountPaid'" in too_much["errors"][0]
+    paid = call("invoice", "markaspaid", Identifier=sent, TransactionID="isync:tx-9:inv-3")
+    assert paid["status"] == "success" and simulator.truth(sent)["status"] == 4
+    again = call("invoice", "markaspaid", Identifier=sent)
+    assert again["status"] == "error" and "cannot be paid" in again["errors"][0]
+
+
+def test_a_payment_can_land_while_its_answer_is_lost(call: Any, simulator: WeFactSimulator) -> None:
+    sent = next(i for i in simulator.identifiers() if simulator.truth(i)["status"] == 2)
+    simulator.fail_after_write.append("500")
+    with pytest.raises(AssertionError):  # `call` expects a 200
+        call("invoice", "partpayment", Identifier=sent, AmountPaid="1.00")
+    landed = simulator.truth(sent)
+    assert (landed["paid"], landed["status"]) == (Decimal("1.00"), 3), "recorded all the same"

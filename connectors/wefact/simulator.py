@@ -20,6 +20,11 @@ Facts the seed does not settle, chosen here and kept in one place:
   parameter names it (`"Invalid value for parameter 'limit'"`).
 - Payments are the invoice's `AmountPaid`, `PayDate` and `TransactionID`; paying in full sets
   status 4, in part 3. A credit invoice (status 8) has negative amounts.
+- `invoice partpayment` takes `AmountPaid` (at most what is open), `PayDate` and `TransactionID`;
+  `invoice markaspaid` pays what is open, with `PayDate` and `TransactionID`. Both answer the
+  invoice, refuse an invoice that is not sent or partly paid, and keep the latest
+  `TransactionID`. `fail_after_write` makes the answer of a payment it did record a 500 or a
+  dropped connection.
 """
 
 from __future__ import annotations
@@ -51,8 +56,9 @@ from connectors.simulation import (
     serve_main,
 )
 
-#: `list` is `invoice list`, `show` is `invoice show`, `add` is `invoiceline add`
-FAULT_ENDPOINTS = ("list", "show", "add")
+#: `list` is `invoice list`, `show` is `invoice show`, `add` is `invoiceline add`, `pay` is
+#: `invoice partpayment` and `invoice markaspaid`
+FAULT_ENDPOINTS = ("list", "show", "add", "pay")
 STATUS_LABELS = {
     0: "Concept",
     2: "Verzonden",
@@ -240,6 +246,8 @@ class WeFactSimulator:
         self._numbers = 0
         self._transactions = 0
         self._faults = Faults(FAULT_ENDPOINTS)
+        #: how the next payment calls go wrong *after* the payment was recorded (`500`, `drop`)
+        self.fail_after_write: list[str] = []
         live_clock = self._clock
         for _ in range(invoices):
             day = start_date + dt.timedelta(days=self._rng.randrange(days))
@@ -415,7 +423,13 @@ class WeFactSimulator:
         controller, action = str(params.get("controller", "")), str(params.get("action", ""))
         with self._lock:
             self.calls.append((controller, action))
-        endpoint = {"list": "list", "show": "show", "add": "add"}.get(action, "any")
+        endpoint = {
+            "list": "list",
+            "show": "show",
+            "add": "add",
+            "partpayment": "pay",
+            "markaspaid": "pay",
+        }.get(action, "any")
         fault = self._faults.take_for(endpoint)
         if fault is not None and fault.kind == "drop":
             await drop_connection(receive)
@@ -438,6 +452,8 @@ class WeFactSimulator:
                 ("invoice", "list"): self._list,
                 ("invoice", "show"): self._show,
                 ("invoiceline", "add"): self._add_lines,
+                ("invoice", "partpayment"): self._part_payment,
+                ("invoice", "markaspaid"): self._mark_as_paid,
             }.get((controller, action))
             if handler is None:
                 raise _Error(f"Invalid controller or action: '{controller}' '{action}'")
@@ -445,6 +461,14 @@ class WeFactSimulator:
         except _Error as error:
             envelope.update(status="error", errors=[str(error)])
         content = orjson.dumps(envelope, default=raw_number)
+        paid = endpoint == "pay" and envelope["status"] == "success"
+        after = self.fail_after_write.pop(0) if paid and self.fail_after_write else ""
+        if after == "drop":
+            await drop_connection(receive)
+            return
+        if after == "500":
+            await Response(b"Internal Server Error", 500)(scope, receive, send)
+            return
         if fault is not None and fault.kind == "truncate":
             content = content[: len(content) // 2]
         await Response(content, 200, media_type="application/json")(scope, receive, send)
@@ -498,6 +522,45 @@ class WeFactSimulator:
         with self._lock:
             return {"invoice": self._find(params).record()}
 
+    def _record_payment(
+        self, invoice: _Invoice, amount: Decimal, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The invoice's one payment state grows by `amount`: `AmountPaid`, `PayDate`,
+        `TransactionID` (the latest given), status 3 or 4, a new `Modified`."""
+        day = str(params.get("PayDate") or dt.date.today().isoformat())
+        try:
+            pay_date = dt.date.fromisoformat(day[:10])
+        except ValueError:
+            raise _Error(f"Invalid value for parameter 'PayDate': '{day}'") from None
+        invoice.paid += amount
+        invoice.pay_date = pay_date
+        if params.get("TransactionID"):
+            invoice.transaction_id = str(params["TransactionID"])
+        invoice.status = 4 if invoice.paid >= invoice.amounts()[2] else 3
+        invoice.modified = self._stamp()
+        return {"success": ["De betaling is verwerkt"], "invoice": invoice.record()}
+
+    def _part_payment(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "AmountPaid" not in params:
+            raise _Error("Invalid value for parameter 'AmountPaid': it is required")
+        amount = _decimal(params["AmountPaid"], "AmountPaid")
+        with self._lock:
+            invoice = self._find(params)
+            _payable(invoice)
+            open_amount = invoice.amounts()[2] - invoice.paid
+            if not 0 < amount <= open_amount:
+                raise _Error(
+                    f"Invalid value for parameter 'AmountPaid': '{params['AmountPaid']}' "
+                    f"(open: {open_amount})"
+                )
+            return self._record_payment(invoice, amount, params)
+
+    def _mark_as_paid(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            invoice = self._find(params)
+            _payable(invoice)
+            return self._record_payment(invoice, invoice.amounts()[2] - invoice.paid, params)
+
     def _add_lines(self, params: dict[str, Any]) -> dict[str, Any]:
         lines = params.get("InvoiceLines")
         if isinstance(lines, dict):
@@ -530,6 +593,12 @@ class WeFactSimulator:
 
 def _fixed(moment: dt.datetime) -> Callable[[], dt.datetime]:
     return lambda: moment
+
+
+def _payable(invoice: _Invoice) -> None:
+    if invoice.status not in (2, 3):
+        label = STATUS_LABELS[invoice.status].lower()
+        raise _Error(f"Invoice cannot be paid: its status is {invoice.status} ({label})")
 
 
 def _params(body: bytes, content_type: str) -> dict[str, Any]:
