@@ -209,6 +209,18 @@ class SimulatorServer:
         self._server = self._thread = self._socket = None
 
 
+async def lose_answer(how: str, scope: Scope, receive: Receive, send: Send) -> bool:
+    """After a write was recorded, lose its answer as `how` says (`drop`: close the connection,
+    `500`: a server error); False for "" (answer normally). A simulator's `fail_after_write`."""
+    if how == "drop":
+        await drop_connection(receive)
+        return True
+    if how == "500":
+        await Response(b"Internal Server Error", 500)(scope, receive, send)
+        return True
+    return False
+
+
 class RawEndpoint:
     """An ASGI app Starlette routes to as is (a plain function would get a Request instead),
     so that a fault can drop the connection."""

@@ -89,3 +89,37 @@ def test_a_parent_row_is_priced_at_its_children(
     )
     assert Decimal(parent["netPrice"]) == total.quantize(Decimal("0.01"))
     assert all(c["parentInvoiceRow"] == parent["@id"] for c in children)
+
+
+def test_a_transaction_is_created_validated_and_can_lose_its_answer(
+    served: tuple[httpx.Client, FlowtlySimulator],
+) -> None:
+    http, simulator = served
+    headers = {"Authorization": f"Bearer {simulator.token}"}
+    invoice_id = simulator.invoice_ids()[0]
+    before = simulator.totals(invoice_id)["paid"]
+    created = http.post(
+        "/invoice-transactions",
+        headers=headers,
+        json={"invoice": f"/invoices/{invoice_id}", "amount": 12.5,
+              "date": "2026-11-02T00:00:00+00:00", "transaction": "/transactions/81"},
+    )  # fmt: skip
+    assert created.status_code == 201
+    assert created.json()["invoice"] == f"/invoices/{invoice_id}"
+    assert created.json()["transaction"] == "/transactions/81"
+    assert simulator.totals(invoice_id)["paid"] == before + Decimal("12.5")
+    refused = http.post(
+        "/invoice-transactions", headers=headers, json={"invoice": "/invoices/999999", "date": "x"}
+    )
+    assert refused.status_code == 422
+    paths = {v["propertyPath"] for v in refused.json()["violations"]}
+    assert paths == {"invoice", "date"}
+    simulator.fail_after_write.append("500")
+    count = len(simulator.transactions_of(invoice_id))
+    lost = http.post(
+        "/invoice-transactions",
+        headers=headers,
+        json={"invoice": f"/invoices/{invoice_id}", "amount": 1, "date": "2026-11-03"},
+    )
+    assert lost.status_code == 500
+    assert len(simulator.transactions_of(invoice_id)) == count + 1, "recorded all the same"

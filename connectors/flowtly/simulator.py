@@ -23,6 +23,10 @@ Facts the seed does not settle, chosen here and kept in one place:
 - Auth: `POST /auth` with `{"username", "password"}` answers `{"token": <JWT>}`, valid for
   `token_ttl` seconds; an expired or unknown token answers 401 `{"code": 401, "message":
   "Expired JWT Token"}`. A fixed API token is accepted as a Bearer token as well.
+- `POST /invoice-transactions` takes `invoice` (IRI), `amount`, `date` and `transaction` (an IRI
+  such as `/transactions/7`, or null), answers 201 with the resource or 422 with API Platform's
+  `violations`; the invoice's status and `updatedAt` follow. `fail_after_write` makes the answer
+  of a transaction it did record a 500 or a dropped connection.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from connectors.simulation import (
     Faults,
     RawEndpoint,
     drop_connection,
+    lose_answer,
     raw_number,
     refusal,
     serve_main,
@@ -161,6 +166,8 @@ class FlowtlySimulator:
         self._transactions: dict[int, _Transaction] = {}
         self._next = {"invoice": 1, "row": 1, "transaction": 1, "number": 0}
         self._faults = Faults(FAULT_ENDPOINTS)
+        #: how the next writes go wrong *after* they were recorded (`500`, `drop`)
+        self.fail_after_write: list[str] = []
         for _ in range(invoices):
             day = start_date + dt.timedelta(days=self._rng.randrange(days))
             moment = dt.datetime.combine(day, dt.time(9, 15), tzinfo=dt.UTC)
@@ -174,6 +181,14 @@ class FlowtlySimulator:
             ("/invoice-transactions", "transactions", self._transaction_page),
         ):
             routes.append(Route(path, RawEndpoint(self._endpoint(handler, name)), methods=["GET"]))
+            if path == "/invoice-transactions":
+                routes.append(
+                    Route(
+                        path,
+                        RawEndpoint(self._endpoint(self._create_transaction, name)),
+                        methods=["POST"],
+                    )
+                )
             routes.append(
                 Route(
                     path + "/{id:int}",
@@ -423,6 +438,7 @@ class FlowtlySimulator:
         async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             request = Request(scope, receive)
             body = await request.body() if request.method == "POST" else b""
+            writes = request.method == "POST" and name != "auth"
             query = request.url.query
             target = request.url.path + (f"?{query}" if query else "")
             with self._lock:
@@ -442,9 +458,16 @@ class FlowtlySimulator:
                 return
             status, payload = handler(request, body)
             content = orjson.dumps(payload, default=raw_number)
+            after = (
+                self.fail_after_write.pop(0)
+                if writes and status == 201 and self.fail_after_write
+                else ""
+            )
+            if await lose_answer(after, scope, receive, send):
+                return
             if fault is not None and fault.kind == "truncate":
                 content = content[: len(content) // 2]
-            media = "application/ld+json" if status == 200 else "application/json"
+            media = "application/ld+json" if status in (200, 201) else "application/json"
             await Response(content, status, media_type=media)(scope, receive, send)
 
         return endpoint
@@ -519,6 +542,60 @@ class FlowtlySimulator:
             "view": view,
         }
 
+    def _create_transaction(self, request: Request, body: bytes) -> tuple[int, Any]:
+        """`POST /invoice-transactions`: `invoice` (IRI), `amount`, `date`, `transaction`
+        (IRI or null); API Platform answers 422 with the violations, 201 with the resource."""
+        try:
+            given = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return 400, {"@type": "hydra:Error", "detail": "Syntax error"}
+        if not isinstance(given, dict):
+            return 400, {"@type": "hydra:Error", "detail": "Syntax error"}
+        violations = []
+        invoice_iri = given.get("invoice")
+        invoice_id = _iri_number(invoice_iri, "/invoices/")
+        amount = given.get("amount")
+        if invoice_id is None or invoice_id not in self._invoices:
+            violations.append({"propertyPath": "invoice", "message": "Item not found."})
+        if amount is not None and (
+            isinstance(amount, bool) or not isinstance(amount, int | float | str)
+        ):
+            violations.append({"propertyPath": "amount", "message": "This value is not valid."})
+        try:
+            moment = dt.datetime.fromisoformat(str(given.get("date")).replace("Z", "+00:00"))
+        except ValueError:
+            violations.append(
+                {"propertyPath": "date", "message": "This value is not a valid date."}
+            )
+            moment = self._now()
+        if violations:
+            return 422, {"@type": "ConstraintViolationList", "violations": violations}
+        assert invoice_id is not None
+        with self._lock:
+            invoice = self._invoices[invoice_id]
+            transaction_id = self._next["transaction"]
+            self._next["transaction"] += 1
+            stamp = self._stamp()
+            reference = _iri_number(given.get("transaction"), "/transactions/")
+            made = _Transaction(
+                transaction_id,
+                invoice_id,
+                Decimal(str(amount)) if amount is not None else Decimal(0),
+                moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC),
+                stamp,
+                stamp,
+                reference,
+            )
+            self._transactions[transaction_id] = made
+            invoice.transactions.append(transaction_id)
+            self._settle(invoice)
+            return 201, self._transaction(made)
+
+    def transactions_of(self, invoice_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            invoice = self._invoices[invoice_id]
+            return [self._transaction(self._transactions[t]) for t in invoice.transactions]
+
     def _invoice_page(self, request: Request, _body: bytes) -> tuple[int, Any]:
         return 200, self._page(request, "/invoices", self._invoices, self._invoice)
 
@@ -549,6 +626,13 @@ class FlowtlySimulator:
             return 200, rendered
 
         return one
+
+
+def _iri_number(value: Any, prefix: str) -> int | None:
+    if not isinstance(value, str) or not value.startswith(prefix):
+        return None
+    tail = value[len(prefix) :]
+    return int(tail) if tail.isdigit() else None
 
 
 def _fixed(moment: dt.datetime) -> Callable[[], dt.datetime]:

@@ -51,6 +51,7 @@ from connectors.simulation import (
     Faults,
     RawEndpoint,
     drop_connection,
+    lose_answer,
     raw_number,
     refusal,
     serve_main,
@@ -463,11 +464,7 @@ class WeFactSimulator:
         content = orjson.dumps(envelope, default=raw_number)
         paid = endpoint == "pay" and envelope["status"] == "success"
         after = self.fail_after_write.pop(0) if paid and self.fail_after_write else ""
-        if after == "drop":
-            await drop_connection(receive)
-            return
-        if after == "500":
-            await Response(b"Internal Server Error", 500)(scope, receive, send)
+        if await lose_answer(after, scope, receive, send):
             return
         if fault is not None and fault.kind == "truncate":
             content = content[: len(content) // 2]
