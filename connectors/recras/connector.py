@@ -185,19 +185,22 @@ class RecrasConnector(Connector):
         """The invoice (from the listing, else read with its lines) and its payments; None when
         it went away since the listing (the next listing says so)."""
         path = f"api2/facturen/{remote_id}"
+        what = f"{self.name}: invoice {remote_id}"
+        listed: Any
         if snapshot is None:
             answer = self.client.call_unless_missing(
-                "GET", path, _text, params={"embed": "regels,Klant"}
+                "GET", path, _exact, params={"embed": "regels,Klant"}
             )
             if answer is None:
                 return None
-            snapshot = RawJSON(f'{{"factuur":{answer}}}')
-        payments = self.client.call_unless_missing("GET", f"{path}/betalingen", _text)
-        if payments is None:
+            listed = {"factuur": answer[0]}
+            snapshot = RawJSON(f'{{"factuur":{answer[1]}}}')
+        else:
+            listed = decode_json(snapshot.encode(), what)
+        fetched = self.client.call_unless_missing("GET", f"{path}/betalingen", _exact)
+        if fetched is None:
             return None
-        what = f"{self.name}: invoice {remote_id}"
-        listed = decode_json(snapshot.encode(), what)
-        paid = decode_json(payments.encode(), f"{what} payments")
+        paid, payments = fetched
         raw = RawJSON(f'{snapshot[:-1]},"betalingen":{payments}}}')
         invoice = listed.get("factuur") if isinstance(listed, dict) else None
         if not isinstance(invoice, dict) or not isinstance(paid, list):
@@ -227,8 +230,7 @@ class RecrasConnector(Connector):
         return super().identify(record)
 
 
-def _text(response: httpx.Response, what: str) -> str:
-    """The body as the source spelled it, once it is known to be whole JSON (a truncated body
-    is retried, as the client retries any unreadable answer)."""
-    decode_json(response.content, what)
-    return response.text
+def _exact(response: httpx.Response, what: str) -> tuple[Any, str]:
+    """The body decoded (numbers exact) and as the source spelled it; a truncated body fails
+    to decode and is retried, as the client retries any unreadable answer."""
+    return decode_json(response.content, what), response.text
