@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.listing import ListingHistory
@@ -110,31 +110,28 @@ class Runs:
         when: dt.datetime,
         counts: dict[str, int],
         error: str | None = None,
+        complete_listing: bool | None = None,
     ) -> None:
+        """`complete_listing`: whether the run's listing named every record (None: it did
+        not get that far, and the column stays as it was)."""
+        listing = {} if complete_listing is None else {"complete_listing": complete_listing}
         with self.engine.begin() as connection:
             connection.execute(
                 update(sync_runs)
                 .where(sync_runs.c.id == run_id)
-                .values(status=status, finished_at=when, error=error, **counts)
-            )
-
-    def note_listing(self, run_id: int, complete: bool) -> None:
-        """Whether the run's listing was complete (it could see deletions) or named changes."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(sync_runs).where(sync_runs.c.id == run_id).values(complete_listing=complete)
+                .values(status=status, finished_at=when, error=error, **counts, **listing)
             )
 
     def listing_history(self, source: str, stream: str = INVOICES) -> ListingHistory:
         """When the last successful run started, and the last whose listing was complete."""
-        ok = [*_of(source, stream), sync_runs.c.status == "ok"]
+        started = sync_runs.c.started_at
         with self.engine.connect() as connection:
-            last = connection.execute(select(func.max(sync_runs.c.started_at)).where(*ok)).scalar()
-            complete = connection.execute(
-                select(func.max(sync_runs.c.started_at)).where(
-                    *ok, sync_runs.c.complete_listing.is_(True)
-                )
-            ).scalar()
+            last, complete = connection.execute(
+                select(
+                    func.max(started),
+                    func.max(case((sync_runs.c.complete_listing.is_(True), started))),
+                ).where(*_of(source, stream), sync_runs.c.status == "ok")
+            ).one()
         return ListingHistory(last_success=last, last_complete=complete)
 
     def note_error(self, run_id: int, error: str) -> None:
@@ -144,11 +141,16 @@ class Runs:
                 update(sync_runs).where(sync_runs.c.id == run_id).values(error=error)
             )
 
-    def expect_batches(self, run_id: int, batches: int, counts: dict[str, int]) -> None:
-        """A daemon cycle has planned: record its counts and how many batches will report."""
+    def expect_batches(
+        self, run_id: int, batches: int, counts: dict[str, int], complete_listing: bool
+    ) -> None:
+        """A daemon cycle has planned: record its counts, whether its listing was complete,
+        and how many batches will report."""
         with self.engine.begin() as connection:
             connection.execute(
-                update(sync_runs).where(sync_runs.c.id == run_id).values(batches=batches, **counts)
+                update(sync_runs)
+                .where(sync_runs.c.id == run_id)
+                .values(batches=batches, complete_listing=complete_listing, **counts)
             )
 
     def batch_done(

@@ -200,11 +200,10 @@ class Daemon:
         except Exception as exc:  # recorded, then retried by dramatiq as a new run
             self._fail(run_id, exc)
             raise
-        runs.note_listing(run_id, plan.complete)
         counts = plan.counts()
         if batches:
             self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)
-        runs.expect_batches(run_id, len(batches), {**counts, "requests": requests})
+        runs.expect_batches(run_id, len(batches), {**counts, "requests": requests}, plan.complete)
         for batch_no, ids in enumerate(batches):
             versions = [plan.versions[i] for i in ids]
             # A snapshot's records travel in the message: the batch needs no request for them.

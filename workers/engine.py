@@ -340,6 +340,7 @@ def run_cycle(
     )
     log = get_logger(source=connector.name, run_id=run_id)
     requests_before = connector.requests
+    complete_listing: bool | None = None
     try:
         plan = plan_cycle(
             connector,
@@ -349,7 +350,7 @@ def run_cycle(
             mass_delete_fraction=mass_delete_fraction,
             history=NO_HISTORY if full else runs.listing_history(connector.name, mirror.stream),
         )
-        runs.note_listing(run_id, plan.complete)
+        complete_listing = plan.complete
         plan.versions = {}  # only the daemon's batch messages need them; free the memory now
         for name, value in plan.counts().items():
             setattr(result, name, value)
@@ -383,6 +384,7 @@ def run_cycle(
                 when=utcnow(),
                 counts=result.counts(),
                 error=result.error,
+                complete_listing=complete_listing,
             )
         except SQLAlchemyError as exc:
             log.error("could not record the end of the sync run", error=str(exc))
