@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from connectors.http import ApiClient
 from connectors.listing import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory
@@ -28,6 +28,8 @@ from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
+
+C = TypeVar("C", bound=ApiClient)
 
 __all__ = ["NOTHING_LISTED", "NO_HISTORY", "Connector", "Listing", "ListingHistory", "RecordStream"]
 
@@ -86,22 +88,26 @@ class Connector(abc.ABC):
         source: SourceConfig,
         token: str,
         limiter: Limiter | None,
-        client: type[ApiClient] = ApiClient,
-    ) -> ApiClient:
-        """The source's HTTP client: Bearer token, its timeout, and its pace: `limiter` (the
-        daemon's, shared in Redis) or else an in-process window of `rate_limit`, if any."""
+        client: type[C],
+        *,
+        bearer: bool = True,
+        **options: Any,
+    ) -> C:
+        """The source's HTTP client: its timeout, the token as a Bearer header (unless the API
+        wants it elsewhere: `bearer=False`), and its pace: `limiter` (the daemon's, shared in
+        Redis) or else an in-process window of `rate_limit`, if any. `options` go to `client`."""
         if limiter is None and source.rate_limit:
             limiter = SlidingWindowLimiter(source.rate_limit, source.rate_window)
+        headers = {"Accept": "application/json", "User-Agent": "invoice-sync/0.1"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {token}"
         return client(
             name=source.name,
             base_url=source.base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": "invoice-sync/0.1",
-            },
+            headers=headers,
             limiter=limiter,
             timeout=source.timeout,
+            **options,
         )
 
     def __init__(self, name: str, client: ApiClient) -> None:

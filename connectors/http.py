@@ -170,9 +170,8 @@ class ApiClient:
         )
 
     def use_auth(self, auth: httpx.Auth) -> None:
-        """A credential flow httpx runs around every request (a login that yields a JWT) in
-        place of the fixed `Authorization` header."""
-        self._http.headers.pop("Authorization", None)
+        """A credential flow httpx runs around every request (a login that yields a JWT), for
+        a client built without a fixed `Authorization` header."""
         self._http.auth = auth
 
     def close(self) -> None:

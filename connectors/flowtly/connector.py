@@ -119,8 +119,9 @@ class FlowtlyConnector(Connector):
     ) -> FlowtlyConnector:
         if not isinstance(source, FlowtlySource):
             raise TypeError(f"source {source.name!r} is not a Flowtly source")
-        client = cls.http_client(source, token, limiter)
-        if source.auth == "login":
+        login = source.auth == "login"
+        client = cls.http_client(source, token, limiter, ApiClient, bearer=not login)
+        if login:
             assert source.username is not None
             client.use_auth(JWTLogin(source.username, token))
         return cls(source.name, client, page_size=source.page_size)

@@ -76,7 +76,7 @@ class MoneybirdConnector(Connector):
         """`limiter` defaults to an in-process window; the daemon passes one shared in Redis."""
         if not isinstance(source, MoneybirdSource):
             raise TypeError(f"source {source.name!r} is not a Moneybird source")
-        client = cls.http_client(source, token, limiter)
+        client = cls.http_client(source, token, limiter, ApiClient)
         return cls(
             source.name, client, administration_id=source.administration_id, since=source.since
         )

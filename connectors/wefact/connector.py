@@ -125,8 +125,7 @@ class WeFactConnector(Connector):
     ) -> WeFactConnector:
         if not isinstance(source, WeFactSource):
             raise TypeError(f"source {source.name!r} is not a WeFact source")
-        client = cls.http_client(source, "", limiter, _client_with_key(token))
-        assert isinstance(client, WeFactClient)
+        client = cls.http_client(source, token, limiter, WeFactClient, bearer=False, api_key=token)
         return cls(source.name, client, full_listing_every=source.full_listing_every)
 
     def changed_since(self, history: ListingHistory) -> str | None:
@@ -211,18 +210,6 @@ def version_of(invoice: dict[str, Any]) -> str | None:
         return None
     shown = [str(invoice.get(key)) for key in VERSIONED_FIELDS]
     return f"{modified.strip()} {content_version(*shown)[:12]}"
-
-
-def _client_with_key(token: str) -> type[WeFactClient]:
-    """`Connector.http_client` builds a client class with Bearer headers; WeFact's key goes in
-    every body instead, so the class it builds carries the key and drops the header."""
-
-    class _Keyed(WeFactClient):
-        def __init__(self, **kwargs: Any) -> None:
-            headers = {k: v for k, v in kwargs.pop("headers").items() if k != "Authorization"}
-            super().__init__(api_key=token, headers=headers, **kwargs)
-
-    return _Keyed
 
 
 def _page(response: httpx.Response, what: str) -> dict[str, Any]:
