@@ -37,107 +37,68 @@ TOKEN = "bench-api-key"
 
 @dataclass(frozen=True)
 class Kind:
-    """How to seed, change and configure one API for the benchmark."""
+    """One API's simulator, and how to read and change its invoices for the benchmark."""
 
-    simulator: Callable[[int, dt.date], Any]
-    unpaid: Callable[[Any], list[int]]
-    change: Callable[[Any, random.Random, int], None]
-    delete: Callable[[Any, random.Random, int], None]
-    #: extra config keys; the deletion phase adds `deletion_keys` (WeFact lists completely then)
-    keys: str = ""
+    simulator: type[Any]
+    ids: Callable[[Any], list[int]]
+    unpaid: Callable[[Any, int], bool]
+    #: makes an invoice bigger (a line, a row) without paying it
+    extend: Callable[[Any, int], None]
+    #: config keys the deletion phase adds (WeFact lists completely then)
     deletion_keys: str = ""
 
+    def seed(self, n: int, today: dt.date) -> Any:
+        start = today - dt.timedelta(days=390)
+        return self.simulator(token=TOKEN, invoices=n, seed=3, start_date=start, days=380)
 
-def _recras(n: int, today: dt.date) -> RecrasSimulator:
-    start = today - dt.timedelta(days=390)
-    return RecrasSimulator(token=TOKEN, invoices=n, seed=3, start_date=start, days=380)
+    def unpaid_ids(self, sim: Any) -> list[int]:
+        return [i for i in self.ids(sim) if self.unpaid(sim, i)]
 
+    def change(self, sim: Any, rng: random.Random, count: int) -> None:
+        """Half the changes pay an unpaid invoice, half make any invoice bigger."""
+        for invoice_id in rng.sample(self.unpaid_ids(sim), count // 2):
+            sim.pay(invoice_id)
+        for invoice_id in rng.sample(self.ids(sim), count - count // 2):
+            self.extend(sim, invoice_id)
 
-def _recras_unpaid(sim: RecrasSimulator) -> list[int]:
-    return [
-        i for i in sim.invoice_ids() if sim.invoice(i)["status"] in ("verzonden", "deels_betaald")
-    ]
-
-
-def _recras_change(sim: RecrasSimulator, rng: random.Random, count: int) -> None:
-    """Half the changes pay an unpaid invoice, half add a line to any invoice."""
-    for invoice_id in rng.sample(_recras_unpaid(sim), count // 2):
-        sim.pay(invoice_id)
-    for invoice_id in rng.sample(sim.invoice_ids(), count - count // 2):
-        sim.add_line(invoice_id)
-
-
-def _wefact(n: int, today: dt.date) -> WeFactSimulator:
-    start = today - dt.timedelta(days=390)
-    return WeFactSimulator(token=TOKEN, invoices=n, seed=3, start_date=start, days=380)
-
-
-def _wefact_unpaid(sim: WeFactSimulator) -> list[int]:
-    return [i for i in sim.identifiers() if sim.truth(i)["status"] in (2, 3)]
-
-
-def _wefact_change(sim: WeFactSimulator, rng: random.Random, count: int) -> None:
-    for identifier in rng.sample(_wefact_unpaid(sim), count // 2):
-        sim.pay(identifier)
-    for identifier in rng.sample(sim.identifiers(), count - count // 2):
-        sim.add_line(identifier)
-
-
-def _flowtly(n: int, today: dt.date) -> FlowtlySimulator:
-    start = today - dt.timedelta(days=390)
-    return FlowtlySimulator(token=TOKEN, invoices=n, seed=3, start_date=start, days=380)
-
-
-def _flowtly_unpaid(sim: FlowtlySimulator) -> list[int]:
-    return [i for i in sim.invoice_ids() if sim.totals(i)["paid"] < sim.totals(i)["gross"]]
-
-
-def _flowtly_change(sim: FlowtlySimulator, rng: random.Random, count: int) -> None:
-    for invoice_id in rng.sample(_flowtly_unpaid(sim), count // 2):
-        sim.pay(invoice_id)
-    for invoice_id in rng.sample(sim.invoice_ids(), count - count // 2):
-        sim.add_row(invoice_id)
+    def delete(self, sim: Any, rng: random.Random, count: int) -> None:
+        for invoice_id in rng.sample(self.ids(sim), count):
+            sim.delete_invoice(invoice_id)
 
 
 KINDS = {
     "recras": Kind(
-        _recras,
-        _recras_unpaid,
-        _recras_change,
-        lambda sim, rng, count: [
-            sim.delete_invoice(i) for i in rng.sample(sim.invoice_ids(), count)
-        ],
+        RecrasSimulator,
+        lambda sim: sim.invoice_ids(),
+        lambda sim, i: sim.invoice(i)["status"] in ("verzonden", "deels_betaald"),
+        lambda sim, i: sim.add_line(i),
     ),
     "wefact": Kind(
-        _wefact,
-        _wefact_unpaid,
-        _wefact_change,
-        lambda sim, rng, count: [
-            sim.delete_invoice(i) for i in rng.sample(sim.identifiers(), count)
-        ],
+        WeFactSimulator,
+        lambda sim: sim.identifiers(),
+        lambda sim, i: sim.truth(i)["status"] in (2, 3),
+        lambda sim, i: sim.add_line(i),
         deletion_keys='full_listing_every = "1s"\n',
     ),
     "flowtly": Kind(
-        _flowtly,
-        _flowtly_unpaid,
-        _flowtly_change,
-        lambda sim, rng, count: [
-            sim.delete_invoice(i) for i in rng.sample(sim.invoice_ids(), count)
-        ],
+        FlowtlySimulator,
+        lambda sim: sim.invoice_ids(),
+        lambda sim, i: sim.totals(i)["paid"] < sim.totals(i)["gross"],
+        lambda sim, i: sim.add_row(i),
     ),
 }
 
 
 def run_kind(name: str, kind: Kind, n: int, database: str, workdir: Path) -> list[dict[str, Any]]:
-    simulator = kind.simulator(n, dt.date.today())
+    simulator = kind.seed(n, dt.date.today())
     rng = random.Random(5)
     env = {**COMMAND_ENV, "BENCH_API_KEY": TOKEN}
     results = []
     with SimulatorServer(simulator) as server:
         url = fresh_database(database, workdir)
-        unpaid = len(kind.unpaid(simulator))
+        unpaid = len(kind.unpaid_ids(simulator))
         for phase in ("initial", "no change", "1% changed", "1% deleted"):
-            keys = kind.keys
+            keys = ""
             if phase == "1% changed":
                 kind.change(simulator, rng, n // 100)
             if phase == "1% deleted":
