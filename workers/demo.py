@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from connectors.flowtly.config import FlowtlySource
 from connectors.flowtly.simulator import FlowtlySimulator
@@ -31,26 +32,18 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
         leftover.unlink(missing_ok=True)
     today = dt.date.today()
     moneybird = MoneybirdSimulator(invoices=invoices, seed=7, token="demo-token")
-    recras = RecrasSimulator(
-        invoices=max(invoices // 3, 1),
-        seed=7,
-        token="demo-token",
-        start_date=today - dt.timedelta(days=300),
-        days=290,
-    )
-    wefact = WeFactSimulator(
-        invoices=max(invoices // 3, 1),
-        seed=7,
-        token="demo-token",
-        start_date=today - dt.timedelta(days=300),
-        days=290,
-    )
-    flowtly = FlowtlySimulator(
-        invoices=max(invoices // 3, 1),
-        seed=7,
-        token="demo-token",
-        start_date=today - dt.timedelta(days=300),
-        days=290,
+    # the smaller sources: a third as many invoices, dated over the last 300 days
+    small: dict[str, Any] = {
+        "invoices": max(invoices // 3, 1),
+        "seed": 7,
+        "token": "demo-token",
+        "start_date": today - dt.timedelta(days=300),
+        "days": 290,
+    }
+    recras, wefact, flowtly = (
+        RecrasSimulator(**small),
+        WeFactSimulator(**small),
+        FlowtlySimulator(**small),
     )
     os.environ[DEMO_TOKEN_ENV] = "demo-token"
     with (
@@ -59,36 +52,33 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
         SimulatorServer(wefact) as wefact_server,
         SimulatorServer(flowtly) as flowtly_server,
     ):
+        shared: dict[str, Any] = {"token_env": DEMO_TOKEN_ENV, "interval": 300.0}
         sources = (
             MoneybirdSource(
                 name="demo",
                 kind="moneybird",
                 base_url=server.base_url,
                 administration_id=moneybird.administration_id,
-                token_env=DEMO_TOKEN_ENV,
                 since=dt.date(2020, 1, 1),
-                interval=300.0,
+                **shared,
             ),
             RecrasSource(
                 name="demo-venue",
                 kind="recras",
                 base_url=recras_server.base_url,
-                token_env=DEMO_TOKEN_ENV,
-                interval=300.0,
+                **shared,
             ),
             WeFactSource(
                 name="demo-office",
                 kind="wefact",
                 base_url=wefact_server.base_url,
-                token_env=DEMO_TOKEN_ENV,
-                interval=300.0,
+                **shared,
             ),
             FlowtlySource(
                 name="demo-studio",
                 kind="flowtly",
                 base_url=flowtly_server.base_url,
-                token_env=DEMO_TOKEN_ENV,
-                interval=300.0,
+                **shared,
             ),
         )
         config = AppConfig(database_url=f"sqlite:///{path}", sources=sources, path=Path("<demo>"))
