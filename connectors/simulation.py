@@ -9,6 +9,7 @@ each simulator (a record it makes unreadable).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email.utils
 import math
 import socket
@@ -207,6 +208,29 @@ class SimulatorServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+
+
+async def answered_by_fault(
+    fault: Fault | None,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    refuse: Callable[[Fault], Response] = refusal,
+) -> bool:
+    """Play the faults that come before a request is handled; True when one answered (or
+    dropped) it. `slow` waits here; `truncate` is the caller's, on its answer; `refuse` makes
+    the answer of a `429`/`5xx` fault (a simulator may add its rate-limit headers)."""
+    if fault is None:
+        return False
+    if fault.kind == "drop":
+        await drop_connection(receive)
+        return True
+    if fault.kind in REFUSALS:
+        await refuse(fault)(scope, receive, send)
+        return True
+    if fault.kind == "slow":
+        await asyncio.sleep(fault.delay)
+    return False
 
 
 async def lose_answer(how: str, scope: Scope, receive: Receive, send: Send) -> bool:

@@ -31,7 +31,6 @@ Facts the seed does not settle, chosen here and kept in one place:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import random
@@ -52,10 +51,9 @@ from starlette.types import Receive, Scope, Send
 from connectors.simulation import (
     Faults,
     RawEndpoint,
-    drop_connection,
+    answered_by_fault,
     lose_answer,
     raw_number,
-    refusal,
     serve_main,
 )
 
@@ -444,14 +442,8 @@ class FlowtlySimulator:
             with self._lock:
                 self.requests.append((request.method, target))
             fault = self._faults.take_for(name)
-            if fault is not None and fault.kind == "drop":
-                await drop_connection(receive)
+            if await answered_by_fault(fault, scope, receive, send):
                 return
-            if fault is not None and fault.kind in ("429", "500", "502", "503"):
-                await refusal(fault)(scope, receive, send)
-                return
-            if fault is not None and fault.kind == "slow":
-                await asyncio.sleep(fault.delay)
             if name != "auth" and not self._authorized(request):
                 content = orjson.dumps({"code": 401, "message": "Expired JWT Token"})
                 await Response(content, 401, media_type="application/json")(scope, receive, send)

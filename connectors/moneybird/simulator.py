@@ -36,7 +36,6 @@ of cached bytes, and the id/version list is cached until something changes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import bisect
 import datetime as dt
 import functools
@@ -62,6 +61,7 @@ from connectors.simulation import (
     Fault,
     Faults,
     SimulatorServer,
+    answered_by_fault,
     drop_connection,
     raw_number,
     refusal,
@@ -1749,29 +1749,12 @@ class MoneybirdSimulator:
         with self._lock:
             self.requests.append((request.method, request.url.path, len(ids) if ids else 0))
         fault = self._faults.take_for(endpoint)
-        if await self._answered_by_fault(fault, scope, receive, send):
+        if await answered_by_fault(fault, scope, receive, send, self._fault_response):
             return
         status, body, media_type, headers = self._answer(request, resource, endpoint, ids, bad_body)
         if fault is not None and fault.kind == "truncate":
             body = body[: len(body) // 2]
         await Response(body, status, headers, media_type=media_type)(scope, receive, send)
-
-    async def _answered_by_fault(
-        self, fault: Fault | None, scope: Scope, receive: Receive, send: Send
-    ) -> bool:
-        """Play the faults that come before the request is handled; True when one answered
-        (or dropped) it. `slow` waits here; `truncate` is the caller's, on its answer."""
-        if fault is None:
-            return False
-        if fault.kind == "drop":
-            await drop_connection(receive)
-            return True
-        if fault.kind in ("429", "500", "502", "503"):
-            await self._fault_response(fault)(scope, receive, send)
-            return True
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
-        return False
 
     async def _serve_payment(
         self, request: Request, scope: Scope, receive: Receive, send: Send
@@ -1780,7 +1763,7 @@ class MoneybirdSimulator:
         with self._lock:
             self.requests.append((request.method, request.url.path, 0))
         fault = self._faults.take_for("payment")
-        if await self._answered_by_fault(fault, scope, receive, send):
+        if await answered_by_fault(fault, scope, receive, send, self._fault_response):
             return
         status, answer, headers = self._register_payment(request, body)
         after = self.fail_after_write.pop(0) if status == 201 and self.fail_after_write else ""

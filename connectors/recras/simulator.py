@@ -23,7 +23,6 @@ Facts the seeds do not settle, chosen here and kept in one place:
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
 import threading
@@ -43,9 +42,8 @@ from starlette.types import Receive, Scope, Send
 from connectors.simulation import (
     Faults,
     RawEndpoint,
-    drop_connection,
+    answered_by_fault,
     raw_number,
-    refusal,
     serve_main,
 )
 
@@ -378,14 +376,8 @@ class RecrasSimulator:
                     (request.method, request.url.path + (f"?{query}" if query else ""))
                 )
             fault = self._faults.take_for(name)
-            if fault is not None and fault.kind == "drop":
-                await drop_connection(receive)
+            if await answered_by_fault(fault, scope, receive, send):
                 return
-            if fault is not None and fault.kind in ("429", "500", "502", "503"):
-                await refusal(fault)(scope, receive, send)
-                return
-            if fault is not None and fault.kind == "slow":
-                await asyncio.sleep(fault.delay)
             try:
                 self._authorize(request)
                 status, payload, headers = handler(request, body)

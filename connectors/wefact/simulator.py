@@ -29,7 +29,6 @@ Facts the seed does not settle, chosen here and kept in one place:
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
 import threading
@@ -50,10 +49,9 @@ from starlette.types import Receive, Scope, Send
 from connectors.simulation import (
     Faults,
     RawEndpoint,
-    drop_connection,
+    answered_by_fault,
     lose_answer,
     raw_number,
-    refusal,
     serve_main,
 )
 
@@ -432,14 +430,8 @@ class WeFactSimulator:
             "markaspaid": "pay",
         }.get(action, "any")
         fault = self._faults.take_for(endpoint)
-        if fault is not None and fault.kind == "drop":
-            await drop_connection(receive)
+        if await answered_by_fault(fault, scope, receive, send):
             return
-        if fault is not None and fault.kind in ("429", "500", "502", "503"):
-            await refusal(fault)(scope, receive, send)
-            return
-        if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
         envelope: dict[str, Any] = {
             "controller": controller,
             "action": action,
