@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from connectors.http import ApiClient
 from connectors.listing import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory
+from connectors.payments import PaymentPush, WriteBackUnsupported
 from connectors.ratelimit import Limiter, SlidingWindowLimiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
@@ -75,6 +76,8 @@ class Connector(abc.ABC):
     #: hash, a local timestamp that goes back at the autumn clock change) says False: then a
     #: different version is a change, and the newer-only write guard is off for it.
     ordered_versions: ClassVar[bool] = True
+    #: whether `register_payment` is filled in (write-back)
+    writes_payments: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -167,6 +170,23 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         """Turn one raw record into an `Invoice`; raise `ValueError` naming the bad field."""
+
+    def invoices_now(self, remote_ids: Sequence[str]) -> dict[str, Invoice]:
+        """These invoices (at most `batch_size`) as the source holds them right now, by remote
+        id; those gone are absent. Write-back re-checks an invoice here before it pays it, and
+        looks here for a payment whose outcome it does not know."""
+        self.check_batch(remote_ids)
+        found: dict[str, Invoice] = {}
+        for record, raw in self.fetch_batch(remote_ids):
+            invoice = self.normalize(record, raw)
+            found[invoice.remote_id] = invoice
+        return found
+
+    def register_payment(self, push: PaymentPush) -> str:
+        """Book one payment on one invoice, with `push.marker` where the API keeps a text for
+        it; answers the source's id of the new payment. Sent once: through
+        `ApiClient.write`, so an unknown outcome raises `UncertainOutcome` instead of a retry."""
+        raise WriteBackUnsupported(f"{self.name}: a {self.kind} source cannot register payments")
 
     def identify(self, record: Any) -> tuple[str | None, str | None]:
         """Best-effort id and version of a record that failed `normalize`, for quarantine."""

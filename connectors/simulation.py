@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import email.utils
 import math
 import socket
@@ -137,14 +138,18 @@ def reset_epoch(retry_after: str) -> int:
         return math.ceil(now) + 1
 
 
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def drop_connection(receive: Receive) -> None:
     """Close the socket without any response: ASGI has no verb for it, uvicorn's transport does."""
     transport = getattr(getattr(receive, "__self__", None), "transport", None)
     if transport is None:
         raise RuntimeError("the drop fault needs the simulator to run under uvicorn")
     transport.close()
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    await _disconnect(receive)
 
 
 class Simulated(Protocol):
@@ -235,7 +240,13 @@ async def answered_by_fault(
 
 async def lose_answer(how: str, scope: Scope, receive: Receive, send: Send) -> bool:
     """After a write was recorded, lose its answer as `how` says (`drop`: close the connection,
-    `500`: a server error); False for "" (answer normally). A simulator's `fail_after_write`."""
+    `500`: a server error, `hang`: answer nothing until the client goes away, at most a minute:
+    a worker killed meanwhile never hears); False for "" (answer normally). A simulator's
+    `fail_after_write`."""
+    if how == "hang":
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_disconnect(receive), 60)
+        how = "drop"
     if how == "drop":
         await drop_connection(receive)
         return True

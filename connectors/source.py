@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -52,6 +52,9 @@ class SourceConfig(BaseModel):
     rate_window: Duration = 300.0
     timeout: Duration = 30.0
     mass_delete_fraction: float = Field(default=0.5, gt=0, le=1)
+    #: register bank payments reconciliation found at this source: `off`, `dry-run` (plan and
+    #: show only) or `apply` (`push-payments --apply` and the daemon send them)
+    write_back: Literal["off", "dry-run", "apply"] = "off"
 
     @property
     def streams(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from store.bulk import among, chunk_size, chunks, select_rows
+from store.pushes import cancel_planned
 from store.reconciliation_writes import RunWriter
 from store.schema import (
     bank_transaction_reconciliation,
@@ -521,6 +522,14 @@ class ReconciliationStore:
             }
             if amount is not None:
                 values["amount"] = amount
+            if status == REJECTED:
+                cancel_planned(
+                    connection,
+                    transaction_id,
+                    invoice_id,
+                    f"cancelled: {by} rejected the match",
+                    when,
+                )
             connection.execute(  # the next run looks at the transaction again
                 delete(bank_transaction_reconciliation).where(
                     bank_transaction_reconciliation.c.bank_transaction_id == transaction_id

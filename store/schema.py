@@ -289,3 +289,25 @@ reconciliation_runs = Table(
     Column("suggestions", Integer),
     Column("error", Text),
 )
+
+payment_pushes = Table(
+    "payment_pushes",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("match_id", _ID, ForeignKey("reconciliation_matches.id", ondelete="SET NULL")),
+    Column("bank_transaction_id", _ID, ForeignKey("bank_transactions.id"), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("invoice_id", _ID, ForeignKey("invoices.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("paid_on", Date, nullable=False),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("remote_payment_id", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("bank_transaction_id", "invoice_id"),
+    Index(None, "source", "status"),
+    Index(None, "match_id"),
+)

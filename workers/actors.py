@@ -8,6 +8,7 @@ retried by dramatiq with jittered exponential backoff; permanent ones (bad token
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -29,6 +30,16 @@ if broker_module._broker is None:  # a worker process: configure from the enviro
 CYCLE_TIME_LIMIT_MS = 10 * 60 * 1000
 BATCH_TIME_LIMIT_MS = 10 * 60 * 1000
 PERMANENT = (PermanentError, ConfigError, MassDeletionBlocked)
+#: the actors that run one step for the deployment or a source after a sync (reconciliation,
+#: write-back)
+RUN_OPTIONS: dict[str, Any] = {
+    "queue_name": broker_module.QUEUE,
+    "max_retries": 5,
+    "min_backoff": 5_000,
+    "max_backoff": 120_000,
+    "time_limit": CYCLE_TIME_LIMIT_MS,
+    "throws": PERMANENT,
+}
 
 
 _daemon: Daemon | None = None
@@ -47,6 +58,7 @@ def daemon() -> Daemon:
                 broker_module.redis_client(config),
                 metrics,
                 send_reconcile=_send_reconcile,
+                send_push=_send_push,
             )
         return _daemon
 
@@ -111,17 +123,22 @@ def scan_bank_inbox() -> None:
     daemon().scan_inbox()
 
 
-@dramatiq.actor(
-    queue_name=broker_module.QUEUE,
-    max_retries=5,
-    min_backoff=5_000,
-    max_backoff=120_000,
-    time_limit=CYCLE_TIME_LIMIT_MS,
-    throws=PERMANENT,
-)
+@dramatiq.actor(**RUN_OPTIONS)
 def reconcile_run(full: bool = False) -> None:
     """Match bank transactions to invoices: after every sync run and bank import, coalesced."""
     daemon().reconcile(full)
+
+
+@dramatiq.actor(**RUN_OPTIONS)
+def push_payments(source: str) -> None:
+    """Write-back after a reconciliation run, for a source with `write_back = "apply"`. A retry
+    is safe: every push is claimed in the database and looked for at the source before it is
+    sent again."""
+    daemon().push_payments(source)
+
+
+def _send_push(source: str) -> None:
+    push_payments.send(source)
 
 
 def _send_reconcile(full: bool, delay_ms: int) -> None:

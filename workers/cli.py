@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,9 +330,11 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
         running = {s.name: app.runs.running(s.name) is not None for s in config.sources}
         pending = {s.name: app.runs.pending_full(s.name) is not None for s in config.sources}
         accounts = app.bank.accounts()
+        from store.pushes import STATUSES, PushStore
         from store.review import summary
 
         reconciliation = summary(app.engine)
+        push_counts = PushStore(app.engine).counts()
         extra_streams = {
             s.name: {
                 stream: (
@@ -373,6 +376,10 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 "full_resync_pending": pending[source.name],
                 "queued_messages": queued.get(source.name, 0) if queued is not None else None,
                 "streams": streams,
+                "payment_pushes": {
+                    "write_back": source.write_back,
+                    **{k: push_counts.get(source.name, {}).get(k, 0) for k in STATUSES},
+                },
             }
         )
     if as_json:
@@ -421,6 +428,13 @@ def status(obj: Context, as_json: bool, check: bool) -> None:
                 click.echo(
                     f"  {stream}: last successful sync {info['last_success_at'] or 'never'}, "
                     f"last status {info['last_status'] or '-'}{_flags(info)}"
+                )
+            pushes = r["payment_pushes"]
+            if pushes["write_back"] != "off" or any(pushes[k] for k in STATUSES):
+                counts = ", ".join(f"{k} {pushes[k]}" for k in STATUSES if k != "cancelled")
+                click.echo(
+                    f"  write-back ({pushes['write_back']}): payments {counts}"
+                    + (" (`push-payments` says why they failed)" if pushes["failed"] else "")
                 )
         for a in accounts:
             last = (
@@ -693,8 +707,30 @@ def _decide(obj: Context, decision: Callable[[Any], int], what: str) -> None:
         click.echo(
             refresh(app.engine, made["bank_transaction_id"], made["invoice_id"], dt.date.today())
         )
+        if made["status"] == "rejected":
+            _rejected_push(app.engine, made["bank_transaction_id"], made["invoice_id"])
     finally:
         app.close()
+
+
+def _rejected_push(engine: Any, transaction_id: int, invoice_id: int) -> None:
+    """What a rejection means for write-back: a planned push is cancelled with it; one already
+    sent is a payment at the source that a person must undo there."""
+    from store.pushes import CANCELLED, FAILED, PushStore
+
+    push = PushStore(engine).for_pair(transaction_id, invoice_id)
+    if push is None or push["status"] == FAILED:
+        return
+    if push["status"] == CANCELLED:
+        click.echo(f"write-back: push {push['id']} cancelled, nothing was sent")
+        return
+    payment = push["remote_payment_id"] or "(id not known yet)"
+    click.echo(
+        f"invoice-sync: write-back already registered this payment at {push['source']} "
+        f"(push {push['id']}, {push['status']}, payment {payment}, marker "
+        f"{push['idempotency_key']!r}): undo it there",
+        err=True,
+    )
 
 
 @cli.command("match")
@@ -756,6 +792,91 @@ def confirm(obj: Context, match_id: int, by: str) -> None:
         lambda engine: confirm_match(engine, match_id, by),
         f"match {match_id} confirmed by {by}",
     )
+
+
+@cli.command("push-payments")
+@config_option
+@click.option(
+    "--source", "sources", multiple=True, metavar="NAME", help="Only this source (repeatable)."
+)
+@click.option(
+    "--apply",
+    is_flag=True,
+    help='Send the payments (sources with write_back = "apply"); without it, show the plan.',
+)
+@click.option(
+    "--retry",
+    "retry",
+    multiple=True,
+    type=int,
+    metavar="PUSH_ID",
+    help="Plan a failed push again once its cause is mended (repeatable).",
+)
+@click.pass_obj
+def push_payments(
+    obj: Context, sources: tuple[str, ...], apply: bool, retry: tuple[int, ...]
+) -> None:
+    """Register at the invoicing systems the bank payments they do not know about, each once."""
+    from store.mirror import utcnow
+    from store.pushes import FAILED, PushStore
+    from workers.app import App
+    from workers.write_back import plan, plan_line, planned, push_source
+
+    config = obj.config()
+    selected = config.select(sources)
+    on = [s for s in selected if s.write_back != "off"]
+    sending = [s for s in on if apply and s.write_back == "apply"]
+    for source in sending:
+        config.token(source)  # every token is checked before anything is sent
+    app = App.open(config)
+    store = PushStore(app.engine)
+    failed = False
+    try:
+        if retry:
+            again = store.retry(retry, utcnow())
+            click.echo(f"{again} failed push(es) planned again")
+            if again < len(retry):
+                click.echo("invoice-sync: --retry takes the ids of failed pushes", err=True)
+                failed = True
+        plan(store, [s.name for s in on])
+        for source in selected:
+            if source.write_back == "off":
+                click.echo(f'{source.name}: write_back is "off": nothing planned or sent')
+                continue
+            if source not in sending:
+                if apply:
+                    click.echo(
+                        f'{source.name}: write_back is "dry-run": --apply sends nothing; the plan:'
+                    )
+                pushes = planned(store, source.name)
+                for push in pushes:
+                    click.echo(plan_line(push))
+                click.echo(f"{source.name}: {len(pushes)} payment(s) planned, nothing sent")
+                continue
+            with app.connector(source) as connector:
+                result = push_source(store, connector, source.name)
+            for outcome in result.outcomes:
+                click.echo(outcome.line())
+            counts = Counter(o.outcome for o in result.outcomes)
+            summary = ", ".join(f"{n} {what}" for what, n in counts.items()) or "nothing to send"
+            click.echo(f"{source.name}: {summary}")
+            if result.in_flight:
+                click.echo(
+                    f"{source.name}: {result.in_flight} payment(s) being sent by another worker, "
+                    "or of unknown outcome: looked for at the source before any new attempt"
+                )
+            if result.stopped:
+                click.echo(f"{source.name}: stopped: {result.stopped}", err=True)
+            failed = failed or result.failed
+        for source in on:
+            for push in store.pushes(source.name, (FAILED,)):
+                click.echo(
+                    f"{source.name}: push {push.id} failed (`--retry {push.id}` once mended): "
+                    f"{plan_line(push, push.amount)}: {push.last_error}"
+                )
+    finally:
+        app.close()
+    sys.exit(1 if failed else 0)
 
 
 @cli.command()

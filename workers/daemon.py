@@ -12,6 +12,7 @@ the versions in the mirror.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,14 +27,19 @@ from connectors.records import RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
 from store.mirror import utcnow
+from store.pushes import PushStore
 from workers.app import App
 from workers.config import ConfigError
 from workers.engine import MassDeletionBlocked, plan_cycle, sync_batch
 from workers.limiter import RedisWindowLimiter, account_key
 from workers.logs import describe_error, get_logger
 from workers.metrics import Metrics, NoMetrics
+from workers.write_back import SourcePush, plan, push_source
 
 MARKER_TTL = dt.timedelta(hours=6)
+#: a write-back message begins no push after this long (well inside the actor's time limit);
+#: what is left goes to a new message
+PUSH_RUN_SECONDS = 5 * 60
 CYCLE_LOCK_TTL_MS = 15 * 60 * 1000
 
 #: (source, run id, batch no, ids, versions, full, stream, listed records): send one batch message
@@ -45,6 +51,8 @@ Retrigger = Callable[[str, bool, int, str], None]
 
 
 SendReconcile = Callable[[bool, int], None]
+#: (source): send a write-back message for a source
+SendPush = Callable[[str], None]
 #: how long a reconciliation asked for waits for a running one to end before it asks again
 RECONCILE_RETRY_MS = 5_000
 #: a lost request flag (Redis restarted, a message dropped) stops coalescing for at most this
@@ -68,6 +76,7 @@ class Daemon:
         client: redis.Redis,
         metrics: Metrics | NoMetrics | None = None,
         send_reconcile: SendReconcile | None = None,
+        send_push: SendPush | None = None,
     ) -> None:
         self.app = app
         self.redis = client
@@ -76,6 +85,8 @@ class Daemon:
         self._mutex_backend = RedisBackend(client=client)
         #: puts a reconciliation message on the queue: (full, delay in ms)
         self.send_reconcile = send_reconcile
+        #: puts a write-back message for a source on the queue
+        self.send_push = send_push
 
     def limiter(self, source: SourceConfig) -> Limiter | None:
         if not source.rate_limit:
@@ -336,7 +347,40 @@ class Daemon:
             suggestions=result.suggestions,
             seconds=result.seconds,
         )
+        if self.send_push is not None:  # also after an unchanged run: a push may be due again
+            for source in self.app.config.sources:
+                if source.write_back == "apply":
+                    self.send_push(source.name)
         return result.status
+
+    def push_payments(self, source_name: str) -> SourcePush | None:
+        """Write-back for one source (`write_back = "apply"`), paced by the account's shared
+        rate limiter; one at a time per source (None: another is running, or it is not on)."""
+        source = self.app.config.source(source_name)
+        if source.write_back != "apply":
+            return None
+        store = PushStore(self.app.engine)
+        mutex = ConcurrentRateLimiter(
+            self._mutex_backend,
+            f"{self.namespace}:push:{source_name}",
+            limit=1,
+            ttl=CYCLE_LOCK_TTL_MS,
+        )
+        with mutex.acquire(raise_on_failure=False) as acquired:
+            if not acquired:
+                return None
+            plan(store, [source_name])
+            with self.app.connector(source, self.limiter(source)) as connector:
+                result = push_source(store, connector, source_name, seconds=PUSH_RUN_SECONDS)
+        if result.more and self.send_push is not None:
+            self.send_push(source_name)
+        get_logger(source=source_name).info(
+            "payment pushes finished",
+            **Counter(o.outcome.replace(" ", "_") for o in result.outcomes),
+            in_flight=result.in_flight,
+            stopped=result.stopped,
+        )
+        return result
 
     def batch_failed(self, run_id: int, exc: BaseException, *, final: bool) -> None:
         """A batch failed transiently: its run shows the error now, and fails with it once

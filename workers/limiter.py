@@ -19,7 +19,7 @@ import uuid
 
 import redis
 
-from connectors.ratelimit import Limiter, SlidingWindowLimiter
+from connectors.ratelimit import Limiter, SlidingWindowLimiter, padded
 from workers.logs import get_logger
 
 _SCRIPT = """
@@ -75,7 +75,7 @@ class RedisWindowLimiter:
         fallback: SlidingWindowLimiter | None = None,
     ) -> None:
         self.limit = limit
-        self.window = window * (1 + margin)
+        self.window = padded(window, margin)
         self._keys = [key, f"{key}:paused"]
         self._script = client.register_script(_SCRIPT)
         self._pause = client.register_script(_PAUSE)

@@ -17,6 +17,9 @@ class MoneybirdSource(SourceConfig):
     administration_id: str = Field(pattern=r"^\d+$")
     #: also mirror the administration's bank transactions (financial mutations)
     bank: bool = False
+    #: write-back: the financial account a registered payment is booked on (optional; a payment
+    #: for a bank transaction that came from Moneybird itself links that financial mutation)
+    financial_account_id: str | None = Field(default=None, pattern=r"^\d+$")
 
     @property
     def streams(self) -> tuple[str, ...]:

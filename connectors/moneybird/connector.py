@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from connectors.base import NOTHING_LISTED, Connector, RecordStream
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, TransientError
 from connectors.http import ApiClient, decode_json
 from connectors.moneybird.config import MoneybirdSource
 from connectors.parsing import (
@@ -36,6 +36,7 @@ from connectors.parsing import (
     parse_optional_id,
     parse_timestamp,
 )
+from connectors.payments import PaymentPush
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
@@ -62,11 +63,21 @@ _HUNDRED = Decimal(100)
 class MoneybirdConnector(Connector):
     kind = "moneybird"
     batch_size = 100
+    writes_payments = True
 
-    def __init__(self, name: str, client: ApiClient, *, administration_id: str, since: dt.date):
+    def __init__(
+        self,
+        name: str,
+        client: ApiClient,
+        *,
+        administration_id: str,
+        since: dt.date,
+        financial_account_id: str | None = None,
+    ):
         super().__init__(name, client)
         self.administration_id = administration_id
         self.since = since
+        self.financial_account_id = financial_account_id
         self._path = f"{administration_id}/sales_invoices/synchronization.json"
 
     @classmethod
@@ -78,7 +89,11 @@ class MoneybirdConnector(Connector):
             raise TypeError(f"source {source.name!r} is not a Moneybird source")
         client = cls.http_client(source, token, limiter, ApiClient)
         return cls(
-            source.name, client, administration_id=source.administration_id, since=source.since
+            source.name,
+            client,
+            administration_id=source.administration_id,
+            since=source.since,
+            financial_account_id=source.financial_account_id,
         )
 
     def stream(self, kind: str) -> RecordStream:
@@ -134,6 +149,23 @@ class MoneybirdConnector(Connector):
             "POST", self._path, json={"ids": [str(i) for i in remote_ids]}
         )
 
+    def register_payment(self, push: PaymentPush) -> str:
+        """`POST sales_invoices/{id}/payments` with the marker as `transaction_identifier`;
+        money from Moneybird's own bank feed is linked to its financial mutation instead of
+        booked on an account. Optional fields are left out, never sent as null."""
+        payment: dict[str, str] = {
+            "payment_date": push.paid_on.isoformat(),
+            "price": format(push.amount, "f"),
+            "transaction_identifier": push.marker,
+        }
+        if push.bank_transaction_remote_id is not None:
+            payment["financial_mutation_id"] = push.bank_transaction_remote_id
+            payment["manual_payment_action"] = "bank_transfer"
+        elif self.financial_account_id is not None:
+            payment["financial_account_id"] = self.financial_account_id
+        path = f"{self.administration_id}/sales_invoices/{push.invoice_remote_id}/payments.json"
+        return self.client.write("POST", path, _payment_id, json={"payment": payment})
+
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         if not isinstance(record, dict):
             raise ValueError(f"expected an invoice object, got {type(record).__name__}")
@@ -181,6 +213,16 @@ class MoneybirdConnector(Connector):
             payments=tuple(_payment(payment, index) for index, payment in enumerate(payments)),
             customer_iban=_customer_iban(contact),
         )
+
+
+def _payment_id(response: httpx.Response, what: str) -> str:
+    """An answer without the new id leaves the outcome unknown (`write` makes a TransientError
+    an `UncertainOutcome`): the payment is looked for before anything is sent again."""
+    body = decode_json(response.content, what)
+    try:
+        return parse_id(body.get("id") if isinstance(body, dict) else None, "id")
+    except ValueError as exc:
+        raise TransientError(f"{what}: the answer names no created payment: {exc}") from None
 
 
 def _version(value: Any) -> str:

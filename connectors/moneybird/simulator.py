@@ -62,7 +62,7 @@ from connectors.simulation import (
     Faults,
     SimulatorServer,
     answered_by_fault,
-    drop_connection,
+    lose_answer,
     raw_number,
     refusal,
     reset_epoch,
@@ -1767,11 +1767,8 @@ class MoneybirdSimulator:
             return
         status, answer, headers = self._register_payment(request, body)
         after = self.fail_after_write.pop(0) if status == 201 and self.fail_after_write else ""
-        if after == "drop":
-            await drop_connection(receive)
+        if await lose_answer(after, scope, receive, send):
             return
-        if after == "500":
-            status, answer = 500, orjson.dumps({"error": "Internal server error"})
         if fault is not None and fault.kind == "truncate":
             answer = answer[: len(answer) // 2]
         await Response(answer, status, headers, media_type="application/json")(scope, receive, send)
@@ -1808,6 +1805,13 @@ class MoneybirdSimulator:
             if record is None:
                 error = {"error": "Sales invoice not found", "symbolic": {"id": "not_found"}}
                 return 404, orjson.dumps(error), headers
+            mutation = fields.get("financial_mutation_id")
+            if mutation is not None and str(mutation) not in self._mutations:
+                error = {
+                    "error": "Financial mutation not found",
+                    "symbolic": {"financial_mutation_id": "not_found"},
+                }
+                return 422, orjson.dumps(error), headers
             payload = self._payload(record)
             day, ms = _now()
             self._next_id += 1000

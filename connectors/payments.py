@@ -1,0 +1,44 @@
+"""Write-back: what a connector is asked to register at its source, and what it reads back.
+
+The sync engine only reads; registering a bank payment is the one write. The worker side
+(`workers.write_back`) decides what to send and keeps the outbox; a connector only knows its API:
+how to look at invoices as they are now, and how to book one payment carrying a marker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from connectors.errors import PermanentError
+from connectors.records import Invoice
+
+
+class WriteBackUnsupported(PermanentError):
+    """This kind of source cannot register payments (or not this one, e.g. a credit note)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPush:
+    """One payment to register on one invoice at the source."""
+
+    invoice_remote_id: str
+    #: exact, in the invoice's currency, positive for an invoice
+    amount: Decimal
+    #: the bank booking date
+    paid_on: dt.date
+    #: the push's idempotency key, stored with the payment where the API keeps a text for it,
+    #: so a push whose outcome is unknown can be found before it is sent again
+    marker: str
+    #: the source's own id of the bank transaction, when it came from that source (Moneybird's
+    #: financial mutations): the payment is then linked to it
+    bank_transaction_remote_id: str | None = None
+
+
+def marked(invoice: Invoice, marker: str) -> str | None:
+    """The remote id of the invoice's payment carrying `marker`, if it has one."""
+    for payment in invoice.payments:
+        if payment.transaction_reference and payment.transaction_reference.strip() == marker:
+            return payment.remote_id
+    return None
