@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/api_bench.py
 	$(PY) bench/bank_bench.py
 	$(PY) bench/reconcile_bench.py
+	$(PY) bench/push_bench.py
 
 clean:
 	rm -rf $(VENV) invoice-sync-demo.db* .pytest_cache

@@ -6,9 +6,11 @@ them, reconciliation matches them. Timed: one `invoice-sync push-payments --appl
 spawn to exit, whose source paces itself at the simulator's own limit (`--limit` per
 `--window`, a short window standing in for Moneybird's 150 per 5 minutes).
 
-Reported: the requests the simulator saw (reads and payment POSTs), its 429s, payments carrying
-the same marker twice (duplicates), and the wall time against the rate limit's minimum: with R
-requests at L per W seconds, the last may be admitted no sooner than floor((R - 1) / L) * W.
+Timed first: the dry run a careful user does (`push-payments` without `--apply`: plans the
+10,000 rows and prints them). Reported: the requests the simulator saw (reads and payment
+POSTs), its 429s, payments carrying the same marker twice (duplicates), and the wall time
+against the rate limit's minimum: with R requests at L per W seconds, the last may be admitted
+no sooner than floor((R - 1) / L) * W.
 
     .venv/bin/python bench/push_bench.py [--payments 10000] [--limit 2500] [--window 30]
         [--databases postgresql,sqlite]
@@ -121,14 +123,22 @@ def run(database: str, args: Any, workdir: Path) -> dict[str, Any]:
             raise SystemExit(f"only {matched} payments matched; raise the invoice count")
         time.sleep(args.window)  # the set-up's requests leave the simulator's window
         before, limited_before = len(sim.requests), sim.rate_limited
-        out, wall, rss = run_command(config, "push-payments", "--apply", env=env, big_parent=True)
+        plan_out, plan_wall, plan_rss = run_command(
+            config, "push-payments", env=env, big_parent=True
+        )
+        assert len(sim.requests) == before, "a dry run sends nothing"
+        assert f"bench: {matched} payment(s) planned, nothing sent" in plan_out
+        profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        out, wall, rss = run_command(
+            config, "push-payments", "--apply", env=env, big_parent=True, python=profile
+        )
         requests = len(sim.requests) - before
         posts = sum(1 for _, path, _ in sim.requests[before:] if path.endswith("/payments.json"))
     markers = Counter(
         p["transaction_identifier"]
         for invoice in sim.invoices()
         for p in invoice["payments"]
-        if p["transaction_identifier"]
+        if (p["transaction_identifier"] or "").startswith("invoice-sync ")
     )
     minimum = (requests - 1) // args.limit * args.window
     return {
@@ -140,6 +150,8 @@ def run(database: str, args: Any, workdir: Path) -> dict[str, Any]:
         "429s": sim.rate_limited - limited_before,
         "duplicates": sum(n - 1 for n in markers.values() if n > 1),
         "registered": len(markers),
+        "dry_run_s": round(plan_wall, 1),
+        "dry_run_rss_mb": round(plan_rss, 1),
         "wall_s": round(wall, 1),
         "minimum_s": minimum,
         "over_minimum": f"{(wall / minimum - 1) * 100:.1f}%" if minimum else "-",
@@ -153,6 +165,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2500, help="requests per window")
     parser.add_argument("--window", type=float, default=30.0, help="seconds")
     parser.add_argument("--databases", default="postgresql,sqlite")
+    parser.add_argument("--profile", help="write the timed command's cProfile stats here")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="push-bench-"))
     try:

@@ -94,19 +94,32 @@ def fresh_database(kind: str, workdir: Path) -> str:
 
 
 def run_command(
-    config: Path, *args: str, env: dict[str, str] = COMMAND_ENV, big_parent: bool = False
+    config: Path,
+    *args: str,
+    env: dict[str, str] = COMMAND_ENV,
+    big_parent: bool = False,
+    python: list[str] | None = None,
 ) -> tuple[str, float, float]:
     """One `invoice-sync` command as its own process, as a user runs it: its output, the wall
     time from spawn to exit, and the child's own peak RSS in MB (from wait4).
 
     `big_parent`: this process holds a lot of memory (an in-process simulator). Linux counts the
     forked copy of the parent in the child's peak RSS, so the command then runs under
-    `/usr/bin/time`, whose own child starts small, and its `%M` is the figure."""
+    `/usr/bin/time`, whose own child starts small, and its `%M` is the figure. `python`: run
+    the command as `python <python> -m workers` instead (a profiler's options)."""
     timer = ["/usr/bin/time", "-f", "%M"] if big_parent else []
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen(
-            [*timer, str(BIN), "--config", str(config), "--log-level", "WARNING", *args],
+            [
+                *timer,
+                *([sys.executable, *python, "-m", "workers"] if python else [str(BIN)]),
+                "--config",
+                str(config),
+                "--log-level",
+                "WARNING",
+                *args,
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

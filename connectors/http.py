@@ -335,9 +335,11 @@ class ApiClient:
 
     def _note_rate_headers(self, response: httpx.Response) -> None:
         """When the server says the window is spent, every sender sharing the limiter waits for
-        its reset instead of earning a 429."""
+        its reset instead of earning a 429; unless our own window is spent too and frees no
+        sooner than the reset (in its whole seconds): then it is our own doing, and our window
+        times the next request to the fraction of a second."""
         if response.headers.get("RateLimit-Remaining", "").strip() != "0":
             return
         wait = parse_wait(response.headers.get("RateLimit-Reset"))
-        if wait is not None:
+        if wait is not None and self.limiter.free_in() < wait - 1.0:
             self.limiter.pause(min(wait, MAX_PAUSE))

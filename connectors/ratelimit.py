@@ -14,7 +14,7 @@ from typing import Protocol
 
 #: the most the window is padded by: enough for the spread of request latencies, which is what
 #: the server's clock sees; 5 % of Moneybird's 5 minutes would idle 15 s of every window
-MAX_MARGIN = 0.5
+MAX_MARGIN = 0.25
 
 
 def padded(window: float, margin: float) -> float:
@@ -31,10 +31,16 @@ class Limiter(Protocol):
         """The server says the budget is spent (`RateLimit-Remaining: 0`, a 429 with
         `Retry-After`): send nothing for `seconds`, in every thread and process sharing it."""
 
+    def free_in(self) -> float:
+        """Seconds until `acquire` would let a request go (0: now)."""
+
 
 class Unlimited:
     def acquire(self) -> None:
         return None
+
+    def free_in(self) -> float:
+        return 0.0
 
     def pause(self, seconds: float) -> None:
         return None
@@ -60,6 +66,15 @@ class SlidingWindowLimiter:
                     return
                 wait = self.window - (now - self._sent[0])
             time.sleep(max(wait, 0.001))
+
+    def free_in(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            while self._sent and now - self._sent[0] >= self.window:
+                self._sent.popleft()
+            if len(self._sent) < self.limit:
+                return 0.0
+            return max(0.0, self.window - (now - self._sent[0]))
 
     def pause(self, seconds: float) -> None:
         """Hold every slot until the server's reset time (never shortening a longer hold)."""

@@ -305,35 +305,30 @@ class PushStore:
     ) -> Literal["claimed", "withdrawn", "taken"]:
         """Mark the push `sending` (committed) before its request leaves: a crash after this
         leaves it to be looked for at the source. `taken`: another worker has it (or it is
-        settled); `withdrawn`: its match is no longer active, so it is cancelled."""
+        settled); `withdrawn`: its match is no longer active, so it is cancelled. Each step is
+        one UPDATE, so SQLite never has to turn a read into a write under a competing writer."""
+        active = exists().where(_pair(), _m.status.in_(ACTIVE))
+        claimable = and_(
+            _p.id == push_id,
+            or_(_p.status == PLANNED, and_(_p.status == SENDING, _p.updated_at < claimable_before)),
+        )
         with self.engine.begin() as connection:
-            active = connection.execute(
-                select(_m.id).where(_pair(), _m.status.in_(ACTIVE), _p.id == push_id)
-            ).first()
-            claimable = and_(
-                _p.id == push_id,
-                or_(
-                    _p.status == PLANNED,
-                    and_(_p.status == SENDING, _p.updated_at < claimable_before),
-                ),
-            )
-            if active is None:
-                changed = connection.execute(
-                    update(payment_pushes)
-                    .where(claimable)
-                    .values(
-                        status=CANCELLED,
-                        last_error="cancelled: the match is no longer active",
-                        updated_at=now,
-                    )
-                ).rowcount
-                return "withdrawn" if changed else "taken"
-            changed = connection.execute(
+            if connection.execute(
                 update(payment_pushes)
-                .where(claimable)
+                .where(claimable, active)
                 .values(status=SENDING, attempts=_p.attempts + 1, updated_at=now)
+            ).rowcount:
+                return "claimed"
+            withdrawn = connection.execute(
+                update(payment_pushes)
+                .where(claimable, ~active)
+                .values(
+                    status=CANCELLED,
+                    last_error="cancelled: the match is no longer active",
+                    updated_at=now,
+                )
             ).rowcount
-            return "claimed" if changed else "taken"
+        return "withdrawn" if withdrawn else "taken"
 
     def settle(
         self,
@@ -354,6 +349,10 @@ class PushStore:
         if amount is not None:
             values["amount"] = amount
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # a settlement lost with the server is safe: the push stays `sending`, and is
+                # looked for at the source; only the claim must be durable before the request
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             connection.execute(update(payment_pushes).where(_p.id == push_id).values(**values))
 
     def retry(self, push_ids: Collection[int], now: dt.datetime) -> int:

@@ -174,3 +174,39 @@ def test_without_redis_sync_inline_paces_itself(
     finally:
         app.close()
     assert result.status == "ok" and result.requests == 3
+
+
+class _Watched(SlidingWindowLimiter):
+    """A real window that remembers the pauses asked of it."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        super().__init__(limit, window, margin=0)
+        self.pauses: list[float] = []
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        super().pause(seconds)
+
+
+@pytest.mark.parametrize(("ours", "paused"), [(3, False), (1000, True)])
+def test_a_spent_window_of_our_own_costs_no_whole_second_pause(
+    simulator: MoneybirdSimulator, server: SimulatorServer, ours: int, paused: bool
+) -> None:
+    """`RateLimit-Reset` is in whole seconds: when our own window is as spent as the server's,
+    our window times the next request; when it is not (someone else spends the account), the
+    server's reset holds us."""
+    from connectors.http import ApiClient
+
+    simulator.rate_limit, simulator.rate_window = 3, 5.0
+    watched = _Watched(ours, 5.0)
+    client = ApiClient(
+        name="acme",
+        base_url=server.base_url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        limiter=watched,
+    )
+    with client:
+        for _ in range(3):  # the third answer says RateLimit-Remaining: 0
+            client.request_json("GET", f"{simulator.administration_id}/financial_accounts.json")
+    assert bool(watched.pauses) is paused
+    assert simulator.rate_limited == 0

@@ -40,6 +40,23 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return tostring(tonumber(oldest[2]) + window - now)
 """
 
+#: seconds until the window lets a request go, without taking a slot
+_FREE_IN = """
+local key, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local paused = redis.call('PTTL', KEYS[2])
+if paused > 0 then
+  return tostring(paused / 1000)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  return '0'
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - now)
+"""
+
 #: extend the pause key only if the new pause ends later than the one already set
 _PAUSE = """
 local ms = tonumber(ARGV[1])
@@ -79,6 +96,7 @@ class RedisWindowLimiter:
         self._keys = [key, f"{key}:paused"]
         self._script = client.register_script(_SCRIPT)
         self._pause = client.register_script(_PAUSE)
+        self._free_in = client.register_script(_FREE_IN)
         self._fallback = fallback
         self._lost = threading.Event()
 
@@ -96,6 +114,17 @@ class RedisWindowLimiter:
             time.sleep(min(wait, 5.0) + 0.005)
         assert self._fallback is not None
         self._fallback.acquire()
+
+    def free_in(self) -> float:
+        if not self._lost.is_set():
+            try:
+                return max(
+                    0.0, float(self._free_in(keys=self._keys, args=[self.window, self.limit]))
+                )
+            except redis.RedisError as exc:
+                self._lose(exc)
+        assert self._fallback is not None
+        return self._fallback.free_in()
 
     def pause(self, seconds: float) -> None:
         if self._fallback is not None:
