@@ -182,6 +182,11 @@ class Connector(abc.ABC):
             found[invoice.remote_id] = invoice
         return found
 
+    def payment_marker(self, key: str, bank_transaction_id: int) -> str:
+        """What the source can keep of a push's idempotency key, as its normalized payments
+        show it in `transaction_reference` (by default the key itself)."""
+        return key
+
     def register_payment(self, push: PaymentPush) -> str:
         """Book one payment on one invoice, with `push.marker` where the API keeps a text for
         it; answers the source's id of the new payment. Sent once: through

@@ -27,6 +27,11 @@ class RateLimited(TransientError):
         self.retry_after = retry_after
 
 
+class AnsweredError(TransientError):
+    """The server answered, with an error of its own in a 2xx envelope that names no known
+    cause: a read tries again, but a write was refused (`ApiClient.write` fails it)."""
+
+
 class NotSent(TransientError):
     """The request never reached the server (no connection, no free connection): safe to send
     again even when it writes."""

@@ -23,6 +23,7 @@ import orjson
 import stamina
 
 from connectors.errors import (
+    AnsweredError,
     AuthError,
     NotSent,
     PermanentError,
@@ -250,6 +251,8 @@ class ApiClient:
                 return parse(response, what)
             except (RateLimited, NotSent):
                 raise
+            except AnsweredError as exc:
+                raise PermanentError(str(exc)) from None
             except TransientError as exc:
                 raise UncertainOutcome(f"{exc}; it may have been carried out") from None
 

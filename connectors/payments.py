@@ -34,6 +34,8 @@ class PaymentPush:
     #: the source's own id of the bank transaction, when it came from that source (Moneybird's
     #: financial mutations): the payment is then linked to it
     bank_transaction_remote_id: str | None = None
+    #: the amount is all that is open at the source (an API with a "mark as paid" uses it)
+    settles: bool = False
 
 
 def marked(invoice: Invoice, marker: str) -> str | None:

@@ -131,7 +131,10 @@ class PushStore:
     def _confirm(connection: Connection, sources: Collection[str], now: dt.datetime) -> int:
         seen = exists().where(
             payments.c.invoice_id == _p.invoice_id,
-            payments.c.transaction_reference == _p.idempotency_key,
+            or_(
+                payments.c.remote_id == _p.remote_payment_id,
+                payments.c.transaction_reference == _p.idempotency_key,
+            ),
         )
         return connection.execute(
             update(payment_pushes)

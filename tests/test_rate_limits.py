@@ -210,3 +210,14 @@ def test_a_spent_window_of_our_own_costs_no_whole_second_pause(
             client.request_json("GET", f"{simulator.administration_id}/financial_accounts.json")
     assert bool(watched.pauses) is paused
     assert simulator.rate_limited == 0
+
+
+def test_free_in_says_when_the_shared_window_lets_the_next_request_go(namespace: str) -> None:
+    shared = limiter(namespace, 2, 5.0)
+    assert shared.free_in() == 0.0
+    shared.acquire()
+    assert shared.free_in() == 0.0, "looking takes no slot"
+    shared.acquire()
+    assert 4.0 < shared.free_in() <= 5.25
+    shared.pause(8.0)
+    assert shared.free_in() > 7.0

@@ -4,24 +4,21 @@ over HTTP, each exactly once, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
 from connectors.payments import PaymentPush
-from store.pushes import CANCELLED, CONFIRMED, FAILED, PLANNED, SENDING, SENT, Planning, PushStore
-from store.schema import invoices, payment_pushes
+from store.pushes import CANCELLED, CONFIRMED, FAILED, PLANNED, SENDING, SENT
 from tests.conftest import make_source
 from tests.daemon_queue import daemon_of
 from tests.reconciliation_book import Book
+from tests.write_back_case import BOOKED, Case, Remote, outcomes
 from workers.app import App
 from workers.config import AppConfig
-from workers.reconciliation.engine import reconcile
 from workers.reconciliation.review import reject
 from workers.write_back import (
     DROPPED,
@@ -29,99 +26,24 @@ from workers.write_back import (
     REFUSED,
     REGISTERED,
     UNKNOWN,
-    SourcePush,
-    plan,
     planned,
-    push_source,
 )
 
-BOOKED = dt.date.today()
 
+def moneybird(simulator: MoneybirdSimulator) -> Remote:
+    def markers(remote_id: str) -> list[tuple[str, str | None]]:
+        return [(p["id"], p["transaction_identifier"]) for p in simulator.payments_of(remote_id)]
 
-@dataclass
-class Case:
-    """A synced Moneybird mirror, a bank to pay its invoices at, and the outbox."""
+    def posts() -> int:
+        return sum(1 for _, path, _ in simulator.requests if path.endswith("/payments.json"))
 
-    app: App
-    book: Book
-    simulator: MoneybirdSimulator
-
-    @property
-    def source(self) -> str:
-        return self.app.config.sources[0].name
-
-    @property
-    def store(self) -> PushStore:
-        return PushStore(self.app.engine)
-
-    def invoices(self, count: int) -> list[dict[str, Any]]:
-        """Unpaid invoices with a structured reference, as reconciliation pays them."""
-        i = invoices.c
-        with self.app.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(i.id, i.remote_id, i.total_incl_tax, i.total_paid, i.payment_reference)
-                .where(
-                    i.state.in_(("open", "late")),
-                    i.payment_reference.is_not(None),
-                    i.credit_note.is_(False),
-                )
-                .order_by(i.id)
-            ).all()
-        unpaid = [dict(r._mapping) for r in rows if r.total_incl_tax > 0 and not r.total_paid]
-        assert len(unpaid) >= count
-        return unpaid[:count]
-
-    def pay(self, rows: list[dict[str, Any]], **extra: Any) -> list[int]:
-        return [
-            self.book.tx(
-                str(row["total_incl_tax"]),
-                reference=row["payment_reference"],
-                booked=BOOKED,
-                **extra,
-            )
-            for row in rows
-        ]
-
-    def paid_invoices(self, count: int) -> list[dict[str, Any]]:
-        """`count` invoices paid at the bank, reconciled and planned."""
-        rows = self.invoices(count)
-        self.pay(rows)
-        assert self.plan().planned == count
-        return rows
-
-    def plan(self) -> Planning:
-        reconcile(self.app.engine)
-        return plan(self.store, [self.source])
-
-    def push(self, lease: dt.timedelta | None = None) -> SourcePush:
-        with self.app.connector(self.app.config.sources[0]) as connector:
-            if lease is None:
-                return push_source(self.store, connector, self.source)
-            return push_source(self.store, connector, self.source, lease=lease)
-
-    def pushes(self) -> dict[int, dict[str, Any]]:
-        """invoice id -> its push row."""
-        with self.app.engine.connect() as connection:
-            rows = connection.execute(sa.select(payment_pushes)).all()
-        return {row.invoice_id: dict(row._mapping) for row in rows}
-
-    def posts(self) -> int:
-        return sum(1 for _, path, _ in self.simulator.requests if path.endswith("/payments.json"))
-
-    def marked(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        key = self.pushes()[row["id"]]["idempotency_key"]
-        payments = self.simulator.payments_of(row["remote_id"])
-        return [p for p in payments if p["transaction_identifier"] == key]
+    return Remote(markers, posts)
 
 
 @pytest.fixture
 def case(app: App, database_url: str, simulator: MoneybirdSimulator) -> Case:
     app.sync_inline(app.config.sources[0])
-    return Case(app, Book(database_url), simulator)
-
-
-def outcomes(result: SourcePush) -> list[str]:
-    return [o.outcome for o in result.outcomes]
+    return Case(app, Book(database_url), simulator, moneybird(simulator))
 
 
 def test_plan_send_once_and_the_next_sync_confirms(case: Case) -> None:
@@ -141,7 +63,11 @@ def test_plan_send_once_and_the_next_sync_confirms(case: Case) -> None:
         assert push["status"] == SENT and push["attempts"] == 1
         assert push["amount"] == row["total_incl_tax"]
         assert push["idempotency_key"].startswith("invoice-sync tx ")
-        [landed] = case.marked(row)
+        [landed] = [
+            p
+            for p in case.simulator.payments_of(row["remote_id"])
+            if p["transaction_identifier"] == push["idempotency_key"]
+        ]
         assert landed["price"] == format(row["total_incl_tax"], "f")
         assert landed["payment_date"] == BOOKED.isoformat()
         assert landed["financial_mutation_id"] is None
@@ -286,7 +212,7 @@ def test_the_daemon_pushes_after_each_reconciliation_for_sources_that_apply(
     app = App.open(config)
     try:
         app.sync_inline(source)
-        case = Case(app, Book(database_url), simulator)
+        case = Case(app, Book(database_url), simulator, moneybird(simulator))
         [row] = case.invoices(1)
         case.pay([row])
         with daemon_of(app) as daemon:

@@ -22,6 +22,8 @@ import redis
 from connectors.ratelimit import Limiter, SlidingWindowLimiter, padded
 from workers.logs import get_logger
 
+#: seconds until the window lets a request go (0: now); with a member (ARGV[3]), a free slot is
+#: taken for it
 _SCRIPT = """
 local key, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local paused = redis.call('PTTL', KEYS[2])
@@ -32,25 +34,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now, member)
-  redis.call('PEXPIRE', key, math.ceil(window * 1000))
-  return '0'
-end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
-"""
-
-#: seconds until the window lets a request go, without taking a slot
-_FREE_IN = """
-local key, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-local paused = redis.call('PTTL', KEYS[2])
-if paused > 0 then
-  return tostring(paused / 1000)
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < limit then
+  if member ~= '' then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  end
   return '0'
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -96,7 +83,6 @@ class RedisWindowLimiter:
         self._keys = [key, f"{key}:paused"]
         self._script = client.register_script(_SCRIPT)
         self._pause = client.register_script(_PAUSE)
-        self._free_in = client.register_script(_FREE_IN)
         self._fallback = fallback
         self._lost = threading.Event()
 
@@ -119,7 +105,7 @@ class RedisWindowLimiter:
         if not self._lost.is_set():
             try:
                 return max(
-                    0.0, float(self._free_in(keys=self._keys, args=[self.window, self.limit]))
+                    0.0, float(self._script(keys=self._keys, args=[self.window, self.limit, ""]))
                 )
             except redis.RedisError as exc:
                 self._lose(exc)

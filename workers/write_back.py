@@ -243,7 +243,7 @@ class _Pusher:
             error = f"the invoice at the source does not read: {invoice}"
             self.store.settle(push.id, push.status, utcnow(), error=error)
             return Outcome(push, REFUSED, wanted, error)
-        if invoice is not None and (remote_id := marked(invoice, push.idempotency_key)):
+        if invoice is not None and (remote_id := marked(invoice, self._marker(push))):
             self.store.settle(push.id, SENT, utcnow(), remote_payment_id=remote_id)
             return Outcome(push, FOUND, push.amount, f"payment {remote_id} carries its marker")
         reason = self._reason_not_to_send(push, invoice)
@@ -268,7 +268,10 @@ class _Pusher:
             return Outcome(push, DROPPED, amount, "the match is no longer active")
         if claim == "taken":
             return Outcome(push, WAITING, amount, "another worker is sending it")
-        return self._send(push, amount, detail)
+        return self._send(push, amount, detail, settles=amount == open_now)
+
+    def _marker(self, push: Push) -> str:
+        return self.connector.payment_marker(push.idempotency_key, push.bank_transaction_id)
 
     def _reason_not_to_send(self, push: Push, invoice: Invoice | None) -> str | None:
         if push.match_amount is None:
@@ -288,13 +291,14 @@ class _Pusher:
             )
         return None
 
-    def _send(self, push: Push, amount: Decimal, detail: str) -> Outcome:
+    def _send(self, push: Push, amount: Decimal, detail: str, *, settles: bool) -> Outcome:
         request = PaymentPush(
             invoice_remote_id=push.invoice_remote_id,
             amount=amount,
             paid_on=push.paid_on,
-            marker=push.idempotency_key,
+            marker=self._marker(push),
             bank_transaction_remote_id=push.bank_transaction_remote_id,
+            settles=settles,
         )
         try:
             remote_id = self.connector.register_payment(request)
@@ -318,7 +322,7 @@ class _Pusher:
         try:
             again = self.connector.invoices_now([push.invoice_remote_id])
             remote_id = (
-                marked(again[push.invoice_remote_id], push.idempotency_key)
+                marked(again[push.invoice_remote_id], self._marker(push))
                 if (push.invoice_remote_id in again)
                 else None
             )

@@ -27,10 +27,12 @@ import httpx
 import orjson
 
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
-from connectors.errors import AuthError, ConnectorError
+from connectors.concurrency import bounded
+from connectors.errors import AuthError, ConnectorError, TransientError
 from connectors.flowtly.config import FlowtlySource
 from connectors.flowtly.normalize import normalize_invoice
 from connectors.http import ApiClient, decode_json, dump_json
+from connectors.payments import PaymentPush
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
@@ -39,6 +41,8 @@ from connectors.versions import content_version
 #: renew a JWT this long before its `exp`
 RENEW_BEFORE = 60.0
 
+#: invoices read at once when write-back re-checks a batch
+CONCURRENCY = 4
 _AMSTERDAM = zoneinfo.ZoneInfo("Europe/Amsterdam")
 
 
@@ -108,6 +112,7 @@ class FlowtlyConnector(Connector):
     kind = "flowtly"
     batch_size = 100
     ordered_versions = False
+    writes_payments = True
 
     def __init__(self, name: str, client: ApiClient, *, page_size: int) -> None:
         super().__init__(name, client)
@@ -178,6 +183,52 @@ class FlowtlyConnector(Connector):
                 )
         return iter(found)
 
+    def invoices_now(self, remote_ids: Sequence[str]) -> dict[str, Invoice]:
+        """Each invoice by id, and its transactions from the collection (an invoice does not
+        name them, and the collection has no filter): 100 GETs and one walk of the
+        transactions per batch. Rows are left out: write-back needs totals and payments."""
+        self.check_batch(remote_ids)
+        heads = bounded(
+            lambda i: self.client.call_unless_missing("GET", f"invoices/{i}", _member),
+            remote_ids,
+            CONCURRENCY,
+        )
+        wanted = {remote_id for remote_id, head in zip(remote_ids, heads, strict=True) if head}
+        paid_of = _by_invoice(
+            [
+                (owner, text)
+                for owner, text in self._collection("invoice-transactions", _owner)
+                if owner in wanted
+            ]  # fmt: skip
+        )
+        found: dict[str, Invoice] = {}
+        for remote_id, head in zip(remote_ids, heads, strict=True):
+            if head is None or head[0].get("deleted"):
+                continue
+            raw = RawJSON(
+                f'{{"invoice":{head[1]},"rows":[],'
+                f'"transactions":[{",".join(paid_of.get(remote_id, ()))}]}}'
+            )
+            found[remote_id] = self.normalize(decode_json(raw.encode(), remote_id), raw)
+        return found
+
+    def payment_marker(self, key: str, bank_transaction_id: int) -> str:
+        """A transaction's only reference is `transaction`, an IRI: `/transactions/<id>` names
+        the bank transaction (our id), and reads back as that id."""
+        return str(bank_transaction_id)
+
+    def register_payment(self, push: PaymentPush) -> str:
+        """`POST /invoice-transactions` with the invoice's IRI, `amount` (exact, as a string
+        like every Flowtly amount), `date` (the booking date) and the marker as `transaction`;
+        a 422 names its violations."""
+        body = {
+            "invoice": f"/invoices/{push.invoice_remote_id}",
+            "amount": format(push.amount, "f"),
+            "date": push.paid_on.isoformat(),
+            "transaction": f"/transactions/{push.marker}",
+        }
+        return self.client.write("POST", "invoice-transactions", _created, json=body)
+
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         today = dt.datetime.now(_AMSTERDAM).date()
         version = f"{_updated(record)} {content_version(raw)[:12]}"
@@ -188,6 +239,22 @@ class FlowtlyConnector(Connector):
         if isinstance(invoice, dict):
             return _id(invoice.get("id")), None
         return None, None
+
+
+def _member(response: httpx.Response, what: str) -> tuple[dict[str, Any], str]:
+    member = decode_json(response.content, what)
+    if not isinstance(member, dict):
+        raise ConnectorError(f"{what}: not a JSON object")
+    return member, dump_json(member)
+
+
+def _created(response: httpx.Response, what: str) -> str:
+    """The new transaction's id; an answer without one leaves the outcome unknown."""
+    body = decode_json(response.content, what)
+    created = _id(body.get("id")) if isinstance(body, dict) else None
+    if created is None:
+        raise TransientError(f"{what}: the answer names no created transaction")
+    return created
 
 
 def _updated(record: Any) -> str:

@@ -32,8 +32,10 @@ import orjson
 
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
 from connectors.concurrency import bounded
-from connectors.errors import ConnectorError
-from connectors.http import ApiClient, decode_json
+from connectors.errors import ConnectorError, TransientError
+from connectors.http import ApiClient, decode_json, dump_json
+from connectors.parsing import parse_id
+from connectors.payments import PaymentPush
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.recras.config import RecrasSource
@@ -82,6 +84,7 @@ class RecrasConnector(Connector):
     kind = "recras"
     batch_size = 100
     ordered_versions = False
+    writes_payments = True
 
     def __init__(
         self,
@@ -91,11 +94,13 @@ class RecrasConnector(Connector):
         since: dt.date,
         window: int,
         today: dt.date | None = None,
+        betaalmethode_id: int | None = None,
     ) -> None:
         super().__init__(name, client)
         self.since = since
         self.window_days = window
         self._today = today
+        self.betaalmethode_id = betaalmethode_id
 
     @classmethod
     def from_config(
@@ -104,7 +109,13 @@ class RecrasConnector(Connector):
         if not isinstance(source, RecrasSource):
             raise TypeError(f"source {source.name!r} is not a Recras source")
         client = cls.http_client(source, token, limiter, RecrasClient)
-        return cls(source.name, client, since=source.since, window=source.window)
+        return cls(
+            source.name,
+            client,
+            since=source.since,
+            window=source.window,
+            betaalmethode_id=source.betaalmethode_id,
+        )
 
     def today(self) -> dt.date:
         return self._today or dt.datetime.now(_AMSTERDAM).date()
@@ -212,6 +223,25 @@ class RecrasConnector(Connector):
             version = content_version(snapshot)  # what the listing hashes
         return Fetched(invoice, lines if isinstance(lines, list) else [], paid, version), raw
 
+    def register_payment(self, push: PaymentPush) -> str:
+        """`POST /api2/facturen/{id}/betalingen`: `bedrag` as an exact JSON number, `wanneer`
+        the booking date (noon in Amsterdam, so no time zone moves the day), the marker as
+        `opmerking`. The seed documents `opmerking` in answers only; read-back relies on it."""
+        body: dict[str, Any] = {
+            "bedrag": push.amount,
+            "wanneer": dt.datetime.combine(push.paid_on, dt.time(12), _AMSTERDAM).isoformat(),
+            "opmerking": push.marker,
+        }
+        if self.betaalmethode_id is not None:
+            body["betaalmethode_id"] = self.betaalmethode_id
+        return self.client.write(
+            "POST",
+            f"api2/facturen/{push.invoice_remote_id}/betalingen",
+            _created_id,
+            content=dump_json(body),
+            headers={"Content-Type": "application/json"},
+        )
+
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         if not isinstance(record, Fetched):
             raise ValueError("expected an invoice object and its payments list")
@@ -228,6 +258,19 @@ class RecrasConnector(Connector):
             remote_id = record.invoice.get("id")
             return (None if remote_id is None else str(remote_id)), record.version
         return super().identify(record)
+
+
+def _created_id(response: httpx.Response, what: str) -> str:
+    """The new payment's id from the answer, else from its `Location`; neither leaves the
+    outcome unknown (`write` makes a TransientError an `UncertainOutcome`)."""
+    try:
+        body = decode_json(response.content, what)
+        return parse_id(body.get("id") if isinstance(body, dict) else None, "id")
+    except (ValueError, TransientError):
+        location = response.headers.get("Location", "").rstrip("/")
+        if location.rsplit("/", 1)[-1].isdigit():
+            return location.rsplit("/", 1)[-1]
+    raise TransientError(f"{what}: the answer names no created payment")
 
 
 def _exact(response: httpx.Response, what: str) -> tuple[Any, str]:

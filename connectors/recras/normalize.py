@@ -131,11 +131,13 @@ def _payment(payment: Any, index: int) -> Payment:
         raise ValueError(f"{where}: expected an object")
     when = parse_timestamp(payment.get("wanneer"), f"{where}.wanneer")
     method = payment.get("betaalmethode_id")
+    remark = payment.get("opmerking")
     return Payment(
         remote_id=parse_id(payment.get("id"), f"{where}.id"),
         amount=parse_decimal(payment.get("bedrag"), f"{where}.bedrag"),
         paid_on=when.astimezone(_AMSTERDAM).date() if when else None,
         method=None if method is None else f"betaalmethode {method}",
-        transaction_reference=None,
+        # the remark is where write-back leaves its marker (and where people note a reference)
+        transaction_reference=remark.strip() or None if isinstance(remark, str) else None,
         remote_updated_at=None,
     )

@@ -43,6 +43,7 @@ from connectors.simulation import (
     Faults,
     RawEndpoint,
     answered_by_fault,
+    lose_answer,
     raw_number,
     serve_main,
 )
@@ -52,6 +53,8 @@ READ_PERMISSION = "viewFactuur"
 CREATE_PAYMENT = "createFactuurBetaling"
 EDIT_PAYMENT = "editFactuurBetaling"
 DEFAULT_PERMISSIONS = (READ_PERMISSION, CREATE_PAYMENT, EDIT_PAYMENT)
+#: the instance's payment methods (betaalmethoden): a payment naming another is refused (406)
+PAYMENT_METHODS = {1: "Contant", 2: "Pin", 3: "Overboeking", 4: "iDEAL"}
 #: `lines` is factuurregels, `invoices` facturen (and one factuur), `payments` betalingen
 FAULT_ENDPOINTS = ("lines", "invoices", "payments")
 
@@ -173,6 +176,9 @@ class RecrasSimulator:
         self._next_payment = 1
         self._numbers: dict[int, int] = {}
         self._faults = Faults(FAULT_ENDPOINTS)
+        #: how the next payment POSTs go wrong *after* the payment was recorded (`500`, `drop`,
+        #: `hang`)
+        self.fail_after_write: list[str] = []
         for _ in range(invoices):
             self._seed_invoice()
         self.app = Starlette(
@@ -284,6 +290,7 @@ class RecrasSimulator:
         amount: Decimal | None = None,
         when: dt.datetime | None = None,
         method: int | None = 1,
+        remark: str = "",
     ) -> dict[str, Any]:
         """Register a payment (default: what is still open); the status follows."""
         with self._lock:
@@ -294,13 +301,18 @@ class RecrasSimulator:
                 dt.time(14, 9),
                 tzinfo=_AMSTERDAM,
             )
-            payment = self._payment_record(invoice, value, moment, method)
+            payment = self._payment_record(invoice, value, moment, method, remark)
             invoice.payments.append(payment)
             invoice.settle()
             return payment
 
     def _payment_record(
-        self, invoice: _Invoice, value: Decimal, moment: dt.datetime, method: int | None
+        self,
+        invoice: _Invoice,
+        value: Decimal,
+        moment: dt.datetime,
+        method: int | None,
+        remark: str = "",
     ) -> dict[str, Any]:
         payment_id = self._next_payment
         self._next_payment += 1
@@ -311,7 +323,7 @@ class RecrasSimulator:
             "factuur_id": invoice.id,
             "wanneer": moment.astimezone(_AMSTERDAM).isoformat(timespec="seconds"),
             "bedrag": _spelled(value),
-            "opmerking": "",
+            "opmerking": remark,
             "betaalmethode_id": method,
             "pos_id": None,
             "location_id": None,
@@ -385,6 +397,9 @@ class RecrasSimulator:
             except _Refused as refused:
                 status, headers = refused.status, {}
                 content = orjson.dumps({"error": refused.message})
+            if request.method == "POST" and status == 201 and self.fail_after_write:
+                if await lose_answer(self.fail_after_write.pop(0), scope, receive, send):
+                    return
             if fault is not None and fault.kind == "truncate":
                 content = content[: len(content) // 2]
             await Response(content, status, headers, media_type="application/json")(
@@ -469,8 +484,8 @@ class RecrasSimulator:
                 raise _Refused(404, "Factuur niet gevonden")
             if request.method == "GET":
                 return 200, [dict(p) for p in invoice.payments], {}
-        amount, moment, method = _payment_input(body)
-        payment = self.pay(invoice_id, amount, moment, method)
+        amount, moment, method, remark = _payment_input(body)
+        payment = self.pay(invoice_id, amount, moment, method, remark)
         location = f"/api2/facturen/{invoice_id}/betalingen/{payment['id']}"
         return 201, payment, {"Location": location}
 
@@ -488,9 +503,10 @@ class RecrasSimulator:
                 invoice.payments.remove(payment)
                 invoice.settle()
                 return 200, None, {}
-        amount, moment, method = _payment_input(body)
+        amount, moment, method, remark = _payment_input(body)
         with self._lock:
             payment.update(
+                opmerking=remark,
                 bedrag=_spelled(amount),
                 wanneer=(moment or dt.datetime.now(_AMSTERDAM))
                 .astimezone(_AMSTERDAM)
@@ -524,8 +540,9 @@ def _decimals(value: str | None) -> set[Decimal]:
         raise _Refused(400, f"{value!r} is geen lijst van getallen") from None
 
 
-def _payment_input(body: bytes) -> tuple[Decimal, dt.datetime | None, int | None]:
-    """`bedrag` (required, a number), `wanneer` (ISO 8601), `betaalmethode_id`: else 406."""
+def _payment_input(body: bytes) -> tuple[Decimal, dt.datetime | None, int | None, str]:
+    """`bedrag` (required, a number), `wanneer` (ISO 8601), `betaalmethode_id` (one of the
+    instance's), `opmerking` (text; the seed shows it in answers only): else 406."""
     try:
         data = orjson.loads(body)
         if not isinstance(data, dict):
@@ -541,9 +558,14 @@ def _payment_input(body: bytes) -> tuple[Decimal, dt.datetime | None, int | None
         method = data.get("betaalmethode_id")
         if method is not None and (isinstance(method, bool) or not isinstance(method, int)):
             raise ValueError("betaalmethode_id")
+        if method is not None and method not in PAYMENT_METHODS:
+            raise ValueError(f"betaalmethode_id {method} bestaat niet")
+        remark = data.get("opmerking", "")
+        if not isinstance(remark, str):
+            raise ValueError("opmerking")
     except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         raise _Refused(406, f"Fout in de invoer: {exc}") from None
-    return amount, moment, method
+    return amount, moment, method, remark
 
 
 def main(argv: list[str] | None = None) -> None:

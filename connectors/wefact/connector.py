@@ -30,8 +30,14 @@ import orjson
 
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
 from connectors.concurrency import bounded
-from connectors.errors import AuthError, ConnectorError, PermanentError, TransientError
+from connectors.errors import (
+    AnsweredError,
+    AuthError,
+    ConnectorError,
+    PermanentError,
+)
 from connectors.http import ApiClient, decode_json, dump_json
+from connectors.payments import PaymentPush
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
@@ -72,14 +78,21 @@ class WeFactClient(ApiClient):
         **params: Any,
     ) -> Any:
         """One call; `what` in errors names the controller and action, never the body."""
+        return self.call("POST", "", parse, **self._request(controller, action, params))
+
+    def send_write(
+        self,
+        controller: str,
+        action: str,
+        parse: Callable[[httpx.Response, str], Any],
+        **params: Any,
+    ) -> Any:
+        """`send` for a call that must not happen twice (`ApiClient.write`)."""
+        return self.write("POST", "", parse, **self._request(controller, action, params))
+
+    def _request(self, controller: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
         body = {"api_key": self._api_key, "controller": controller, "action": action, **params}
-        return self.call(
-            "POST",
-            "",
-            parse,
-            content=dump_json(body),
-            headers={"Content-Type": "application/json"},
-        )
+        return {"content": dump_json(body), "headers": {"Content-Type": "application/json"}}
 
     def check_envelope(self, response: httpx.Response, what: str) -> None:
         try:
@@ -98,13 +111,14 @@ class WeFactClient(ApiClient):
             raise InvoiceMissing(f"{what}: {text}")
         if "parameter" in lowered or "required" in lowered or "verplicht" in lowered:
             raise PermanentError(f"{what}: WeFact refused the request: {text}")
-        raise TransientError(f"{what}: WeFact answered an error: {text}")
+        raise AnsweredError(f"{what}: WeFact answered an error: {text}")
 
 
 class WeFactConnector(Connector):
     kind = "wefact"
     batch_size = 100
     ordered_versions = False
+    writes_payments = True
 
     def __init__(
         self,
@@ -183,6 +197,23 @@ class WeFactConnector(Connector):
         except InvoiceMissing:
             return None
         return invoice, RawJSON(dump_json(invoice))
+
+    def register_payment(self, push: PaymentPush) -> str:
+        """`invoice markaspaid` when the payment settles what is open, else `invoice
+        partpayment` with `AmountPaid`; the marker as `TransactionID`. WeFact keeps one payment
+        state per invoice, so its id is the invoice's (`<Identifier>:paid`, as normalized)."""
+        params: dict[str, Any] = {
+            "Identifier": push.invoice_remote_id,
+            "PayDate": push.paid_on.isoformat(),
+            "TransactionID": push.marker,
+        }
+        if push.settles:
+            self.client.send_write("invoice", "markaspaid", _invoice, **params)
+        else:
+            self.client.send_write(
+                "invoice", "partpayment", _invoice, AmountPaid=push.amount, **params
+            )
+        return f"{push.invoice_remote_id}:paid"
 
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         version = version_of(record) if isinstance(record, dict) else None
