@@ -182,6 +182,13 @@ class Connector(abc.ABC):
             found[invoice.remote_id] = invoice
         return found
 
+    def undo_payment(self, invoice_remote_id: str, payment_remote_id: str) -> None:
+        """Delete a payment write-back registered (a person rejected its match afterwards).
+        A delete can be sent again safely; one already gone counts as done."""
+        raise WriteBackUnsupported(
+            f"{self.name}: {self.kind} has no call to delete a payment: undo it there by hand"
+        )
+
     def payment_marker(self, key: str, bank_transaction_id: int) -> str:
         """What the source can keep of a push's idempotency key, as its normalized payments
         show it in `transaction_reference` (by default the key itself)."""

@@ -277,6 +277,10 @@ class ApiClient:
         """`call`, answering None for a 404: a record that went away between list and fetch."""
         return self._call(method, path, parse, True, **kwargs)
 
+    def delete(self, path: str) -> None:
+        """An idempotent DELETE: retried like a read, and a 404 means it is already gone."""
+        self._call("DELETE", path, lambda response, what: None, True)
+
     def _call(
         self,
         method: str,

@@ -12,15 +12,10 @@ import threading
 import time
 from typing import Protocol
 
-#: the most the window is padded by: enough for the spread of request latencies, which is what
-#: the server's clock sees; 5 % of Moneybird's 5 minutes would idle 15 s of every window
-MAX_MARGIN = 0.25
-
-
-def padded(window: float, margin: float) -> float:
-    """The window we keep: `margin` (a fraction) longer, by at most `MAX_MARGIN` seconds, so a
-    request sent just as a slot frees does not reach the server before it frees there."""
-    return window + min(window * margin, MAX_MARGIN)
+#: seconds our window is kept longer than the server's, so a request sent just as a slot frees
+#: here does not reach the server before it frees there (the server's clock sees arrivals, whose
+#: latencies spread); a share of the window instead would idle 15 s of every Moneybird 5 minutes
+MARGIN = 0.25
 
 
 class Limiter(Protocol):
@@ -47,11 +42,11 @@ class Unlimited:
 
 
 class SlidingWindowLimiter:
-    def __init__(self, limit: int, window: float, *, margin: float = 0.05) -> None:
+    def __init__(self, limit: int, window: float, *, margin: float = MARGIN) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("rate limit needs limit >= 1 and window > 0")
         self.limit = limit
-        self.window = padded(window, margin)
+        self.window = window + margin
         self._sent: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
 

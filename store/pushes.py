@@ -267,7 +267,13 @@ class PushStore:
                 _p.status.in_(set(statuses) - {SENDING}),
                 and_(_p.status == SENDING, _p.updated_at < claimable_before),
             )
-        query = (
+        return self._read(self._query().where(_p.source == source, condition))
+
+    @staticmethod
+    def _query() -> Any:
+        """A push with what sending it needs: the invoice, the bank transaction, the active
+        match of the pair (if any)."""
+        return (
             select(
                 _p.id,
                 _p.source,
@@ -293,13 +299,18 @@ class PushStore:
             .join(invoices, _i.id == _p.invoice_id)
             .join(bank_transactions, _t.id == _p.bank_transaction_id)
             .outerjoin(reconciliation_matches, and_(_pair(), _m.status.in_(ACTIVE)))
-            .where(_p.source == source, condition)
             .order_by(_p.id)
         )
+
+    def get(self, push_id: int) -> Push | None:
+        found = self._read(self._query().where(_p.id == push_id))
+        return found[0] if found else None
+
+    def _read(self, query: Any) -> list[Push]:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
-            Push(*row[:17], row[19] if (row[17], row[18]) == ("moneybird", source) else None)  # type: ignore[call-arg]
+            Push(*row[:17], row[19] if (row[17], row[18]) == ("moneybird", row[1]) else None)  # type: ignore[call-arg]
             for row in rows
         ]
 

@@ -1034,7 +1034,33 @@ def test_a_registered_payment_matches_the_spec_and_shows_up_in_the_next_fetch(
             },
         )
         assert transfer.status_code == 400 and "financial_mutation_id" in transfer.text
+        null = {"payment_date": "2026-08-21", "price": "1", "financial_account_id": None}
+        assert spec.errors(
+            "/paths/" + _escape(PAYMENTS_PATH) + "/post/requestBody/content/application~1*/schema",
+            {"payment": null},
+        ), "the spec allows no null: a client must leave an absent field out"
+        nulled = client.post(f"{invoice['id']}/payments.json", json={"payment": null})
+        assert nulled.status_code == 400 and "financial_account_id" in nulled.text
+        unknown = client.post(
+            f"{invoice['id']}/payments.json",
+            json={
+                "payment": {
+                    "payment_date": "2026-08-21",
+                    "price": "1",
+                    "financial_mutation_id": "999",
+                    "manual_payment_action": "bank_transfer",
+                }
+            },
+        )
+        assert unknown.status_code == 422 and "Financial mutation not found" in unknown.text
+        assert not spec.errors(spec.response_pointer("post", "422", PAYMENTS_PATH), unknown.json())
         assert client.post("1/payments.json", json=request).status_code == 404
+        deleted = client.delete(f"{invoice['id']}/payments/{created.json()['id']}.json")
+        assert deleted.status_code == 204
+        again = client.post("synchronization.json", json={"ids": [invoice["id"]]}).json()[0]
+        assert again["version"] > after["version"] and again["state"] != "paid"
+        assert "isync:tx-81:inv-7" not in [p["transaction_identifier"] for p in again["payments"]]
+        assert _money(again["total_unpaid"]) == _money(invoice["total_unpaid"])
 
 
 def test_a_payment_can_land_while_its_answer_is_lost() -> None:

@@ -229,3 +229,25 @@ def test_the_daemon_pushes_after_each_reconciliation_for_sources_that_apply(
         assert case.posts() == 1
     finally:
         app.close()
+
+
+def test_an_invoice_whose_total_changed_is_cancelled_then_planned_again_after_a_sync(
+    case: Case,
+) -> None:
+    [row] = case.paid_invoices(1)
+    raised = row["total_incl_tax"] + Decimal("10.00")
+    case.simulator.change_invoice(
+        row["remote_id"], total_price_incl_tax=format(raised, "f"), total_unpaid=format(raised, "f")
+    )
+    result = case.push()
+    assert outcomes(result) == [DROPPED]
+    assert f"total at the source is {raised}" in result.outcomes[0].detail
+    assert case.pushes()[row["id"]]["status"] == CANCELLED
+    assert case.plan().revived == 0, "not before a sync has the new total"
+
+    case.app.sync_inline(case.app.config.sources[0])
+    assert case.plan().revived == 1
+    assert outcomes(case.push()) == [REGISTERED]
+    push = case.pushes()[row["id"]]
+    assert push["status"] == SENT and push["amount"] == row["total_incl_tax"]
+    assert case.posts() == 1

@@ -132,7 +132,30 @@ def test_dry_run_prints_the_plan_and_apply_sends_each_payment_once(
     code, out, err = run(setup, "reject", str(tx), str(invoice), "--by", "carol")
     assert code == 0 and "rejected by carol" in out
     assert "already registered this payment at acme" in err and f"payment {payment}" in err
-    assert "undo it there" in err
+    assert "undo it there" in err and "invoice-sync undo-payment" in err
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        push_id, remote_id = connection.execute(
+            sa.text(
+                "SELECT p.id, i.remote_id FROM payment_pushes p JOIN invoices i "
+                "ON i.id = p.invoice_id WHERE p.remote_payment_id = :r"
+            ),
+            {"r": payment},
+        ).one()
+    code, out, _ = run(setup, "undo-payment", str(push_id), "--by", "carol")
+    assert code == 0 and f"undone at the source by carol: payment {payment} deleted" in out
+    assert [p for p in simulator.payments_of(remote_id) if p["id"] == payment] == []
+    with engine.connect() as connection:
+        status = connection.execute(
+            sa.text("SELECT status FROM payment_pushes WHERE id = :i"), {"i": push_id}
+        ).scalar_one()
+    engine.dispose()
+    assert status == "cancelled"
+    code, _, err = run(setup, "undo-payment", str(push_id))
+    assert code == 1 and f"push {push_id} is cancelled" in err
+    code, _, err = run(setup, "undo-payment", "999999")
+    assert code == 1 and "no payment push 999999" in err
 
 
 def test_apply_on_a_source_not_switched_on_says_so_and_sends_nothing(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -14,11 +13,8 @@ from connectors.flowtly.config import FlowtlySource
 from connectors.flowtly.simulator import FlowtlySimulator
 from connectors.simulation import SimulatorServer
 from store.pushes import CANCELLED, CONFIRMED, SENT
-from tests.reconciliation_book import Book
-from tests.write_back_case import BOOKED, Case, Remote, outcomes
-from workers.app import App
-from workers.config import AppConfig
-from workers.write_back import DROPPED, REGISTERED
+from tests.write_back_case import BOOKED, Case, Remote, outcomes, synced_case
+from workers.write_back import DROPPED, REGISTERED, undo
 
 TOKEN_ENV = "TEST_FLOWTLY_WRITE_TOKEN"
 
@@ -39,24 +35,20 @@ def case(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Case]:
                 "write_back": "apply",
             }
         )
-        app = App.open(AppConfig(database_url=database_url, sources=(source,), path=Path("t.toml")))
-        try:
-            app.sync_inline(source)
 
-            def markers(remote_id: str) -> list[tuple[str, str | None]]:
-                return [
-                    (str(t["id"]), (t["transaction"] or "").rsplit("/", 1)[-1] or None)
-                    for t in flowtly.transactions_of(int(remote_id))
-                ]
+        def markers(remote_id: str) -> list[tuple[str, str | None]]:
+            return [
+                (str(t["id"]), (t["transaction"] or "").rsplit("/", 1)[-1] or None)
+                for t in flowtly.transactions_of(int(remote_id))
+            ]
 
-            def posts() -> int:
-                return sum(
-                    1 for method, path in flowtly.requests if method == "POST" and "transac" in path
-                )
+        def posts() -> int:
+            return sum(
+                1 for method, path in flowtly.requests if method == "POST" and "transac" in path
+            )
 
-            yield Case(app, Book(database_url), flowtly, Remote(markers, posts))
-        finally:
-            app.close()
+        with synced_case(database_url, source, flowtly, Remote(markers, posts)) as case:
+            yield case
 
 
 def test_a_payment_is_posted_once_as_an_invoice_transaction_and_the_next_sync_confirms(
@@ -103,3 +95,15 @@ def test_an_invoice_deleted_at_flowtly_cancels_its_push(case: Case) -> None:
     assert outcomes(result) == [DROPPED] and "gone at the source" in result.outcomes[0].detail
     assert case.pushes()[row["id"]]["status"] == CANCELLED
     assert case.posts() == 0
+
+
+def test_a_payment_pushed_by_mistake_is_undone_at_flowtly(case: Case) -> None:
+    [row] = case.paid_invoices(1)
+    case.push()
+    push = case.store.get(case.pushes()[row["id"]]["id"])
+    assert push is not None
+    with case.app.connector(case.app.config.sources[0]) as connector:
+        undo(case.store, connector, push, "erin")
+    assert case.simulator.transactions_of(int(row["remote_id"])) == []
+    assert case.simulator.totals(int(row["remote_id"]))["paid"] == 0
+    assert case.pushes()[row["id"]]["status"] == CANCELLED

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +13,9 @@ import pytest
 from connectors.recras.config import RecrasSource
 from connectors.recras.simulator import CREATE_PAYMENT, READ_PERMISSION, RecrasSimulator
 from connectors.simulation import SimulatorServer
-from store.pushes import CONFIRMED, FAILED, PLANNED, SENT
-from tests.reconciliation_book import Book
-from tests.write_back_case import BOOKED, Case, Remote, outcomes
-from workers.app import App
-from workers.config import AppConfig
-from workers.write_back import REFUSED, REGISTERED
+from store.pushes import CANCELLED, CONFIRMED, FAILED, PLANNED, SENT
+from tests.write_back_case import BOOKED, Case, Remote, outcomes, synced_case
+from workers.write_back import REFUSED, REGISTERED, undo
 
 KEY = "recras-key-77c1"
 KEY_ENV = "TEST_RECRAS_WRITE_KEY"
@@ -48,23 +44,19 @@ def recras_case(
             **keys,
         }
     )
-    app = App.open(AppConfig(database_url=database_url, sources=(source,), path=Path("t.toml")))
-    try:
-        app.sync_inline(source)
 
-        def markers(remote_id: str) -> list[tuple[str, str | None]]:
-            return [
-                (str(p["id"]), p["opmerking"]) for p in recras.invoice(int(remote_id))["betalingen"]
-            ]
+    def markers(remote_id: str) -> list[tuple[str, str | None]]:
+        return [
+            (str(p["id"]), p["opmerking"]) for p in recras.invoice(int(remote_id))["betalingen"]
+        ]
 
-        def posts() -> int:
-            return sum(
-                1 for method, path in recras.requests if method == "POST" and "betalingen" in path
-            )
+    def posts() -> int:
+        return sum(
+            1 for method, path in recras.requests if method == "POST" and "betalingen" in path
+        )
 
-        yield Case(app, Book(database_url), recras, Remote(markers, posts))
-    finally:
-        app.close()
+    with synced_case(database_url, source, recras, Remote(markers, posts)) as case:
+        yield case
 
 
 @pytest.fixture
@@ -150,3 +142,16 @@ def test_a_403_names_the_missing_permission_and_sends_nothing(
                 for i in recras.invoice_ids()
                 for p in recras.invoice(i)["betalingen"]
             )
+
+
+def test_a_payment_pushed_by_mistake_is_undone_at_recras(case: Case) -> None:
+    [row] = case.paid_invoices(1)
+    case.push()
+    push = case.store.get(case.pushes()[row["id"]]["id"])
+    assert push is not None and push.status == SENT
+    with case.app.connector(case.app.config.sources[0]) as connector:
+        said = undo(case.store, connector, push, "erin")
+    assert "undone at the source by erin" in said
+    assert case.marked(row) == []
+    assert case.pushes()[row["id"]]["status"] == CANCELLED
+    assert case.plan().planned == 0  # never planned again

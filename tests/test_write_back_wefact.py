@@ -6,22 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from connectors.errors import PermanentError
-from connectors.payments import PaymentPush
+from connectors.payments import PaymentPush, WriteBackUnsupported
 from connectors.simulation import SimulatorServer
 from connectors.wefact.config import WeFactSource
 from connectors.wefact.simulator import WeFactSimulator
 from store.pushes import CANCELLED, CONFIRMED, SENT
-from tests.reconciliation_book import Book
-from tests.write_back_case import BOOKED, Case, Remote, outcomes
-from workers.app import App
-from workers.config import AppConfig
+from tests.write_back_case import BOOKED, Case, Remote, outcomes, synced_case
 from workers.reconciliation.review import match
-from workers.write_back import DROPPED, REGISTERED
+from workers.write_back import DROPPED, REGISTERED, undo
 
 KEY = "wefact-key-1e55"
 KEY_ENV = "TEST_WEFACT_WRITE_KEY"
@@ -43,20 +39,16 @@ def case(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Case]:
                 "write_back": "apply",
             }
         )
-        app = App.open(AppConfig(database_url=database_url, sources=(source,), path=Path("t.toml")))
-        try:
-            app.sync_inline(source)
 
-            def markers(remote_id: str) -> list[tuple[str, str | None]]:
-                invoice = wefact.invoice(int(remote_id))
-                return [(f"{remote_id}:paid", invoice.get("TransactionID") or None)]
+        def markers(remote_id: str) -> list[tuple[str, str | None]]:
+            invoice = wefact.invoice(int(remote_id))
+            return [(f"{remote_id}:paid", invoice.get("TransactionID") or None)]
 
-            def posts() -> int:
-                return sum(1 for _, action in wefact.calls if action in PAYING)
+        def posts() -> int:
+            return sum(1 for _, action in wefact.calls if action in PAYING)
 
-            yield Case(app, Book(database_url), wefact, Remote(markers, posts))
-        finally:
-            app.close()
+        with synced_case(database_url, source, wefact, Remote(markers, posts)) as case:
+            yield case
 
 
 def test_a_full_payment_marks_paid_and_a_part_is_a_partpayment_each_once(case: Case) -> None:
@@ -115,3 +107,14 @@ def test_an_error_in_the_envelope_is_a_refusal_in_wefacts_words_never_an_unknown
     assert outcomes(result) == [DROPPED] and "draft at the source" in result.outcomes[0].detail
     assert case.pushes()[row["id"]]["status"] == CANCELLED
     assert case.posts() == 1  # only the direct call above
+
+
+def test_wefact_has_no_call_to_undo_a_payment_and_says_so(case: Case) -> None:
+    [row] = case.paid_invoices(1)
+    case.push()
+    push = case.store.get(case.pushes()[row["id"]]["id"])
+    assert push is not None
+    with case.app.connector(case.app.config.sources[0]) as connector:
+        with pytest.raises(WriteBackUnsupported, match="undo it there by hand"):
+            undo(case.store, connector, push, "erin")
+    assert case.pushes()[row["id"]]["status"] == SENT

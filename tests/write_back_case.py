@@ -4,16 +4,20 @@ invoices, reconciliation, and the outbox; the source's simulator read through a 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from connectors.kinds import AnySource
 from store.pushes import Planning, PushStore
 from store.schema import invoices, payment_pushes
 from tests.reconciliation_book import Book
 from workers.app import App
+from workers.config import AppConfig
 from workers.reconciliation.engine import reconcile
 from workers.write_back import SourcePush, plan, push_source
 
@@ -111,6 +115,19 @@ class Case:
         """The ids of the invoice's payments at the source that carry its push's marker."""
         key = self.pushes()[row["id"]]["idempotency_key"]
         return [pid for pid, marker in self.remote.markers(row["remote_id"]) if marker == key]
+
+
+@contextmanager
+def synced_case(
+    database_url: str, source: AnySource, simulator: Any, remote: Remote
+) -> Iterator[Case]:
+    """The source's mirror synced once, with the bank and the outbox beside it."""
+    app = App.open(AppConfig(database_url=database_url, sources=(source,), path=Path("t.toml")))
+    try:
+        app.sync_inline(source)
+        yield Case(app, Book(database_url), simulator, remote)
+    finally:
+        app.close()
 
 
 def outcomes(result: SourcePush) -> list[str]:

@@ -728,7 +728,8 @@ def _rejected_push(engine: Any, transaction_id: int, invoice_id: int) -> None:
     click.echo(
         f"invoice-sync: write-back already registered this payment at {push['source']} "
         f"(push {push['id']}, {push['status']}, payment {payment}, marker "
-        f"{push['idempotency_key']!r}): undo it there",
+        f"{push['idempotency_key']!r}): undo it there, or with `invoice-sync undo-payment "
+        f"{push['id']}` where the source allows it",
         err=True,
     )
 
@@ -877,6 +878,39 @@ def push_payments(
     finally:
         app.close()
     sys.exit(1 if failed else 0)
+
+
+@cli.command("undo-payment")
+@config_option
+@click.argument("push_id", type=int)
+@_by_option
+@click.pass_obj
+def undo_payment(obj: Context, push_id: int, by: str) -> None:
+    """Delete at its source the payment write-back registered as push PUSH_ID (its match was
+    wrong): Moneybird, Recras and Flowtly allow it; WeFact does not."""
+    from connectors.errors import ConnectorError
+    from store.pushes import PushStore
+    from workers.app import App
+    from workers.write_back import UndoError, undo
+
+    config = obj.config()
+    app = App.open(config)
+    try:
+        store = PushStore(app.engine)
+        push = store.get(push_id)
+        if push is None:
+            click.echo(f"invoice-sync: no payment push {push_id}", err=True)
+            sys.exit(1)
+        source = config.source(push.source)
+        try:
+            with app.connector(source) as connector:
+                said = undo(store, connector, push, by)
+        except (UndoError, ConnectorError) as exc:
+            click.echo(f"invoice-sync: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"push {push_id}: {said}")
+    finally:
+        app.close()
 
 
 @cli.command()

@@ -19,7 +19,7 @@ import uuid
 
 import redis
 
-from connectors.ratelimit import Limiter, SlidingWindowLimiter, padded
+from connectors.ratelimit import MARGIN, Limiter, SlidingWindowLimiter
 from workers.logs import get_logger
 
 #: seconds until the window lets a request go (0: now); with a member (ARGV[3]), a free slot is
@@ -75,11 +75,11 @@ class RedisWindowLimiter:
         limit: int,
         window: float,
         *,
-        margin: float = 0.05,
+        margin: float = MARGIN,
         fallback: SlidingWindowLimiter | None = None,
     ) -> None:
         self.limit = limit
-        self.window = padded(window, margin)
+        self.window = window + margin
         self._keys = [key, f"{key}:paused"]
         self._script = client.register_script(_SCRIPT)
         self._pause = client.register_script(_PAUSE)

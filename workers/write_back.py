@@ -33,6 +33,7 @@ from store.bulk import chunks
 from store.mirror import utcnow
 from store.pushes import (
     CANCELLED,
+    CONFIRMED,
     FAILED,
     PLANNED,
     SENDING,
@@ -353,3 +354,22 @@ def push_source(
     thousands): `more` says some were left for the next run."""
     deadline = None if seconds is None else time.monotonic() + seconds
     return _Pusher(store, connector, source, lease, deadline).run()
+
+
+class UndoError(ValueError):
+    """A push that cannot be undone, said in the person's terms."""
+
+
+def undo(store: PushStore, connector: Connector, push: Push, by: str) -> str:
+    """Delete at the source the payment a push registered (its match was wrong), and record
+    it: the push is `cancelled`, keeps its `remote_payment_id`, and is never planned again."""
+    if push.status not in (SENT, CONFIRMED) or push.remote_payment_id is None:
+        raise UndoError(
+            f"push {push.id} is {push.status}: only a sent payment with a known id can be undone"
+            + (" (read back first: `push-payments --apply`)" if push.status == SENDING else "")
+        )
+    connector.undo_payment(push.invoice_remote_id, push.remote_payment_id)
+    reason = f"undone at the source by {by}: payment {push.remote_payment_id} deleted"
+    store.settle(push.id, CANCELLED, utcnow(), error=reason)
+    get_logger(source=push.source, push=push.id).info("payment push undone", by=by)
+    return reason

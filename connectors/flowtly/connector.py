@@ -229,6 +229,10 @@ class FlowtlyConnector(Connector):
         }
         return self.client.write("POST", "invoice-transactions", _created, json=body)
 
+    def undo_payment(self, invoice_remote_id: str, payment_remote_id: str) -> None:
+        path = f"invoice-transactions/{payment_remote_id}"
+        self.client.delete(path)
+
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         today = dt.datetime.now(_AMSTERDAM).date()
         version = f"{_updated(record)} {content_version(raw)[:12]}"

@@ -26,7 +26,8 @@ Facts the seed does not settle, chosen here and kept in one place:
 - `POST /invoice-transactions` takes `invoice` (IRI), `amount`, `date` and `transaction` (an IRI
   such as `/transactions/7`, or null), answers 201 with the resource or 422 with API Platform's
   `violations`; the invoice's status and `updatedAt` follow. `fail_after_write` makes the answer
-  of a transaction it did record a 500 or a dropped connection.
+  of a transaction it did record a 500 or a dropped connection. `DELETE /invoice-transactions/{id}`
+  removes one (204), and the invoice's status follows.
 """
 
 from __future__ import annotations
@@ -194,6 +195,13 @@ class FlowtlySimulator:
                     methods=["GET"],
                 )
             )
+        routes.append(
+            Route(
+                "/invoice-transactions/{id:int}",
+                RawEndpoint(self._endpoint(self._delete_transaction, "transactions")),
+                methods=["DELETE"],
+            )
+        )
         self.app = Starlette(routes=routes)
 
     # --- data and test controls ------------------------------------------------------------
@@ -449,7 +457,7 @@ class FlowtlySimulator:
                 await Response(content, 401, media_type="application/json")(scope, receive, send)
                 return
             status, payload = handler(request, body)
-            content = orjson.dumps(payload, default=raw_number)
+            content = b"" if status == 204 else orjson.dumps(payload, default=raw_number)
             after = (
                 self.fail_after_write.pop(0)
                 if writes and status == 201 and self.fail_after_write
@@ -582,6 +590,17 @@ class FlowtlySimulator:
             invoice.transactions.append(transaction_id)
             self._settle(invoice)
             return 201, self._transaction(made)
+
+    def _delete_transaction(self, request: Request, _body: bytes) -> tuple[int, Any]:
+        """`DELETE /invoice-transactions/{id}`: 204; the invoice's status follows."""
+        with self._lock:
+            made = self._transactions.pop(request.path_params["id"], None)
+            if made is None:
+                return 404, {"@type": "hydra:Error", "detail": "Not Found"}
+            invoice = self._invoices[made.invoice]
+            invoice.transactions.remove(made.id)
+            self._settle(invoice)
+            return 204, None
 
     def transactions_of(self, invoice_id: int) -> list[dict[str, Any]]:
         with self._lock:

@@ -166,6 +166,13 @@ class MoneybirdConnector(Connector):
         path = f"{self.administration_id}/sales_invoices/{push.invoice_remote_id}/payments.json"
         return self.client.write("POST", path, _payment_id, json={"payment": payment})
 
+    def undo_payment(self, invoice_remote_id: str, payment_remote_id: str) -> None:
+        path = (
+            f"{self.administration_id}/sales_invoices/{invoice_remote_id}/payments/"
+            f"{payment_remote_id}.json"
+        )
+        self.client.delete(path)
+
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         if not isinstance(record, dict):
             raise ValueError(f"expected an invoice object, got {type(record).__name__}")

@@ -1177,8 +1177,8 @@ def _parse_mutation_filter(
 
 
 def _payment_fields(body: bytes) -> dict[str, Any]:
-    """`{"payment": {...}}` checked as the spec's request schema says: known keys only,
-    `payment_date` and `price` required, `bank_transfer` with a `financial_mutation_id`."""
+    """`{"payment": {...}}` checked as the spec's request schema says: known keys only, none
+    null, `payment_date` and `price` required, `bank_transfer` with a `financial_mutation_id`."""
     try:
         data = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError:
@@ -1189,6 +1189,9 @@ def _payment_fields(body: bytes) -> dict[str, Any]:
     unknown = sorted(set(payment) - PAYMENT_FIELDS)
     if unknown:
         raise _BadRequest(f"Unknown field {unknown[0]}", {unknown[0]: "invalid"})
+    nulls = sorted(k for k, v in payment.items() if v is None)
+    if nulls:  # the spec types every field; none of them is nullable
+        raise _BadRequest(f"{nulls[0]} is invalid", {nulls[0]: "invalid"})
     for name in ("payment_date", "price"):
         if payment.get(name) in (None, ""):
             raise _BadRequest(f"{name} is required", {name: "required"})
@@ -1314,6 +1317,11 @@ class MoneybirdSimulator:
                     "/api/v2/{administration_id}/sales_invoices/{invoice_id}/{resource}",
                     _PaymentEndpoint(self),
                     methods=["POST"],
+                ),
+                Route(
+                    "/api/v2/{administration_id}/sales_invoices/{invoice_id}/payments/{payment}",
+                    self._delete_payment,
+                    methods=["DELETE"],
                 ),
                 Route(
                     "/api/v2/{administration_id}/sales_invoices/{resource}",
@@ -1848,6 +1856,38 @@ class MoneybirdSimulator:
             self._store(record, payload)
             self._list_cache.clear()
             return 201, orjson.dumps(payment), headers
+
+    async def _delete_payment(self, request: Request) -> Response:
+        """`DELETE {adm}/sales_invoices/{id}/payments/{payment_id}`: 204; the invoice's totals
+        and state follow (a paid invoice is open, or late, again)."""
+        with self._lock:
+            self.requests.append((request.method, request.url.path, 0))
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or credentials.strip() != self.token:
+            error = {"error": "Token is invalid or expired", "symbolic": {"token": "invalid"}}
+            return Response(orjson.dumps(error), 401, media_type="application/json")
+        params = request.path_params
+        payment_id = params["payment"].removesuffix(".json")
+        with self._lock:
+            record = self._live.get(str(params["invoice_id"]))
+            payload = self._payload(record) if record is not None else None
+            found = [p for p in payload["payments"] if p["id"] == payment_id] if payload else []
+            if record is None or payload is None or not found:
+                error = {"error": "Payment not found", "symbolic": {"id": "not_found"}}
+                return Response(orjson.dumps(error), 404, media_type="application/json")
+            payload["payments"].remove(found[0])
+            total = to_cents(payload["total_price_incl_tax"])
+            paid = to_cents(payload["total_paid"]) - to_cents(found[0]["price"])
+            payload["total_paid"] = money(paid)
+            payload["total_unpaid"] = payload["total_unpaid_base"] = money(total - paid)
+            if payload["state"] == "paid" and paid < total:
+                due = dt.date.fromisoformat(payload["due_date"])
+                payload["state"] = "late" if due < dt.date.today() else "open"
+                payload["paid_at"] = None
+            self._touch(record, payload, {})
+            self._store(record, payload)
+            self._list_cache.clear()
+        return Response(status_code=204)
 
     def payments_of(self, remote_id: str) -> list[dict[str, Any]]:
         """An invoice's payments as its next fetch will show them."""

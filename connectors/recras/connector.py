@@ -242,6 +242,10 @@ class RecrasConnector(Connector):
             headers={"Content-Type": "application/json"},
         )
 
+    def undo_payment(self, invoice_remote_id: str, payment_remote_id: str) -> None:
+        path = f"api2/facturen/{invoice_remote_id}/betalingen/{payment_remote_id}"
+        self.client.delete(path)
+
     def normalize(self, record: Any, raw: RawJSON) -> Invoice:
         if not isinstance(record, Fetched):
             raise ValueError("expected an invoice object and its payments list")
