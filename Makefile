@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(PY) bench/push_bench.py
 
 clean:
-	rm -rf $(VENV) invoice-sync-demo.db* .pytest_cache
+	rm -rf $(VENV) invoice-sync-demo.db* invoice-sync-demo-rabobank.csv .pytest_cache

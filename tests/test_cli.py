@@ -271,6 +271,16 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "status demo-office: mirrored 28, deleted 0, quarantined 0" in out
     assert "status demo-studio: mirrored 25, deleted 2, quarantined 0" in out
     assert database.exists()
+    # the bank pays three invoices, reconciliation matches them, write-back registers them
+    bank = out.split("at the bank:")[1]
+    assert "3 new, 0 already present; balance check: ok" in bank
+    assert "automatic matches: reference 3" in bank and "bank_payment_not_recorded 3" in bank
+    plan, sent = bank.split("write-back, the plan")[1].split("write-back, sent")
+    assert plan.count("rule reference") == 3
+    assert sent.count("-> sent: payment ") == 3
+    assert "3 payment(s) confirmed" in sent
+    assert "reconciled 3" in sent.split("confirmed")[1]
+    assert (tmp_path / "demo-rabobank.csv").exists()
 
 
 def test_an_unknown_log_level_is_a_one_line_usage_error(tmp_path: Path) -> None:

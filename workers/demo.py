@@ -60,6 +60,7 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
                 base_url=server.base_url,
                 administration_id=moneybird.administration_id,
                 since=dt.date(2020, 1, 1),
+                write_back="apply",
                 **shared,
             ),
             RecrasSource(
@@ -112,8 +113,84 @@ def run_demo(*, invoices: int, database: str, echo: Callable[[str], None]) -> No
                     f"status {status.source}: mirrored {status.mirrored}, deleted "
                     f"{status.deleted}, quarantined {status.quarantined}"
                 )
+            _bank_and_write_back(app, sources[0], moneybird, path, echo)
         finally:
             app.close()
+
+
+def _bank_and_write_back(
+    app: App,
+    source: MoneybirdSource,
+    moneybird: MoneybirdSimulator,
+    database: Path,
+    echo: Callable[[str], None],
+) -> None:
+    """Three open Moneybird invoices paid at the bank (a Rabobank CSV export), reconciled, the
+    payments registered at Moneybird by write-back, and a sync that sees them."""
+    from store.pushes import PushStore
+    from workers.bank_import import import_bank_file
+    from workers.cli import format_reconciliation
+    from workers.reconciliation.engine import reconcile
+    from workers.write_back import plan, plan_line, planned, push_source
+
+    paying = [
+        p
+        for p in moneybird.invoices()
+        if p["state"] in ("open", "late")
+        and p["payment_reference"]
+        and not Decimal(p["total_paid"])
+    ][:3]
+    export = database.with_name(f"{database.stem}-rabobank.csv")
+    export.write_text(_rabobank_csv(paying, dt.date.today()), encoding="utf-8")
+    echo(f"\nat the bank: {len(paying)} open Moneybird invoices paid by transfer")
+    echo(import_bank_file(app.bank, export).line())
+    echo(format_reconciliation(app, reconcile(app.engine)))
+    store = PushStore(app.engine)
+    plan(store, [source.name])
+    echo("\nwrite-back, the plan (`push-payments`):")
+    for push in planned(store, source.name):
+        echo(plan_line(push))
+    with app.connector(source) as connector:
+        result = push_source(store, connector, source.name)
+    echo("write-back, sent (`push-payments --apply`):")
+    for outcome in result.outcomes:
+        echo(outcome.line())
+    app.sync_inline(source)
+    confirmed = plan(store, [source.name]).confirmed
+    echo(f"the next sync shows them at Moneybird: {confirmed} payment(s) confirmed")
+    echo(format_reconciliation(app, reconcile(app.engine)))
+
+
+def _rabobank_csv(invoices: list[dict[str, Any]], day: dt.date) -> str:
+    """A Rabobank CSV export: one transfer per invoice, its reference in `Betalingskenmerk`."""
+    header = (
+        '"IBAN/BBAN","Munt","BIC","Volgnr","Datum","Rentedatum","Bedrag","Saldo na trn",'
+        '"Tegenrekening IBAN/BBAN","Naam tegenpartij","Code","Transactiereferentie",'
+        '"Betalingskenmerk","Omschrijving-1"'
+    )
+    rows = [header]
+    balance = Decimal("1000.00")
+    for number, invoice in enumerate(invoices, start=1):
+        amount = Decimal(invoice["total_price_incl_tax"])
+        balance += amount
+        cells = (
+            "NL91RABO0315273637",
+            "EUR",
+            "RABONL2U",
+            f"{number:018d}",
+            day.isoformat(),
+            day.isoformat(),
+            f"+{amount:.2f}".replace(".", ","),
+            f"+{balance:.2f}".replace(".", ","),
+            "NL18INGB1095513148",
+            "Klant van de demo",
+            "cb",
+            f"DEMO{number:08d}",
+            invoice["payment_reference"],
+            f"Betaling factuur {invoice['invoice_id']}",
+        )
+        rows.append(",".join(f'"{cell}"' for cell in cells))
+    return "\n".join(rows) + "\n"
 
 
 def _change_moneybird(simulator: MoneybirdSimulator, rng: random.Random) -> None:
