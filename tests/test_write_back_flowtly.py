@@ -9,8 +9,10 @@ from decimal import Decimal
 
 import pytest
 
+from connectors.errors import PermanentError
 from connectors.flowtly.config import FlowtlySource
 from connectors.flowtly.simulator import FlowtlySimulator
+from connectors.payments import PaymentPush
 from connectors.simulation import SimulatorServer
 from store.pushes import CANCELLED, CONFIRMED, SENT
 from tests.write_back_case import BOOKED, Case, Remote, outcomes, synced_case
@@ -107,3 +109,13 @@ def test_a_payment_pushed_by_mistake_is_undone_at_flowtly(case: Case) -> None:
     assert case.simulator.transactions_of(int(row["remote_id"])) == []
     assert case.simulator.totals(int(row["remote_id"]))["paid"] == 0
     assert case.pushes()[row["id"]]["status"] == CANCELLED
+
+
+def test_a_422_names_flowtlys_violations(case: Case) -> None:
+    """An invoice gone between the re-read and the POST: API Platform's violations, as a
+    refusal (nothing was written), never an unknown outcome."""
+    missing = PaymentPush("999999", Decimal("10.00"), BOOKED, "1")
+    with case.app.connector(case.app.config.sources[0]) as connector:
+        with pytest.raises(PermanentError, match=r"HTTP 422.*invoice.*Item not found"):
+            connector.register_payment(missing)
+    assert case.posts() == 1
