@@ -11,7 +11,11 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from connectors.errors import PermanentError
+import httpx
+
+from connectors.errors import PermanentError, TransientError
+from connectors.http import decode_json
+from connectors.parsing import parse_id
 from connectors.records import Invoice
 
 
@@ -44,3 +48,14 @@ def marked(invoice: Invoice, marker: str) -> str | None:
         if payment.transaction_reference and payment.transaction_reference.strip() == marker:
             return payment.remote_id
     return None
+
+
+def created_id(response: httpx.Response, what: str) -> str:
+    """The id of what a write created, from its answer's `id`. An answer without one leaves the
+    outcome unknown (`ApiClient.write` makes this TransientError an `UncertainOutcome`): the
+    payment is looked for before anything is sent again."""
+    body = decode_json(response.content, what)
+    try:
+        return parse_id(body.get("id") if isinstance(body, dict) else None, "id")
+    except ValueError as exc:
+        raise TransientError(f"{what}: the answer names nothing created ({exc})") from None

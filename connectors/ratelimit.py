@@ -53,9 +53,7 @@ class SlidingWindowLimiter:
     def acquire(self) -> None:
         while True:
             with self._lock:
-                now = time.monotonic()
-                while self._sent and now - self._sent[0] >= self.window:
-                    self._sent.popleft()
+                now = self._prune()
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
                     return
@@ -64,12 +62,17 @@ class SlidingWindowLimiter:
 
     def free_in(self) -> float:
         with self._lock:
-            now = time.monotonic()
-            while self._sent and now - self._sent[0] >= self.window:
-                self._sent.popleft()
+            now = self._prune()
             if len(self._sent) < self.limit:
                 return 0.0
             return max(0.0, self.window - (now - self._sent[0]))
+
+    def _prune(self) -> float:
+        """Forget the sends that left the window (under the lock); answers now."""
+        now = time.monotonic()
+        while self._sent and now - self._sent[0] >= self.window:
+            self._sent.popleft()
+        return now
 
     def pause(self, seconds: float) -> None:
         """Hold every slot until the server's reset time (never shortening a longer hold)."""

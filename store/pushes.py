@@ -28,7 +28,7 @@ from store.schema import (
     payments,
     reconciliation_matches,
 )
-from workers.reconciliation.model import ACTIVE
+from workers.reconciliation.model import ACTIVE, REJECTED
 
 PLANNED, SENDING, SENT, CONFIRMED, FAILED, CANCELLED = (
     "planned",
@@ -156,7 +156,7 @@ class PushStore:
         for push_id, match_status in rows:
             reason = (
                 "cancelled: a person rejected the match"
-                if match_status == "rejected"
+                if match_status == REJECTED
                 else "cancelled: reconciliation no longer matches this payment to the invoice"
             )
             connection.execute(

@@ -224,7 +224,16 @@ class _Pusher:
                 found[remote_id] = exc
         return found
 
-    def _settle(self, push: Push, outcome: str, amount: Decimal, detail: str = "") -> Outcome:
+    def _settle(
+        self,
+        push: Push,
+        outcome: str,
+        amount: Decimal,
+        detail: str = "",
+        *,
+        remote_payment_id: str | None = None,
+    ) -> Outcome:
+        """Record the outcome (a `sent` push with the source's id of its payment) and log it."""
         status = {FOUND: SENT, REGISTERED: SENT, REFUSED: FAILED, DROPPED: CANCELLED}.get(outcome)
         if status is not None:
             self.store.settle(
@@ -232,11 +241,17 @@ class _Pusher:
                 status,
                 utcnow(),
                 error=f"{outcome}: {detail}" if status in (FAILED, CANCELLED) else None,
+                remote_payment_id=remote_payment_id,
                 amount=amount if status == SENT else None,
             )
         log = get_logger(source=push.source, push=push.id)
         log.info("payment push", outcome=outcome, amount=str(amount), detail=detail)
         return Outcome(push, outcome, amount, detail)
+
+    def _registered(self, push: Push, amount: Decimal, remote_id: str, detail: str) -> Outcome:
+        """The source took the payment: what is open there is that much less for the next."""
+        self.open[push.invoice_remote_id] -= amount
+        return self._settle(push, REGISTERED, amount, detail, remote_payment_id=remote_id)
 
     def _one(self, push: Push, invoice: Invoice | ValueError | None) -> Outcome:
         wanted = push.match_amount or push.amount
@@ -245,8 +260,8 @@ class _Pusher:
             self.store.settle(push.id, push.status, utcnow(), error=error)
             return Outcome(push, REFUSED, wanted, error)
         if invoice is not None and (remote_id := marked(invoice, self._marker(push))):
-            self.store.settle(push.id, SENT, utcnow(), remote_payment_id=remote_id)
-            return Outcome(push, FOUND, push.amount, f"payment {remote_id} carries its marker")
+            detail = f"payment {remote_id} carries its marker"
+            return self._settle(push, FOUND, push.amount, detail, remote_payment_id=remote_id)
         reason = self._reason_not_to_send(push, invoice)
         if reason is not None:
             return self._settle(push, DROPPED, wanted, reason)
@@ -311,28 +326,24 @@ class _Pusher:
             raise _Stop(str(exc)) from None
         except PermanentError as exc:
             return self._settle(push, REFUSED, amount, str(exc))
-        self.open[push.invoice_remote_id] -= amount
-        self.store.settle(push.id, SENT, utcnow(), remote_payment_id=remote_id, amount=amount)
-        return Outcome(
-            push, REGISTERED, amount, f"payment {remote_id}" + (f", {detail}" if detail else "")
+        return self._registered(
+            push, amount, remote_id, f"payment {remote_id}" + (f", {detail}" if detail else "")
         )
 
     def _uncertain(self, push: Push, amount: Decimal, error: str) -> Outcome:
         """A lost answer from a server that finished shows at once; one still working shows
         later: then the push stays `sending` and is looked for again after the lease."""
         try:
-            again = self.connector.invoices_now([push.invoice_remote_id])
-            remote_id = (
-                marked(again[push.invoice_remote_id], self._marker(push))
-                if (push.invoice_remote_id in again)
-                else None
+            invoice = self.connector.invoices_now([push.invoice_remote_id]).get(
+                push.invoice_remote_id
             )
         except (ConnectorError, ValueError):
-            remote_id = None
+            invoice = None
+        remote_id = marked(invoice, self._marker(push)) if invoice is not None else None
         if remote_id is not None:
-            self.open[push.invoice_remote_id] -= amount
-            self.store.settle(push.id, SENT, utcnow(), remote_payment_id=remote_id, amount=amount)
-            return Outcome(push, REGISTERED, amount, f"payment {remote_id}, found after: {error}")
+            return self._registered(
+                push, amount, remote_id, f"payment {remote_id}, found after: {error}"
+            )
         detail = (
             f"{error}; not found at the source yet: looked for again, never sent blindly, "
             f"after {int(self.lease.total_seconds() // 60)} minutes"

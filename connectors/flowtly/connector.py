@@ -28,11 +28,11 @@ import orjson
 
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, ListingHistory
 from connectors.concurrency import bounded
-from connectors.errors import AuthError, ConnectorError, TransientError
+from connectors.errors import AuthError, ConnectorError
 from connectors.flowtly.config import FlowtlySource
 from connectors.flowtly.normalize import normalize_invoice
 from connectors.http import ApiClient, decode_json, dump_json
-from connectors.payments import PaymentPush
+from connectors.payments import PaymentPush, created_id
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.source import SourceConfig
@@ -227,7 +227,7 @@ class FlowtlyConnector(Connector):
             "date": push.paid_on.isoformat(),
             "transaction": f"/transactions/{push.marker}",
         }
-        return self.client.write("POST", "invoice-transactions", _created, json=body)
+        return self.client.write("POST", "invoice-transactions", created_id, json=body)
 
     def undo_payment(self, invoice_remote_id: str, payment_remote_id: str) -> None:
         path = f"invoice-transactions/{payment_remote_id}"
@@ -250,15 +250,6 @@ def _member(response: httpx.Response, what: str) -> tuple[dict[str, Any], str]:
     if not isinstance(member, dict):
         raise ConnectorError(f"{what}: not a JSON object")
     return member, dump_json(member)
-
-
-def _created(response: httpx.Response, what: str) -> str:
-    """The new transaction's id; an answer without one leaves the outcome unknown."""
-    body = decode_json(response.content, what)
-    created = _id(body.get("id")) if isinstance(body, dict) else None
-    if created is None:
-        raise TransientError(f"{what}: the answer names no created transaction")
-    return created
 
 
 def _updated(record: Any) -> str:

@@ -126,19 +126,16 @@ def _line(row: dict[str, Any], position: int, parent: bool) -> InvoiceLine:
     unit = str(row.get("unit") or "").strip()
     description = f"{name} ({unit})" if name and unit else name
     vat = parse_optional_decimal(row.get("vatRate"), f"{where}.vatRate")
-    if parent:
-        return InvoiceLine(
-            remote_id=parse_id(row.get("id"), f"{where}.id"),
-            position=position,
-            description=description,
-            quantity=None,
-            unit_price=None,
-            tax_rate=vat,
-            amount_excl_tax=None,
+    quantity = price = amount = None
+    if not parent:  # a parent row's quantity and price only restate its children
+        quantity = parse_decimal(row.get("quantity"), f"{where}.quantity")
+        price = parse_decimal(row.get("netPrice"), f"{where}.netPrice")
+        discount = parse_optional_decimal(
+            row.get("netDiscountAmount"), f"{where}.netDiscountAmount"
         )
-    quantity = parse_decimal(row.get("quantity"), f"{where}.quantity")
-    price = parse_decimal(row.get("netPrice"), f"{where}.netPrice")
-    discount = parse_optional_decimal(row.get("netDiscountAmount"), f"{where}.netDiscountAmount")
+        amount = (quantity * price - (discount or Decimal(0))).quantize(
+            _CENT, rounding=ROUND_HALF_UP
+        )
     return InvoiceLine(
         remote_id=parse_id(row.get("id"), f"{where}.id"),
         position=position,
@@ -146,9 +143,7 @@ def _line(row: dict[str, Any], position: int, parent: bool) -> InvoiceLine:
         quantity=quantity,
         unit_price=price,
         tax_rate=vat,
-        amount_excl_tax=(quantity * price - (discount or Decimal(0))).quantize(
-            _CENT, rounding=ROUND_HALF_UP
-        ),
+        amount_excl_tax=amount,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from connectors.base import NOTHING_LISTED, Connector, RecordStream
-from connectors.errors import ConnectorError, TransientError
+from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
 from connectors.moneybird.config import MoneybirdSource
 from connectors.parsing import (
@@ -36,7 +36,7 @@ from connectors.parsing import (
     parse_optional_id,
     parse_timestamp,
 )
-from connectors.payments import PaymentPush
+from connectors.payments import PaymentPush, created_id
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
 from connectors.source import SourceConfig
@@ -164,7 +164,7 @@ class MoneybirdConnector(Connector):
         elif self.financial_account_id is not None:
             payment["financial_account_id"] = self.financial_account_id
         path = f"{self.administration_id}/sales_invoices/{push.invoice_remote_id}/payments.json"
-        return self.client.write("POST", path, _payment_id, json={"payment": payment})
+        return self.client.write("POST", path, created_id, json={"payment": payment})
 
     def undo_payment(self, invoice_remote_id: str, payment_remote_id: str) -> None:
         path = (
@@ -220,16 +220,6 @@ class MoneybirdConnector(Connector):
             payments=tuple(_payment(payment, index) for index, payment in enumerate(payments)),
             customer_iban=_customer_iban(contact),
         )
-
-
-def _payment_id(response: httpx.Response, what: str) -> str:
-    """An answer without the new id leaves the outcome unknown (`write` makes a TransientError
-    an `UncertainOutcome`): the payment is looked for before anything is sent again."""
-    body = decode_json(response.content, what)
-    try:
-        return parse_id(body.get("id") if isinstance(body, dict) else None, "id")
-    except ValueError as exc:
-        raise TransientError(f"{what}: the answer names no created payment: {exc}") from None
 
 
 def _version(value: Any) -> str:

@@ -34,8 +34,7 @@ from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, Listing, List
 from connectors.concurrency import bounded
 from connectors.errors import ConnectorError, TransientError
 from connectors.http import ApiClient, decode_json, dump_json
-from connectors.parsing import parse_id
-from connectors.payments import PaymentPush
+from connectors.payments import PaymentPush, created_id
 from connectors.ratelimit import Limiter
 from connectors.records import Invoice, RawJSON
 from connectors.recras.config import RecrasSource
@@ -265,16 +264,14 @@ class RecrasConnector(Connector):
 
 
 def _created_id(response: httpx.Response, what: str) -> str:
-    """The new payment's id from the answer, else from its `Location`; neither leaves the
-    outcome unknown (`write` makes a TransientError an `UncertainOutcome`)."""
+    """The new payment's id from the answer, else from its `Location` (`created_id`)."""
     try:
-        body = decode_json(response.content, what)
-        return parse_id(body.get("id") if isinstance(body, dict) else None, "id")
-    except (ValueError, TransientError):
-        location = response.headers.get("Location", "").rstrip("/")
-        if location.rsplit("/", 1)[-1].isdigit():
-            return location.rsplit("/", 1)[-1]
-    raise TransientError(f"{what}: the answer names no created payment")
+        return created_id(response, what)
+    except TransientError:
+        tail = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+        if tail.isdigit():
+            return tail
+        raise
 
 
 def _exact(response: httpx.Response, what: str) -> tuple[Any, str]:
