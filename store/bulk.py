@@ -33,14 +33,14 @@ def insert_rows(
                 copy.write_row(row)
                 count += 1
         return count
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    convert = _converter([table.c[name].type._cached_bind_processor(dialect) for name in columns])
     marks = ", ".join("?" for _ in columns)
     names = ", ".join(f'"{c}"' for c in columns)
     statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
     cursor = driver.cursor()  # type: ignore[union-attr]
     chunk: list[tuple[Any, ...]] = []
     for row in rows:
-        chunk.append(_apply(processors, row))
+        chunk.append(convert(row))
         if len(chunk) >= 5000:
             cursor.executemany(statement, chunk)
             count += len(chunk)
@@ -61,19 +61,35 @@ def select_rows(connection: Connection, query: Select[Any]) -> Iterator[tuple[An
         while batch := cursor.fetchmany(5000):
             yield from batch
         return
-    processors = [
-        column.type._cached_result_processor(dialect, None) for column in query.selected_columns
-    ]
-    while batch := cursor.fetchmany(5000):
-        for row in batch:
-            yield _apply(processors, row)
-
-
-def _apply(processors: Sequence[_Processor], row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(
-        value if process is None or value is None else process(value)
-        for process, value in zip(processors, row, strict=True)
+    convert = _converter(
+        [column.type._cached_result_processor(dialect, None) for column in query.selected_columns]
     )
+    while batch := cursor.fetchmany(5000):
+        yield from map(convert, batch)
+
+
+def _converter(processors: Sequence[_Processor]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A row's values through their columns' processors. Only the columns that have one are
+    visited, and the very object the previous row had in a column reuses its result (a run's
+    rows share one timestamp): per value, this was most of a SQLite write."""
+    active = [(index, process) for index, process in enumerate(processors) if process]
+    if not active:
+        return tuple
+    last: list[tuple[Any, Any]] = [(None, None)] * len(processors)
+
+    def convert(row: Sequence[Any]) -> tuple[Any, ...]:
+        values = list(row)
+        for index, process in active:
+            value = values[index]
+            if value is not None:
+                seen, result = last[index]
+                if value is not seen:
+                    result = process(value)
+                    last[index] = (value, result)
+                values[index] = result
+        return tuple(values)
+
+    return convert
 
 
 #: ids per IN (...) list on SQLite, well under its parameter limit

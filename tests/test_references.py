@@ -8,10 +8,13 @@ from stdnum import iso11649
 from workers.reconciliation.references import (
     Reference,
     betalingskenmerk_valid,
+    key_valid,
     longest_matches,
     normalize_reference,
     number_key,
+    number_keys,
     numbers_in_text,
+    reference_key,
     references_in_text,
     rf_valid,
 )
@@ -162,3 +165,32 @@ def test_any_text_is_read_without_failing(text: str) -> None:
     assert set(longest_matches(found)) <= set(found)
     normalize_reference(text)
     number_key(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS, st.integers(min_value=0, max_value=2**16))
+def test_numbers_looked_for_are_the_ones_found_among_all(text: str, pick: int) -> None:
+    """The ladder asks only for the spellings that name an invoice; it must get exactly those."""
+    found = numbers_in_text(text)
+    known = {n.key for i, n in enumerate(found) if pick >> (i % 16) & 1}
+    assert numbers_in_text(text, known=known) == [n for n in found if n.key in known]
+    for spelled in ("2026-0003", "F 2026 0042", "0007-00123/2025"):
+        keys = set(number_keys(spelled))
+        assert {n.key for n in numbers_in_text(spelled, known=keys)} >= keys
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("RF18 5390 0754 7034", True),
+        ("RF18000000000539007547034", True),  # Moneybird's zero padding
+        ("RF19 5390 0754 7034", False),
+        ("1223 4534 6225 67", True),
+        ("1223 4534 6225 69", False),
+        ("1234567", True),  # seven digits carry no check digit
+        ("ABC-123", False),
+    ],
+)
+def test_a_reference_key_is_judged_by_its_check_digits(text: str, valid: bool) -> None:
+    key = reference_key(text)
+    assert key is not None and key_valid(key) is valid

@@ -15,7 +15,7 @@ from __future__ import annotations
 import operator
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -71,13 +71,15 @@ def normalize_reference(text: str | None) -> Reference | None:
     """A reference as given in a structured field (a camt `CdtrRefInf/Ref`, an EndToEndId, an
     invoice's `payment_reference`), with whether its check digits hold."""
     key = reference_key(text)
-    if key is None:
-        return None
-    if key.startswith("RF"):  # leading zeros change neither the value nor the check
-        return Reference(key, rf_valid(key))
-    if key.isdigit():
-        return Reference(key, betalingskenmerk_valid(key))
-    return Reference(key, False)
+    return None if key is None else Reference(key, key_valid(key))
+
+
+def key_valid(key: str) -> bool:
+    """Whether the check digits of a reference as `reference_key` gives it hold (leading zeros
+    of an RF reference change neither its value nor its check)."""
+    if key.startswith("RF"):
+        return rf_valid(key)
+    return key.isdigit() and betalingskenmerk_valid(key)
 
 
 _REFERENCE_NOISE = re.compile(r"[\s.\-]")
@@ -128,6 +130,8 @@ def _rf(value: str) -> str:
 
 _RF_IN_TEXT = re.compile(r"(?<![A-Z0-9])RF\s?\d{2}(?:\s?[A-Z0-9]){1,21}", re.IGNORECASE)
 _DIGIT_GROUPS = re.compile(r"(?<![\d.,])\d+(?:[ .]\d+)*(?![\d,])")
+#: what any digit group long enough for a betalingskenmerk contains: a cheap first look
+_NINE_DIGITS = re.compile(r"\d(?:[ .]?\d){8}")
 
 
 def references_in_text(text: str | None) -> Iterator[Reference]:
@@ -139,6 +143,8 @@ def references_in_text(text: str | None) -> Iterator[Reference]:
         return
     if "rf" in text or "RF" in text or "Rf" in text or "rF" in text:
         yield from _rf_in_text(text)
+    if _NINE_DIGITS.search(text) is None:
+        return
     for match in _DIGIT_GROUPS.finditer(text):
         spelled = match.group()
         if len(spelled) - spelled.count(" ") - spelled.count(".") < 9:
@@ -195,40 +201,63 @@ _UNIT = re.compile(r"\d+(?:[-._]\d+)*")
 _TIGHT = str.maketrans("-._", "   ")
 
 
+#: a tight unit of a number in a text: its digits, its groups without leading zeros joined by
+#: dashes, where it starts and ends
+_Unit = tuple[str, str, int, int]
+
+
 class NumberInText(NamedTuple):
     key: str
     start: int
     end: int
 
 
-def numbers_in_text(text: str | None, max_groups: int = 3) -> list[NumberInText]:
+def numbers_in_text(
+    text: str | None, max_groups: int = 3, known: Container[str] | None = None
+) -> list[NumberInText]:
     """Every way the text can spell a number: each tight unit, and up to `max_groups`
-    neighbouring units joined. Never part of a digit run."""
+    neighbouring units joined. Never part of a digit run. With `known`, only the spellings
+    whose key is in it (the invoice numbers there are: most spellings name none)."""
     if not text:
         return []
     found: list[NumberInText] = []
-    run: list[tuple[list[str], int, int]] = []
+    run: list[_Unit] = []
     for match in _UNIT.finditer(text):
         start, end = match.span()
-        if run and not (start == run[-1][2] + 1 and text[start - 1] in " /\t\n\r"):
-            _spell(run, max_groups, found)
+        if run and not (start == run[-1][3] + 1 and text[start - 1] in " /\t\n\r"):
+            _spell(run, max_groups, found, known)
             run = []
-        run.append((match.group().translate(_TIGHT).split(), start, end))
+        spelled = match.group()
+        if spelled.isdigit():
+            run.append((spelled, spelled.lstrip("0") or "0", start, end))
+        else:
+            groups = spelled.translate(_TIGHT).split()
+            run.append(
+                ("".join(groups), "-".join(g.lstrip("0") or "0" for g in groups), start, end)
+            )
     if run:
-        _spell(run, max_groups, found)
+        _spell(run, max_groups, found, known)
     return found
 
 
 def _spell(
-    run: list[tuple[list[str], int, int]], max_groups: int, found: list[NumberInText]
+    run: list[_Unit], max_groups: int, found: list[NumberInText], known: Container[str] | None
 ) -> None:
+    """The keys `_digits_key` and `grouped_key` give for each unit and its joins with the next
+    ones, built from the units' own parts."""
     for i in range(len(run)):
-        groups: list[str] = []
+        digits = grouped = ""
+        start = run[i][2]
         for j in range(i, min(len(run), i + max_groups)):
-            groups = groups + run[j][0]
-            for key in (_digits_key(groups), grouped_key(groups)):
-                if key is not None:
-                    found.append(NumberInText(key, run[i][1], run[j][2]))
+            unit_digits, unit_grouped, _, end = run[j]
+            digits += unit_digits
+            grouped = f"{grouped}-{unit_grouped}" if grouped else unit_grouped
+            key = digits.lstrip("0")
+            if len(key) >= MIN_NUMBER_DIGITS and (known is None or key in known):
+                found.append(NumberInText(key, start, end))
+            if "-" in grouped and (known is None or grouped in known):
+                if len(grouped) - grouped.count("-") >= MIN_NUMBER_DIGITS:
+                    found.append(NumberInText(grouped, start, end))
 
 
 def longest_matches(found: list[NumberInText]) -> list[NumberInText]:

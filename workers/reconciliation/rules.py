@@ -14,7 +14,7 @@ import datetime as dt
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -36,6 +36,8 @@ from workers.reconciliation.model import (
     Transaction,
 )
 from workers.reconciliation.references import (
+    Reference,
+    key_valid,
     longest_matches,
     normalize_reference,
     number_keys,
@@ -139,16 +141,19 @@ class Ladder:
         self.by_number: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_customer: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_remaining: dict[tuple[str, Decimal], list[OpenInvoice]] = defaultdict(list)
+        by_reference, by_number = self.by_reference, self.by_number
+        by_customer, by_remaining = self.by_customer, self.by_remaining
         for invoice in invoices:
             key = reference_key(invoice.payment_reference)
             if key is not None:
-                self.by_reference[key].append(invoice)
+                by_reference[key].append(invoice)
             for key in number_keys(invoice.number):
-                self.by_number[key].append(invoice)
+                by_number[key].append(invoice)
             if invoice.customer is not None:
-                self.by_customer[invoice.customer].append(invoice)
-            if invoice.remaining:
-                self.by_remaining[invoice.currency, invoice.remaining].append(invoice)
+                by_customer[invoice.customer].append(invoice)
+            remaining = invoice.total - invoice.allocated
+            if remaining:
+                by_remaining[invoice.currency, remaining].append(invoice)
         for customer_invoices in self.by_customer.values():
             customer_invoices.sort(key=lambda i: (i.due_date or i.invoice_date or _FAR, i.id))
 
@@ -159,15 +164,12 @@ class Ladder:
         outcome = Outcome()
         if not tx.unallocated:
             return outcome
-        steps = ((self._returned,) if tx.is_return else ()) + (
-            self._reference,
-            self._numbers,
-            self._iban,
-        )
-        for step in steps:
-            if step(tx, outcome):
-                break
-        else:
+        if not (
+            (tx.is_return and self._returned(tx, outcome))
+            or self._reference(tx, outcome)
+            or self._numbers(tx, outcome)
+            or self._iban(tx, outcome)
+        ):
             self._name_and_amount(tx, outcome)
         for allocation in outcome.allocations:
             self._apply(tx, allocation)
@@ -215,11 +217,8 @@ class Ladder:
     def _reference(self, tx: Transaction, outcome: Outcome) -> bool:
         found: dict[int, tuple[OpenInvoice, bool, str]] = {}
         # the structured fields first; the text only when they name none of ours
-        fields = (normalize_reference(tx.payment_reference), normalize_reference(tx.end_to_end_id))
-        for references in (fields, references_in_text(tx.description)):
+        for references in (self._references_in_fields(tx), references_in_text(tx.description)):
             for reference in references:
-                if reference is None:
-                    continue
                 for invoice in self.by_reference.get(reference.value, ()):
                     if self._fits(tx, invoice):
                         known = found.get(invoice.id)
@@ -258,9 +257,17 @@ class Ladder:
             )
         return True
 
+    def _references_in_fields(self, tx: Transaction) -> Iterator[Reference]:
+        """The structured fields' references that name one of our invoices (the check digits
+        are only worth computing then)."""
+        for text in (tx.payment_reference, tx.end_to_end_id):
+            key = reference_key(text)
+            if key is not None and key in self.by_reference:
+                yield Reference(key, key_valid(key))
+
     def _numbers(self, tx: Transaction, outcome: Outcome) -> bool:
         text = " | ".join(t for t in (tx.description, tx.payment_reference, tx.end_to_end_id) if t)
-        hits = [n for n in numbers_in_text(text) if n.key in self.by_number]
+        hits = numbers_in_text(text, known=self.by_number)
         if not hits:
             return False
         named: dict[tuple[int, ...], list[OpenInvoice]] = {}
