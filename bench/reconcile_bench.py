@@ -134,9 +134,9 @@ def main() -> None:
                 load(engine, data)
                 config = workdir / "bench.toml"
                 config.write_text(f'database_url = "{url}"\n')
-                out, first, rss = run_command(config, "reconcile", "--inline")
+                out, first, rss = run_command(config, "reconcile", "--inline", big_parent=True)
                 out = out.strip()
-                _, second, _ = run_command(config, "reconcile", "--inline")
+                _, second, _ = run_command(config, "reconcile", "--inline", big_parent=True)
                 quality = evaluate(engine, data.truth, data.kinds)
                 engine.dispose()
                 result = {

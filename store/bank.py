@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
 from connectors.streams import FINANCIAL_MUTATIONS
+from store.bulk import copy_rows
 from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _guarding, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
@@ -178,7 +179,6 @@ def _copy_and_merge(connection: Connection, rows: Iterable[dict[str, Any]]) -> t
         f'CREATE TEMP TABLE "stage_bank" ON COMMIT DROP AS SELECT {names} '
         'FROM "bank_transactions" WITH NO DATA'
     )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     offered = staged = 0
 
     def merge() -> int:
@@ -192,10 +192,9 @@ def _copy_and_merge(connection: Connection, rows: Iterable[dict[str, Any]]) -> t
     new = 0
 
     values = operator.itemgetter(*COLUMNS)  # one C call per row, not a list comprehension
+    columns = [bank_transactions.c[c] for c in COLUMNS]
     for chunk in _read_ahead(rows, _CHUNK):
-        with cursor.copy(f'COPY "stage_bank" ({names}) FROM STDIN') as copy:
-            for row in chunk:
-                copy.write_row(values(row))
+        copy_rows(connection, "stage_bank", columns, map(values, chunk))
         offered += len(chunk)
         staged += len(chunk)
         if staged >= _MERGE_EVERY:

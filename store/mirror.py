@@ -39,6 +39,7 @@ from connectors.versions import is_change
 from store.bulk import among as _among
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
+from store.bulk import copy_rows
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
@@ -185,18 +186,6 @@ def _insert(connection: Connection, table: object) -> postgresql.Insert | sqlite
     raise NotImplementedError(f"database {dialect!r} is not supported (use PostgreSQL or SQLite)")
 
 
-def _copy_rows(
-    connection: Connection, table: str, columns: list[str], rows: list[dict[str, Any]]
-) -> None:
-    """PostgreSQL COPY: several times faster than multi-row INSERTs for a batch's rows."""
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    names = ", ".join(f'"{c}"' for c in columns)
-    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(values(row))
-
-
 def _copy_to_stage(
     connection: Connection, target: Table, columns: list[str], rows: list[dict[str, Any]]
 ) -> TableClause:
@@ -216,7 +205,8 @@ def _copy_to_stage(
                     f'ALTER TABLE "{name}" ALTER COLUMN "{col.name}" SET STORAGE EXTERNAL'
                 )
         created.add(name)
-    _copy_rows(connection, name, columns, rows)
+    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda r: (r[columns[0]],)
+    copy_rows(connection, name, [target.c[c] for c in columns], map(values, rows))
     return table(name, *(column(c) for c in columns))
 
 
@@ -593,7 +583,13 @@ class Mirror:
                     }
                 )
         if line_rows and connection.dialect.name == "postgresql":
-            _copy_rows(connection, invoice_lines.name, list(line_rows[0]), line_rows)
+            names = list(line_rows[0])
+            copy_rows(
+                connection,
+                invoice_lines.name,
+                [invoice_lines.c[c] for c in names],
+                map(operator.itemgetter(*names), line_rows),
+            )
         elif line_rows:
             connection.execute(invoice_lines.insert(), line_rows)
         existing = (

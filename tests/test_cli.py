@@ -358,3 +358,27 @@ def test_sync_inline_stops_starting_batches_at_its_timeout(
     assert "stopped at the time limit after " in out and " of 520 invoices to fetch" in out
     posts = len([m for m, _p, _n in simulator.requests if m == "POST"])
     assert posts <= 3, "no batch starts after the time limit (only those already running)"
+
+
+def test_the_command_ends_with_its_output_whole_and_its_exit_code(tmp_path: Path) -> None:
+    """`main` ends the process without the interpreter's teardown; what was printed must still
+    arrive in full, and a reader that went away (`| head`) is no traceback."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "invoice-sync.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "m.db"}"\n')
+    command = [sys.executable, "-m", "workers", "--config", str(config)]
+    done = subprocess.run(
+        [*command, "status", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout), dict)
+
+    reader = subprocess.Popen(
+        [*command, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()
+    assert reader.wait(timeout=60) == 1  # click's answer to a closed pipe
+    assert "Traceback" not in reader.stderr.read()

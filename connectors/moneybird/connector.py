@@ -55,7 +55,7 @@ _STATES = {
 }
 _OPEN_LIKE = frozenset({"open", "pending_payment", "reminded"})
 _AMOUNT_TEXT = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)")
-_LISTING_ITEM = re.compile(rb'\{\s*"id"\s*:\s*"?(\d+)"?\s*,\s*"version"\s*:\s*(\d+)\s*\}')
+_LISTING_ITEM = re.compile(r'\{\s*"id"\s*:\s*"?(\d+)"?\s*,\s*"version"\s*:\s*(\d+)\s*\}', re.ASCII)
 _HALF_CENT = Decimal("0.005")
 _HUNDRED = Decimal(100)
 
@@ -121,17 +121,16 @@ class MoneybirdConnector(Connector):
         anything unusual goes through the full JSON decoder and per-item validation.
         """
         body = response.content
-        versions: dict[str, str] = {}
-        matched = 0
-        for match in _LISTING_ITEM.finditer(body):
-            versions[match[1].decode()] = match[2].decode()
-            matched += 1
-        if matched == body.count(b"{") and body.strip()[:1] == b"[" and body.strip()[-1:] == b"]":
-            return versions
+        if body.isascii():
+            text = body.decode("ascii")
+            pairs = _LISTING_ITEM.findall(text)
+            framed = text.strip()
+            if len(pairs) == text.count("{") and framed[:1] == "[" and framed[-1:] == "]":
+                return dict(pairs)
         listing = decode_json(body, what)
         if not isinstance(listing, list):
             raise ConnectorError(f"{what}: the id/version list is not a JSON array")
-        versions = {}
+        versions: dict[str, str] = {}
         for position, item in enumerate(listing):
             try:
                 versions[parse_id(item.get("id"), "id")] = _version(item.get("version"))
