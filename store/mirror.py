@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -156,8 +156,9 @@ def _update_by_ids(
     return count
 
 
-def _fetch_raw(connection: Connection, statement: Any) -> list[tuple[Any, ...]]:
-    """All rows of `statement` as the driver's plain tuples (no SQLAlchemy row objects)."""
+def _fetch_raw(connection: Connection, statement: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of `statement` as the driver's plain tuples (no SQLAlchemy row objects), a
+    few thousand at a time: 100,000 tuples held at once were 20 MB of an idle cycle's peak."""
     compiled = statement.compile(dialect=connection.dialect)
     params: Any = compiled.params
     if compiled.positiontup is not None:  # qmark / numeric styles (SQLite)
@@ -165,7 +166,8 @@ def _fetch_raw(connection: Connection, statement: Any) -> list[tuple[Any, ...]]:
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(str(compiled), params)
-        return list(cursor.fetchall())
+        while rows := cursor.fetchmany(5000):
+            yield from rows
     finally:
         cursor.close()
 
@@ -292,13 +294,14 @@ class Mirror:
         quarantine = select(sync_errors.c.remote_id).where(
             *self._errors(source), sync_errors.c.resolved_at.is_(None)
         )
+        live: dict[str, str] = {}
+        deleted: dict[str, str] = {}
         with self.engine.connect() as connection:
-            rows = _fetch_raw(connection, versions)
+            for remote_id, version, alive in _fetch_raw(connection, versions):
+                (live if alive else deleted)[remote_id] = version
             quarantined = frozenset(
                 remote_id for (remote_id,) in _fetch_raw(connection, quarantine)
             )
-        live = {remote_id: version for remote_id, version, alive in rows if alive}
-        deleted = {remote_id: version for remote_id, version, alive in rows if not alive}
         return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
 
     def behind(

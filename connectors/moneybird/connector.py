@@ -56,6 +56,7 @@ _STATES = {
 _OPEN_LIKE = frozenset({"open", "pending_payment", "reminded"})
 _AMOUNT_TEXT = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)")
 _LISTING_ITEM = re.compile(r'\{\s*"id"\s*:\s*"?(\d+)"?\s*,\s*"version"\s*:\s*(\d+)\s*\}', re.ASCII)
+_LISTING_SLICE = 1 << 20
 _HALF_CENT = Decimal("0.005")
 _HUNDRED = Decimal(100)
 
@@ -121,16 +122,22 @@ class MoneybirdConnector(Connector):
         anything unusual goes through the full JSON decoder and per-item validation.
         """
         body = response.content
-        if body.isascii():
-            text = body.decode("ascii")
-            pairs = _LISTING_ITEM.findall(text)
-            framed = text.strip()
-            if len(pairs) == text.count("{") and framed[:1] == "[" and framed[-1:] == "]":
-                return dict(pairs)
+        if body.isascii() and body.lstrip()[:1] == b"[" and body.rstrip()[-1:] == b"]":
+            versions: dict[str, str] = {}
+            matched = start = 0
+            while start < len(body):  # a megabyte at a time: no copy of the whole body
+                end = body.find(b"}", start + _LISTING_SLICE)
+                end = len(body) if end < 0 else end + 1
+                pairs = _LISTING_ITEM.findall(body[start:end].decode("ascii"))
+                versions.update(pairs)
+                matched += len(pairs)
+                start = end
+            if matched == body.count(b"{"):  # every object is an id/version pair
+                return versions
         listing = decode_json(body, what)
         if not isinstance(listing, list):
             raise ConnectorError(f"{what}: the id/version list is not a JSON array")
-        versions: dict[str, str] = {}
+        versions = {}
         for position, item in enumerate(listing):
             try:
                 versions[parse_id(item.get("id"), "id")] = _version(item.get("version"))
