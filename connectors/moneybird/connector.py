@@ -28,6 +28,7 @@ from connectors.base import NOTHING_LISTED, Connector, RecordStream
 from connectors.errors import ConnectorError
 from connectors.http import ApiClient, decode_json
 from connectors.moneybird.config import MoneybirdSource
+from connectors.moneybird.fields import SALES_INVOICE
 from connectors.parsing import (
     parse_date,
     parse_decimal,
@@ -152,7 +153,7 @@ class MoneybirdConnector(Connector):
     ) -> Iterator[tuple[Any, RawJSON]]:
         self.check_batch(remote_ids)
         return self.client.request_json_array(
-            "POST", self._path, json={"ids": [str(i) for i in remote_ids]}
+            "POST", self._path, SALES_INVOICE, json={"ids": [str(i) for i in remote_ids]}
         )
 
     def register_payment(self, push: PaymentPush) -> str:
