@@ -25,7 +25,7 @@ from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
 from connectors.streams import FINANCIAL_MUTATIONS
 from store.bulk import copy_rows
-from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _guarding, _upsert, utcnow
+from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
 #: the columns a written transaction carries, in COPY order
@@ -255,7 +255,7 @@ class BankMirror(Mirror):
                     rows,
                     keys=("account_iban", "dedup_key"),
                     keep=("imported_at",),
-                    where=_guarding(bank_transactions, guard),
+                    guard=guard,
                     returning=(bank_transactions.c.bank_reference,),
                 )
                 written = [remote_id for (remote_id,) in result.all()]

@@ -31,7 +31,6 @@ from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.sql.expression import TableClause
 
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
@@ -190,7 +189,7 @@ def _insert(connection: Connection, table: object) -> postgresql.Insert | sqlite
 
 def _copy_to_stage(
     connection: Connection, target: Table, columns: list[str], rows: list[dict[str, Any]]
-) -> TableClause:
+) -> None:
     """COPY rows into a per-session temp table shaped like `target`, emptied at commit."""
     name = f"stage_{target.name}"
     created = connection.connection.info.setdefault(_STAGES, set())
@@ -209,7 +208,6 @@ def _copy_to_stage(
         created.add(name)
     values = operator.itemgetter(*columns) if len(columns) > 1 else lambda r: (r[columns[0]],)
     copy_rows(connection, name, [target.c[c] for c in columns], map(values, rows))
-    return table(name, *(column(c) for c in columns))
 
 
 def _forget_stages(connection: Connection) -> None:
@@ -225,32 +223,57 @@ def _upsert(
     keys: tuple[str, ...],
     keep: tuple[str, ...] = (),
     overrides: Callable[[Any], dict[str, Any]] | None = None,
-    where: Callable[[Any], Any] | None = None,
+    guard: Guard = None,
     returning: tuple[Any, ...] = (),
 ) -> CursorResult[Any]:
     """INSERT .. ON CONFLICT DO UPDATE for both backends; PostgreSQL stages the rows with COPY.
 
-    `keep` columns are written on insert only; `where` guards the update (the version check).
+    `keep` columns are written on insert only; `guard` guards the update (the version check).
     """
-    columns = list(rows[0])
+    columns = tuple(rows[0])
+    staged = connection.dialect.name == "postgresql"
+    if staged:
+        _copy_to_stage(connection, target, list(columns), rows)
+    key = (staged, target.name, columns, keys, keep, guard, tuple(map(str, returning)))
+    stmt = None if overrides else _UPSERTS.get(key)
+    if stmt is None:
+        stmt = _upsert_statement(connection, target, columns, staged, keys, keep, overrides, guard)
+        if returning:
+            stmt = stmt.returning(*returning)
+        if overrides is None:
+            _UPSERTS[key] = stmt
+    return connection.execute(stmt, None if staged else rows)
+
+
+#: upsert statements by what shapes them: built once, not for every batch (building one, with
+#: its `excluded` alias, cost more CPU than its COPY)
+_UPSERTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _upsert_statement(
+    connection: Connection,
+    target: Table,
+    columns: tuple[str, ...],
+    staged: bool,
+    keys: tuple[str, ...],
+    keep: tuple[str, ...],
+    overrides: Callable[[Any], dict[str, Any]] | None,
+    guard: Guard,
+) -> Any:
     stmt = _insert(connection, target)
-    params: list[dict[str, Any]] | None = rows
-    if connection.dialect.name == "postgresql":
-        stage = _copy_to_stage(connection, target, columns, rows)
-        stmt = stmt.from_select(columns, select(*stage.c))
-        params = None
+    if staged:
+        stage = table(f"stage_{target.name}", *(column(c) for c in columns))
+        stmt = stmt.from_select(list(columns), select(*stage.c))
     excluded = stmt.excluded
     set_ = {name: excluded[name] for name in columns if name not in keys and name not in keep}
     if overrides:
         set_.update(overrides(excluded))
-    stmt = stmt.on_conflict_do_update(
+    where = _guarding(target, guard)
+    return stmt.on_conflict_do_update(
         index_elements=[target.c[k] for k in keys],
         set_=set_,
         where=where(excluded) if where is not None else None,
     )
-    if returning:
-        stmt = stmt.returning(*returning)  # type: ignore[assignment]
-    return connection.execute(stmt, params)
 
 
 class Mirror:
@@ -522,7 +545,7 @@ class Mirror:
             invoices,
             rows,
             keys=("source", "remote_id"),
-            where=_guarding(invoices, guard),
+            guard=guard,
             returning=(invoices.c.remote_id, invoices.c.id, _inserted_flag(connection)),
         )
         written: dict[str, int] = {}
