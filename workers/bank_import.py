@@ -114,8 +114,18 @@ class _Rows:
         self.accounts: dict[str, None] = {}
         self._seen: dict[str, int] = {}
         self._statement = -1
+        self._last_account: tuple[str | None, str] = (None, "")
 
     def _account_of(self, tx: BankTransaction) -> str:
+        """The account a transaction is booked on; a statement's transactions all name the same
+        one, so the last answer is kept for the next."""
+        if tx.account_iban == self._last_account[0] and tx.account_iban is not None:
+            return self._last_account[1]
+        account = self._resolve_account(tx)
+        self._last_account = (tx.account_iban, account)
+        return account
+
+    def _resolve_account(self, tx: BankTransaction) -> str:
         named = tx.account_iban.replace(" ", "").upper() if tx.account_iban else None
         if is_iban_shaped(named):
             assert named is not None
