@@ -95,6 +95,10 @@ class WeFactClient(ApiClient):
         return {"content": dump_json(body), "headers": {"Content-Type": "application/json"}}
 
     def check_envelope(self, response: httpx.Response, what: str) -> None:
+        """An error envelope says `"status": "error"`; a body without the word is not one, and
+        is decoded once, by its parser."""
+        if b'"error"' not in response.content:
+            return
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
