@@ -234,7 +234,7 @@ def _upsert(
     staged = connection.dialect.name == "postgresql"
     if staged:
         _copy_to_stage(connection, target, list(columns), rows)
-    key = (staged, target.name, columns, keys, keep, guard, tuple(map(str, returning)))
+    key = (staged, target, columns, keys, keep, guard, tuple(map(str, returning)))
     stmt = None if overrides else _UPSERTS.get(key)
     if stmt is None:
         stmt = _upsert_statement(connection, target, columns, staged, keys, keep, overrides, guard)
