@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import operator
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Connection
 from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
 from connectors.streams import FINANCIAL_MUTATIONS
-from store.bulk import copy_rows
+from store.bulk import copy_dicts
 from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
@@ -191,10 +190,8 @@ def _copy_and_merge(connection: Connection, rows: Iterable[dict[str, Any]]) -> t
 
     new = 0
 
-    values = operator.itemgetter(*COLUMNS)  # one C call per row, not a list comprehension
-    columns = [bank_transactions.c[c] for c in COLUMNS]
     for chunk in _read_ahead(rows, _CHUNK):
-        copy_rows(connection, "stage_bank", columns, map(values, chunk))
+        copy_dicts(connection, "stage_bank", bank_transactions, COLUMNS, chunk)
         offered += len(chunk)
         staged += len(chunk)
         if staged >= _MERGE_EVERY:

@@ -11,7 +11,8 @@ as SQLAlchemy stores them).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Select, String, Table, any_, delete, literal
@@ -72,6 +73,18 @@ def copy_rows(
             copy.write_row(row)
             count += 1
     return count
+
+
+def copy_dicts(
+    connection: Connection,
+    into: str,
+    table: Table,
+    names: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+) -> int:
+    """`copy_rows` for rows given as dicts: the values of `table`'s columns `names`."""
+    values = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    return copy_rows(connection, into, [table.c[name] for name in names], map(values, rows))
 
 
 #: our columns' PostgreSQL types as binary COPY sends them: text, varchar and json (ours is

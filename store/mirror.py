@@ -7,7 +7,6 @@ arrives late (two workers racing, a redelivered message) can never put an older 
 from __future__ import annotations
 
 import datetime as dt
-import operator
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from connectors.versions import is_change
 from store.bulk import among as _among
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
-from store.bulk import copy_rows
+from store.bulk import copy_dicts
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
@@ -206,8 +205,7 @@ def _copy_to_stage(
                     f'ALTER TABLE "{name}" ALTER COLUMN "{col.name}" SET STORAGE EXTERNAL'
                 )
         created.add(name)
-    values = operator.itemgetter(*columns) if len(columns) > 1 else lambda r: (r[columns[0]],)
-    copy_rows(connection, name, [target.c[c] for c in columns], map(values, rows))
+    copy_dicts(connection, name, target, columns, rows)
 
 
 def _forget_stages(connection: Connection) -> None:
@@ -609,13 +607,7 @@ class Mirror:
                     }
                 )
         if line_rows and connection.dialect.name == "postgresql":
-            names = list(line_rows[0])
-            copy_rows(
-                connection,
-                invoice_lines.name,
-                [invoice_lines.c[c] for c in names],
-                map(operator.itemgetter(*names), line_rows),
-            )
+            copy_dicts(connection, invoice_lines.name, invoice_lines, list(line_rows[0]), line_rows)
         elif line_rows:
             connection.execute(invoice_lines.insert(), line_rows)
         existing = (

@@ -201,11 +201,6 @@ _UNIT = re.compile(r"\d+(?:[-._]\d+)*")
 _TIGHT = str.maketrans("-._", "   ")
 
 
-#: a tight unit of a number in a text: its digits, its groups without leading zeros joined by
-#: dashes, where it starts and ends
-_Unit = tuple[str, str, int, int]
-
-
 class NumberInText(NamedTuple):
     key: str
     start: int
@@ -221,43 +216,31 @@ def numbers_in_text(
     if not text:
         return []
     found: list[NumberInText] = []
-    run: list[_Unit] = []
+    run: list[tuple[list[str], int, int]] = []
     for match in _UNIT.finditer(text):
         start, end = match.span()
-        if run and not (start == run[-1][3] + 1 and text[start - 1] in " /\t\n\r"):
+        if run and not (start == run[-1][2] + 1 and text[start - 1] in " /\t\n\r"):
             _spell(run, max_groups, found, known)
             run = []
-        spelled = match.group()
-        if spelled.isdigit():
-            run.append((spelled, spelled.lstrip("0") or "0", start, end))
-        else:
-            groups = spelled.translate(_TIGHT).split()
-            run.append(
-                ("".join(groups), "-".join(g.lstrip("0") or "0" for g in groups), start, end)
-            )
+        run.append((match.group().translate(_TIGHT).split(), start, end))
     if run:
         _spell(run, max_groups, found, known)
     return found
 
 
 def _spell(
-    run: list[_Unit], max_groups: int, found: list[NumberInText], known: Container[str] | None
+    run: list[tuple[list[str], int, int]],
+    max_groups: int,
+    found: list[NumberInText],
+    known: Container[str] | None,
 ) -> None:
-    """The keys `_digits_key` and `grouped_key` give for each unit and its joins with the next
-    ones, built from the units' own parts."""
     for i in range(len(run)):
-        digits = grouped = ""
-        start = run[i][2]
+        groups: list[str] = []
         for j in range(i, min(len(run), i + max_groups)):
-            unit_digits, unit_grouped, _, end = run[j]
-            digits += unit_digits
-            grouped = f"{grouped}-{unit_grouped}" if grouped else unit_grouped
-            key = digits.lstrip("0")
-            if len(key) >= MIN_NUMBER_DIGITS and (known is None or key in known):
-                found.append(NumberInText(key, start, end))
-            if "-" in grouped and (known is None or grouped in known):
-                if len(grouped) - grouped.count("-") >= MIN_NUMBER_DIGITS:
-                    found.append(NumberInText(grouped, start, end))
+            groups = groups + run[j][0]
+            for key in (_digits_key(groups), grouped_key(groups)):
+                if key is not None and (known is None or key in known):
+                    found.append(NumberInText(key, run[i][1], run[j][2]))
 
 
 def longest_matches(found: list[NumberInText]) -> list[NumberInText]:

@@ -141,19 +141,16 @@ class Ladder:
         self.by_number: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_customer: dict[str, list[OpenInvoice]] = defaultdict(list)
         self.by_remaining: dict[tuple[str, Decimal], list[OpenInvoice]] = defaultdict(list)
-        by_reference, by_number = self.by_reference, self.by_number
-        by_customer, by_remaining = self.by_customer, self.by_remaining
         for invoice in invoices:
             key = reference_key(invoice.payment_reference)
             if key is not None:
-                by_reference[key].append(invoice)
+                self.by_reference[key].append(invoice)
             for key in number_keys(invoice.number):
-                by_number[key].append(invoice)
+                self.by_number[key].append(invoice)
             if invoice.customer is not None:
-                by_customer[invoice.customer].append(invoice)
-            remaining = invoice.total - invoice.allocated
-            if remaining:
-                by_remaining[invoice.currency, remaining].append(invoice)
+                self.by_customer[invoice.customer].append(invoice)
+            if invoice.remaining:
+                self.by_remaining[invoice.currency, invoice.remaining].append(invoice)
         for customer_invoices in self.by_customer.values():
             customer_invoices.sort(key=lambda i: (i.due_date or i.invoice_date or _FAR, i.id))
 
