@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from connectors.bank import BankFile, BankFileError, BankTransaction, open_bank_file
+from connectors.bank.child_process import InChildProcess
 from connectors.bank.records import is_iban_shaped
 from store.bank import BankStore, transaction_row
 from store.mirror import utcnow
 
 #: a bank reference longer than this is hashed into the key (the column holds 80)
 _MAX_REFERENCE = 72
+#: files this large are parsed by a process of their own while this one writes (below it,
+#: starting that process costs more than the overlap gains)
+IN_CHILD_FROM_BYTES = 2 * 1024 * 1024
 
 
 class AccountError(ValueError):
@@ -190,6 +194,8 @@ def import_bank_file(store: BankStore, path: Path, account: str | None = None) -
     rows: _Rows | None = None
     try:
         bank_file = open_bank_file(path)
+        if path.stat().st_size >= IN_CHILD_FROM_BYTES:
+            bank_file = InChildProcess(bank_file)
         rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
         written = store.write(rows)
     except Exception as exc:  # whatever broke, the file imports nothing and says why

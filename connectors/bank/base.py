@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
 
@@ -15,7 +14,7 @@ HEAD_BYTES = 4096
 
 class BankFile(abc.ABC):
     #: `camt053`, `mt940` or `csv`: what `bank_imports.format` and `bank_transactions.origin` say
-    format: ClassVar[str]
+    format: str
 
     def __init__(self, path: Path) -> None:
         self.path = path

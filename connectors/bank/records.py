@@ -32,6 +32,11 @@ class BankFileError(ValueError):
         parts = [file, format or "unknown format", where, problem]
         super().__init__(": ".join(p for p in parts if p))
 
+    def __reduce__(self) -> tuple[type[BankFileError], tuple[str, str | None, str | None, str]]:
+        # the message is built from the four parts; pickling keeps the parts (a parser in a
+        # child process raises it in the parent)
+        return type(self), (self.file, self.format, self.where, self.problem)
+
 
 @dataclass(frozen=True, slots=True)
 class BankTransaction:

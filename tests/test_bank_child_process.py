@@ -1,0 +1,150 @@
+"""A large bank file parsed by a child process: the same transactions, summaries and errors as
+parsing in process, and no child left behind whichever way the import ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import workers.bank_import as bank_import
+from connectors.bank import BankFileError, open_bank_file
+from connectors.bank.child_process import ChildProcessError, InChildProcess
+from store.bank import BankStore
+from store.db import make_engine, upgrade
+from store.schema import bank_transactions
+from tests.bankgen import Tx, write_camt053
+from workers.bank_import import import_bank_file
+
+DATA = Path(__file__).parent / "data" / "bankfiles"
+ACCOUNT = "NL91ABNA0417164300"
+SAMPLES = sorted(p for p in (*DATA.iterdir(), *(DATA / "ours").iterdir()) if p.is_file())
+
+
+def parsed(path: Path, child: bool) -> tuple[list[object], list[object], str]:
+    """Transactions, statements and format, or the error's text as the only transaction."""
+    try:
+        bank_file = open_bank_file(path)
+    except BankFileError as exc:
+        return [str(exc)], [], ""
+    if child:
+        bank_file = InChildProcess(bank_file)
+    try:
+        return list(bank_file.transactions()), list(bank_file.statements), bank_file.format
+    except BankFileError as exc:
+        return [str(exc)], [], bank_file.format
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_a_child_parses_every_sample_as_the_parser_does_in_process(path: Path) -> None:
+    here = parsed(path, child=False)
+    there = parsed(path, child=True)
+
+    assert there == here
+    assert here[0], "every sample yields transactions or an error"
+
+
+def payments(count: int) -> list[Tx]:
+    return [
+        Tx(
+            booked=dt.date(2026, 3, 1) + dt.timedelta(days=n // 100),
+            amount=Decimal(f"{n + 1}.25"),
+            name=f"Klant {n}",
+            iban="NL18RABO0123459876",
+            text=f"Factuur 2026-{n:04d}",
+        )
+        for n in range(count)
+    ]
+
+
+def test_an_error_in_the_child_is_raised_in_the_parent_with_file_and_place(
+    tmp_path: Path,
+) -> None:
+    write_camt053(tmp_path / "whole.xml", ACCOUNT, [payments(3000)])
+    text = (tmp_path / "whole.xml").read_text()
+    (tmp_path / "cut.xml").write_text(text[: len(text) * 2 // 3])
+    streamed: list[object] = []
+
+    with pytest.raises(BankFileError) as raised:
+        for transaction in InChildProcess(open_bank_file(tmp_path / "cut.xml")).transactions():
+            streamed.append(transaction)
+
+    with pytest.raises(BankFileError) as in_process:
+        list(open_bank_file(tmp_path / "cut.xml").transactions())
+    assert str(raised.value) == str(in_process.value)
+    assert (raised.value.file, raised.value.format) == ("cut.xml", "camt053")
+    assert raised.value.where and "line" in raised.value.where
+    assert 1000 <= len(streamed) < 3000, "what came before the break was streamed first"
+
+
+def test_a_consumer_that_stops_early_leaves_no_child_running(tmp_path: Path) -> None:
+    write_camt053(tmp_path / "many.xml", ACCOUNT, [payments(5000)])
+    bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"))
+    stream = bank_file.transactions()
+    assert isinstance(stream, Generator)
+
+    next(stream)
+    child = bank_file.process
+    assert child is not None and child.poll() is None
+    stream.close()
+
+    assert child.returncode is not None
+
+
+def test_a_child_that_dies_fails_the_stream_with_a_message(tmp_path: Path) -> None:
+    write_camt053(tmp_path / "many.xml", ACCOUNT, [payments(20_000)])
+    bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"))
+    stream = bank_file.transactions()
+    next(stream)
+    assert bank_file.process is not None
+    bank_file.process.kill()
+
+    with pytest.raises(ChildProcessError, match=r"many\.xml ended unexpectedly \(exit code -9\)"):
+        for _ in stream:
+            pass
+
+
+@pytest.fixture
+def store(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[BankStore]:
+    monkeypatch.setattr(bank_import, "IN_CHILD_FROM_BYTES", 0)
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        yield BankStore(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_import_through_a_child_writes_every_transaction_once(
+    store: BankStore, tmp_path: Path
+) -> None:
+    many = payments(2500)
+    write_camt053(tmp_path / "a.xml", ACCOUNT, [many[:1500], many[1500:]])
+
+    first = import_bank_file(store, tmp_path / "a.xml")
+    again = import_bank_file(store, tmp_path / "a.xml")
+
+    assert (first.status, first.new, first.present, first.statements) == ("ok", 2500, 0, 2)
+    assert first.balance_check == "ok" and first.accounts == (ACCOUNT,)
+    assert (again.new, again.present) == (0, 2500)
+    with store.engine.connect() as connection:
+        total = connection.execute(sa.select(sa.func.sum(bank_transactions.c.amount))).scalar()
+    assert total == sum((t.amount for t in many), Decimal(0))
+
+
+def test_a_broken_file_through_a_child_imports_nothing(store: BankStore, tmp_path: Path) -> None:
+    write_camt053(tmp_path / "whole.xml", ACCOUNT, [payments(4000)])
+    text = (tmp_path / "whole.xml").read_text()
+    (tmp_path / "cut.xml").write_text(text[: len(text) * 3 // 4])
+
+    result = import_bank_file(store, tmp_path / "cut.xml")
+
+    assert result.status == "failed" and result.error
+    assert result.error.startswith("cut.xml: camt053: line ")
+    with store.engine.connect() as connection:
+        count = connection.execute(sa.select(sa.func.count()).select_from(bank_transactions))
+        assert count.scalar() == 0
