@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -93,12 +94,53 @@ def fresh_database(kind: str, workdir: Path) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
 
 
+class TreeMemory:
+    """The most memory a command and its child processes held at once (the sum of their RSS),
+    sampled every 10 ms from /proc while it runs: for commands that start processes of their
+    own, whose peaks `wait4` does not add up. A peak shorter than a sample can be missed."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, pid: int) -> None:
+        self._thread = threading.Thread(target=self._sample, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def _sample(self, pid: int) -> None:
+        while (total := _tree_rss_kb(pid)) is not None:
+            self.peak_mb = max(self.peak_mb, total / 1024)
+            time.sleep(0.01)
+
+
+def _tree_rss_kb(pid: int) -> int | None:
+    """RSS of `pid` and its descendants in kB; None once `pid` has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            rss = next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), None)
+        children = [
+            child
+            for task in Path(f"/proc/{pid}/task").iterdir()  # a thread's children are its own
+            for child in (task / "children").read_text().split()
+        ]
+    except (OSError, ValueError):
+        return None
+    if rss is None:  # a zombie: it has exited
+        return None
+    return rss + sum(_tree_rss_kb(int(child)) or 0 for child in children)
+
+
 def run_command(
     config: Path,
     *args: str,
     env: dict[str, str] = COMMAND_ENV,
     big_parent: bool = False,
     python: list[str] | None = None,
+    tree: TreeMemory | None = None,
 ) -> tuple[str, float, float]:
     """One `invoice-sync` command as its own process, as a user runs it: its output, the wall
     time from spawn to exit, and the child's own peak RSS in MB (from wait4).
@@ -106,7 +148,8 @@ def run_command(
     `big_parent`: this process holds a lot of memory (an in-process simulator). Linux counts the
     forked copy of the parent in the child's peak RSS, so the command then runs under
     `/usr/bin/time`, whose own child starts small, and its `%M` is the figure. `python`: run
-    the command as `python <python> -m workers` instead (a profiler's options)."""
+    the command as `python <python> -m workers` instead (a profiler's options). `tree`: also
+    sample the memory of the command and its children together."""
     timer = ["/usr/bin/time", "-f", "%M"] if big_parent else []
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as errors:
@@ -127,9 +170,13 @@ def run_command(
             text=True,
         )
         assert proc.stdout is not None
+        if tree is not None:
+            tree.watch(proc.pid)
         out = proc.stdout.read()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        if tree is not None:
+            tree.wait()
         code = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read()

@@ -25,24 +25,27 @@ ACCOUNT = "NL91ABNA0417164300"
 SAMPLES = sorted(p for p in (*DATA.iterdir(), *(DATA / "ours").iterdir()) if p.is_file())
 
 
-def parsed(path: Path, child: bool) -> tuple[list[object], list[object], str]:
+def parsed(path: Path, processes: int) -> tuple[list[object], list[object], str]:
     """Transactions, statements and format, or the error's text as the only transaction."""
     try:
         bank_file = open_bank_file(path)
     except BankFileError as exc:
         return [str(exc)], [], ""
-    if child:
-        bank_file = InChildProcess(bank_file)
+    if processes:
+        bank_file = InChildProcess(bank_file, processes)
     try:
         return list(bank_file.transactions()), list(bank_file.statements), bank_file.format
     except BankFileError as exc:
         return [str(exc)], [], bank_file.format
 
 
+@pytest.mark.parametrize("processes", [1, 2, 3])
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
-def test_a_child_parses_every_sample_as_the_parser_does_in_process(path: Path) -> None:
-    here = parsed(path, child=False)
-    there = parsed(path, child=True)
+def test_child_processes_parse_every_sample_as_the_parser_does_in_process(
+    path: Path, processes: int
+) -> None:
+    here = parsed(path, 0)
+    there = parsed(path, processes)
 
     assert there == here
     assert here[0], "every sample yields transactions or an error"
@@ -83,16 +86,16 @@ def test_an_error_in_the_child_is_raised_in_the_parent_with_file_and_place(
 
 def test_a_consumer_that_stops_early_leaves_no_child_running(tmp_path: Path) -> None:
     write_camt053(tmp_path / "many.xml", ACCOUNT, [payments(5000)])
-    bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"))
+    bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"), 2)
     stream = bank_file.transactions()
     assert isinstance(stream, Generator)
 
     next(stream)
-    child = bank_file.process
-    assert child is not None and child.poll() is None
+    children = bank_file.children
+    assert len(children) == 2 and all(c.poll() is None for c in children)
     stream.close()
 
-    assert child.returncode is not None
+    assert all(c.returncode is not None for c in children)
 
 
 def test_a_child_that_dies_fails_the_stream_with_a_message(tmp_path: Path) -> None:
@@ -100,8 +103,7 @@ def test_a_child_that_dies_fails_the_stream_with_a_message(tmp_path: Path) -> No
     bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"))
     stream = bank_file.transactions()
     next(stream)
-    assert bank_file.process is not None
-    bank_file.process.kill()
+    bank_file.children[-1].kill()
 
     with pytest.raises(ChildProcessError, match=r"many\.xml ended unexpectedly \(exit code -9\)"):
         for _ in stream:
@@ -148,3 +150,22 @@ def test_a_broken_file_through_a_child_imports_nothing(store: BankStore, tmp_pat
     with store.engine.connect() as connection:
         count = connection.execute(sa.select(sa.func.count()).select_from(bank_transactions))
         assert count.scalar() == 0
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("broken", [0, 1, 1501, 2999])
+def test_an_entry_that_breaks_is_reported_as_in_process_whichever_process_read_it(
+    tmp_path: Path, processes: int, broken: int
+) -> None:
+    write_camt053(tmp_path / "whole.xml", ACCOUNT, [payments(1500), payments(1500)])
+    parts = (tmp_path / "whole.xml").read_text().split('<Amt Ccy="EUR">')
+    at = broken + 3 + (2 if broken >= 1500 else 0)  # each statement's two balances come first
+    parts[at] = parts[at].replace(".25<", ",25<", 1)
+    (tmp_path / "bad.xml").write_text('<Amt Ccy="EUR">'.join(parts))
+
+    here = parsed(tmp_path / "bad.xml", 0)
+    there = parsed(tmp_path / "bad.xml", processes)
+
+    assert there == here
+    assert "is not a decimal amount" in str(here[0][0])
+    assert f"Ntry[{broken % 1500 + 1}]" in str(here[0][0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
 
@@ -15,10 +16,19 @@ HEAD_BYTES = 4096
 class BankFile(abc.ABC):
     #: `camt053`, `mt940` or `csv`: what `bank_imports.format` and `bank_transactions.origin` say
     format: str
+    #: whether `share` is honoured: the format can skip an entry without reading it, so several
+    #: processes can each read a share of one file (camt.053)
+    shares_entries: ClassVar[bool] = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.statements: list[StatementSummary] = []
+        #: read only the entries whose number modulo `share[1]` is `share[0]` (the statements'
+        #: other fields are read whole); a statement's `transactions` and `total` then count
+        #: this share alone
+        self.share = (0, 1)
+        #: entries ended so far, read or skipped: the number of the entry being read
+        self.position = 0
 
     @property
     def name(self) -> str:

@@ -300,6 +300,7 @@ class Camt053File(BankFile):
     element sits (for error messages) is worked out only when something is wrong."""
 
     format = "camt053"
+    shares_entries = True
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -340,6 +341,8 @@ class Camt053File(BankFile):
 
     def _stream(self) -> Iterator[BankTransaction]:
         self._gone, self._stmt, self._summary, self._current = {}, None, None, None
+        self.position = 0
+        mine, of = self.share
         self._check_root()
         ns = self._ns
         stmt_tag, ntry_tag, tx_tag = f"{{{ns}}}Stmt", f"{{{ns}}}Ntry", f"{{{ns}}}TxDtls"
@@ -373,9 +376,9 @@ class Camt053File(BankFile):
                 if ntry is not None and ntry.tag == ntry_tag:
                     if ntry is not entry_of:
                         summary = self._statement(ntry.getparent(), summary)
-                        entry, entry_of = self._entry(ntry), ntry
-                    assert entry is not None
-                    if entry.booked and summary is not None:
+                        entry = self._entry(ntry) if self.position % of == mine else None
+                        entry_of = ntry
+                    if entry is not None and entry.booked and summary is not None:
                         yield from self._detail(elem, entry, summary, details)
                 self._drop(elem)
                 continue
@@ -390,10 +393,11 @@ class Camt053File(BankFile):
             summary = self._statement(parent, summary)
             if summary is not None:
                 if tag == ntry_tag:
-                    if elem is not entry_of:
-                        entry = self._entry(elem)
-                    assert entry is not None
-                    yield from self._finish_entry(elem, entry, summary)
+                    if self.position % of == mine:
+                        if elem is not entry_of:
+                            entry = self._entry(elem)
+                        assert entry is not None
+                        yield from self._finish_entry(elem, entry, summary)
                     entry = entry_of = details_of = None
                 elif tag == acct_tag:
                     self._account(elem, summary)
@@ -401,6 +405,7 @@ class Camt053File(BankFile):
                     self._balance(elem, summary)
             if tag == ntry_tag and parent is self._stmt:
                 self._entries += 1
+                self.position += 1
             self._drop(elem)
 
     def _check_root(self) -> None:
