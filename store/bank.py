@@ -133,8 +133,8 @@ class BankStore:
 def _read_ahead(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     """Chunks of `rows`, produced by a thread of their own: the file is parsed while the
     database takes the previous chunk (the driver and the server release the GIL while they
-    work). At most four chunks wait; an exception in the producer is raised here."""
-    chunks: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=4)
+    work). At most two chunks wait; an exception in the producer is raised here."""
+    chunks: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def put(item: list[dict[str, Any]] | BaseException | None) -> bool:

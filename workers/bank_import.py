@@ -8,6 +8,7 @@ read imports nothing and says exactly why; one that does not balance imports wit
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,7 @@ def import_bank_file(store: BankStore, path: Path, account: str | None = None) -
     rows: _Rows | None = None
     try:
         bank_file = open_bank_file(path)
-        if path.stat().st_size >= IN_CHILD_FROM_BYTES:
+        if path.stat().st_size >= IN_CHILD_FROM_BYTES and sys.executable:
             bank_file = InChildProcess(bank_file)
         rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
         written = store.write(rows)
