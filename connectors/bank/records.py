@@ -38,9 +38,13 @@ class BankFileError(ValueError):
         return type(self), (self.file, self.format, self.where, self.problem)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BankTransaction:
-    """One booked transaction; `amount` is signed: money in is positive."""
+    """One booked transaction; `amount` is signed: money in is positive.
+
+    Not frozen: a frozen dataclass costs four times as much to build (2.5 against 0.6 us, each
+    field set through `object.__setattr__`), and a large import builds one per transaction in
+    the parsing process and again in the importer. Nothing changes one once built."""
 
     #: the statement's account (IBAN where the file gives one; None if the file names none)
     account_iban: str | None
