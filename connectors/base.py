@@ -66,6 +66,10 @@ class RecordStream(Protocol):
 
     def identify(self, record: Any) -> tuple[str | None, str | None]: ...
 
+    def confirm_gone(self, remote_ids: Sequence[str]) -> list[str]:
+        """Of the mirrored ids a windowed listing (`Listing.dated`) lacks, those really gone."""
+        ...
+
 
 class Connector(abc.ABC):
     #: the `kind` in the config file
@@ -211,3 +215,8 @@ class Connector(abc.ABC):
                 else None,
             )
         return None, None
+
+    def confirm_gone(self, remote_ids: Sequence[str]) -> list[str]:
+        """A listing that covers everything it could have listed is its own proof: all of them.
+        A connector whose listing covers a window of dates asks the source (see Recras)."""
+        return list(remote_ids)

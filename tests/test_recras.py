@@ -202,6 +202,42 @@ def test_an_invoice_that_leaves_the_window_is_not_deleted(
     assert rows[str(max(rows, key=int))]["deleted_at"] is not None
 
 
+def test_an_invoice_dated_back_out_of_the_window_is_fetched_not_deleted(
+    app: App, recras: RecrasSimulator, server: SimulatorServer
+) -> None:
+    """The listing lacks it as it lacks a deleted one; asking for it tells them apart."""
+    source = _source(server, window=30)
+    with RecrasConnector.from_config(source, KEY) as connector:
+        run_cycle(connector, app.mirror, app.runs)
+        assert isinstance(connector, RecrasConnector)
+        first_day = connector.dates()[0]
+    inside = sorted(
+        i
+        for i in recras.invoice_ids()
+        if dt.date.fromisoformat(recras.invoice(i)["datum"]) > first_day
+    )
+    moved, deleted = inside[0], inside[1]
+    recras.move_invoice(moved, first_day - dt.timedelta(days=45))
+    recras.delete_invoice(deleted)
+    requests = Counter(path for _, path in recras.requests)
+
+    with RecrasConnector.from_config(source, KEY) as connector:
+        result = run_cycle(connector, app.mirror, app.runs)
+
+    assert result.status == "ok", result.error
+    assert (result.deleted, result.changed) == (1, 1)
+    rows = mirror_rows(app.engine, "venue")
+    assert rows[str(moved)]["deleted_at"] is None, "moved out of the window: kept"
+    assert rows[str(moved)]["invoice_date"] == first_day - dt.timedelta(days=45)
+    assert rows[str(deleted)]["deleted_at"] is not None
+    asked = Counter(path for _, path in recras.requests) - requests
+    assert asked[f"/api2/facturen/{deleted}"] == 1, "each absence is asked about once"
+
+    with RecrasConnector.from_config(source, KEY) as connector:
+        again = run_cycle(connector, app.mirror, app.runs)
+    assert (again.deleted, again.changed, again.new) == (0, 0, 0), "dated before it: not judged"
+
+
 @pytest.mark.parametrize(
     ("fault", "endpoint"),
     [("429", "lines"), ("500", "invoices"), ("truncate", "payments"), ("drop", "lines")],
@@ -283,3 +319,41 @@ def test_the_daemon_carries_the_listed_records_in_its_batch_messages(
         reads = [path for _method, path in recras.requests[before:]]
         assert any("embed=Klant" in path for path in reads)
         assert not any("embed=regels" in path for path in reads), "listed lines are not read again"
+
+
+def test_the_daemon_fetches_an_invoice_dated_out_of_the_window_instead_of_deleting_it(
+    app: App, recras: RecrasSimulator
+) -> None:
+    from tests.daemon_queue import Queue, daemon_of
+
+    with RecrasConnector.from_config(_source_of(app), KEY) as connector:
+        assert isinstance(connector, RecrasConnector)
+        first_day = connector.dates()[0]
+    queue = Queue()
+    with daemon_of(app) as daemon:
+        daemon.cycle("venue", False, queue.batch, queue.cycle)
+        queue.drain(daemon)
+        inside = sorted(
+            i
+            for i in recras.invoice_ids()
+            if dt.date.fromisoformat(recras.invoice(i)["datum"]) > first_day
+        )
+        recras.move_invoice(inside[0], first_day - dt.timedelta(days=3))
+        recras.delete_invoice(inside[1])
+
+        outcome = daemon.cycle("venue", False, queue.batch, queue.cycle)
+        sent = {
+            remote_id: version
+            for *_, ids, versions, _full, _stream, _listed in queue.batches
+            for remote_id, version in zip(ids, versions, strict=True)
+        }
+        assert sent.get(str(inside[0]), "absent") is None, "sent without a version: fetched"
+        queue.drain(daemon)
+
+    assert outcome.run_id is not None
+    run = daemon.app.runs.get(outcome.run_id)
+    assert run is not None and (run["status"], run["deleted"], run["changed"]) == ("ok", 1, 1)
+    rows = mirror_rows(app.engine, "venue")
+    assert rows[str(inside[0])]["deleted_at"] is None
+    assert rows[str(inside[0])]["invoice_date"] == first_day - dt.timedelta(days=3)
+    assert rows[str(inside[1])]["deleted_at"] is not None

@@ -142,7 +142,9 @@ def plan_cycle(
     Ids listed again after a deletion are made live again here without a fetch when their
     version is unchanged; a quarantined id is fetched again every cycle until it validates, and
     so is an id whose listed version is None (the listing cannot tell whether it changed).
-    Only a complete listing marks what it lacks deleted, and only within the dates it covers.
+    Only a complete listing marks what it lacks deleted, and only within the dates it covers;
+    for such a windowed listing the connector confirms each absence first (an invoice whose
+    date moved out of the window is fetched, not deleted).
     """
     source = connector.name
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state") as pool:
@@ -156,6 +158,11 @@ def plan_cycle(
         if vanished and listing.dated is not None:
             vanished = mirror.dated_within(source, vanished, *listing.dated)
     check_mass_deletion(source, len(vanished), len(state.live), mass_delete_fraction)
+    moved: list[str] = []
+    if vanished and listing.dated is not None:
+        gone = set(connector.confirm_gone(vanished))
+        moved = [remote_id for remote_id in vanished if remote_id not in gone]
+        vanished = [remote_id for remote_id in vanished if remote_id in gone]
     plan = CyclePlan(
         source=source,
         run_id=run_id,
@@ -190,6 +197,10 @@ def plan_cycle(
             plan.refresh.add(remote_id)
         if full or version is None or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
+    if moved:  # dated out of the window since the last fetch: fetched to learn the new date
+        plan.changed += len(moved)
+        plan.to_fetch.extend(moved)
+        plan.versions = {**listed, **dict.fromkeys(moved)}
     if listing.records:
         wanted = set(plan.to_fetch)
         plan.records = {i: raw for i, raw in listing.records.items() if i in wanted}

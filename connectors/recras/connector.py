@@ -16,7 +16,8 @@ Recras has no version list and no changed-since filter, so the connector derives
   cycle; its version then covers them, and it is written only when that differs. An unchanged
   `betaald` or `concept` invoice costs no request at all.
 - Deletion: the listing covers the window's dates, so an invoice dated before the window (it
-  left it) is not judged; one that is dated inside it and no longer listed was deleted.
+  left it) is not judged; one that is dated inside it and no longer listed is asked for: gone
+  (404) it was deleted, still there its date was moved out of the window and it is fetched.
 """
 
 from __future__ import annotations
@@ -158,6 +159,20 @@ class RecrasConnector(Connector):
         for remote_id in lines:  # lines of an invoice created after its header was read
             versions[remote_id] = None
         return Listing(versions=versions, records=records, dated=(first, last))
+
+    def confirm_gone(self, remote_ids: Sequence[str]) -> list[str]:
+        """The listing lacks an invoice that was deleted, and also one whose date was moved
+        before the window (it then left the window while its mirrored date is inside it): one
+        request for each tells them apart, and those still there are fetched again."""
+
+        def gone(remote_id: str) -> bool:
+            found = self.client.call_unless_missing(
+                "GET", f"api2/facturen/{remote_id}", lambda response, what: True
+            )
+            return found is None
+
+        answers = bounded(gone, remote_ids, CONCURRENCY)
+        return [remote_id for remote_id, absent in zip(remote_ids, answers, strict=True) if absent]
 
     def _read(self, path: str, params: dict[str, str]) -> list[tuple[Any, RawJSON]]:
         """One listing answer, kept as each item's exact text and the little the listing needs
