@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.bank import BankFile, BankFileError, BankTransaction, open_bank_file
-from connectors.bank.child_process import InChildProcess
+from connectors.bank.child_process import InChildProcess, SplitFailed
 from connectors.bank.records import is_iban_shaped
 from store.bank import BankStore, transaction_row
 from store.mirror import utcnow
@@ -198,7 +198,13 @@ def import_bank_file(store: BankStore, path: Path, account: str | None = None) -
         if path.stat().st_size >= IN_CHILD_FROM_BYTES and sys.executable:
             bank_file = InChildProcess(bank_file)
         rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
-        written = store.write(rows)
+        try:
+            written = store.write(rows)
+        except SplitFailed:  # nothing was kept: read the file whole, which says what is wrong
+            assert isinstance(bank_file, InChildProcess)
+            bank_file = bank_file.whole()
+            rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
+            written = store.write(rows)
     except Exception as exc:  # whatever broke, the file imports nothing and says why
         error = _describe(name, exc)
         store.finish_import(

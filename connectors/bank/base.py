@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
 
@@ -36,6 +36,15 @@ class BankFile(abc.ABC):
 
     def error(self, where: str | None, problem: str) -> BankFileError:
         return BankFileError(self.name, self.format, where, problem)
+
+    def cut(self, parts: int) -> Sequence[Any] | None:
+        """The file in up to `parts` parts that each parse on their own (`read_only`), or None
+        where the format or this file cannot be cut."""
+        return None
+
+    def read_only(self, part: Any) -> None:
+        """Read only `part` of the file (one of `cut`'s); its statements keep their indexes."""
+        raise NotImplementedError(f"{self.format} files are not cut into parts")
 
     @abc.abstractmethod
     def transactions(self) -> Iterator[BankTransaction]:

@@ -8,6 +8,7 @@ hostile XML (billion laughs, external entities) does its damage.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 from lxml import etree
 
 from connectors.bank.base import BankFile
+from connectors.bank.camt053_parts import Part, PartReader, cut
 from connectors.bank.records import BankFileError, BankTransaction, StatementSummary
 
 _ISO_NS = re.compile(r"urn:iso:std:iso:20022:tech:xsd:([a-z]{4})\.(\d{3})\.(\d{3})\.(\d{2})\Z")
@@ -316,6 +318,8 @@ class Camt053File(BankFile):
         #: how many `Ntry` of the current `Stmt` have ended
         self._entries = 0
         self._summary: StatementSummary | None = None
+        #: read only this part of the file (`camt053_parts`), as its own document
+        self.part: Part | None = None
 
     def transactions(self) -> Iterator[BankTransaction]:
         try:
@@ -324,6 +328,8 @@ class Camt053File(BankFile):
             raise
         except etree.XMLSyntaxError as exc:
             position = f"line {exc.lineno}, column {exc.offset}" if exc.lineno else ""
+            if self.part is not None:  # the whole file is read again to say where it broke
+                raise self.error(position or None, f"malformed XML: {exc.msg}") from None
             try:
                 opened = self._open_path()
             except BankFileError as earlier:
@@ -353,7 +359,7 @@ class Camt053File(BankFile):
         details_of: etree._Element | None = None  # the `NtryDtls` whose `TxDtls` are counted
         details = 0
         context = etree.iterparse(
-            str(self.path),
+            self._source(),
             events=("end",),
             tag=(stmt_tag, acct_tag, bal_tag, ntry_tag, tx_tag),
             **_SAFE,
@@ -410,8 +416,9 @@ class Camt053File(BankFile):
 
     def _check_root(self) -> None:
         """Read the root element alone first: its namespace names what the stream asks for."""
-        with open(str(self.path), "rb") as source:
-            for _event, elem in etree.iterparse(source, events=("start",), **_SAFE):
+        source = self._source()
+        with open(source, "rb") if isinstance(source, str) else contextlib.closing(source) as raw:
+            for _event, elem in etree.iterparse(raw, events=("start",), **_SAFE):
                 self._current = elem
                 self._check_doctype(elem)
                 qname = etree.QName(elem)
@@ -433,6 +440,15 @@ class Camt053File(BankFile):
                 self._current = None
                 return
 
+    def cut(self, parts: int) -> list[Part] | None:
+        return cut(self.path, parts)
+
+    def read_only(self, part: Part) -> None:
+        self.part = part
+
+    def _source(self) -> str | PartReader:
+        return str(self.path) if self.part is None else PartReader(self.path, self.part)
+
     def _check_doctype(self, elem: etree._Element) -> None:
         docinfo: Any = elem.getroottree().docinfo
         if docinfo.doctype:
@@ -447,7 +463,8 @@ class Camt053File(BankFile):
         holder = stmt.getparent()
         if holder is None or _local(holder.tag) != "BkToCstmrStmt":
             return summary
-        summary = StatementSummary(index=len(self.statements), account=None)
+        first = self.part.statement if self.part is not None else 0
+        summary = StatementSummary(index=first + len(self.statements), account=None)
         self.statements.append(summary)
         self._stmt, self._summary, self._entries = stmt, summary, 0
         self._stmt_where = self._path_of(stmt)

@@ -6,7 +6,8 @@ process parses on the other core instead, so a large import costs about the pars
 child speaks pickle over its stdout: chunks of transactions as tuples, then the statements'
 summaries, or the error that stopped it. Nothing here touches the database.
 
-    python -m connectors.bank.child_process MODULE:CLASS FILE INDEX COUNT   (what the parent runs)
+    python -m connectors.bank.child_process MODULE:CLASS FILE share INDEX COUNT
+    python -m connectors.bank.child_process MODULE:CLASS FILE part PARTS N:OUTPUT...
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,30 +43,46 @@ class ChildProcessError(RuntimeError):
     """A parsing process died without saying why (killed, out of memory, a broken install)."""
 
 
-class _Child:
-    """One parsing process and what it has sent that has not been handed on yet."""
+class SplitFailed(RuntimeError):
+    """A part of a cut file did not parse, or did not fit the part before it: the file is to be
+    read again without cutting (which says what is wrong with it, if anything)."""
 
-    def __init__(self, bank_file: InChildProcess, share: tuple[int, int], errors: IO[bytes]):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
-        self.name = bank_file.name
+
+def _frame(message: tuple[str, Any, int]) -> bytes:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(payload).to_bytes(8, "little") + payload
+
+
+def _spawn(bank_file: InChildProcess, job: list[str], errors: IO[bytes], pipe: bool) -> Any:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, bank_file.parser, str(bank_file.path), *job],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if pipe else subprocess.DEVNULL,
+        stderr=errors,
+        env=env,
+    )
+
+
+class _Child:
+    """What one parsing process sends for one stream of work, not yet handed on: read from its
+    pipe as it comes (a share of the entries), or from a file it writes ahead, without waiting
+    for this process to read it (a part of a cut file)."""
+
+    def __init__(
+        self,
+        name: str,
+        process: subprocess.Popen[bytes],
+        errors: IO[bytes],
+        output: str | None = None,
+    ) -> None:
+        self.name = name
+        self.process = process
         self.errors = errors
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                __name__,
-                bank_file.parser,
-                str(bank_file.path),
-                *map(str, share),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            env=env,
-        )
-        assert self.process.stdout is not None
-        self.stream: IO[bytes] = self.process.stdout
+        stream = process.stdout if output is None else open(output, "rb")  # noqa: SIM115
+        assert stream is not None
+        self.stream: IO[bytes] = stream
         self.items: deque[tuple[int, tuple[Any, ...]]] = deque()
         #: every entry before this one has been sent whole
         self.watermark = 0
@@ -76,10 +94,10 @@ class _Child:
         return self.statements is not None or self.error is not None
 
     def receive(self) -> None:
-        """Read the next message (blocks until the process sends one)."""
-        try:
-            kind, payload, self.watermark = pickle.load(self.stream)
-        except (EOFError, pickle.UnpicklingError):
+        """Read the next message (waits until the process has sent one)."""
+        header = self._exactly(8)
+        payload = self._exactly(int.from_bytes(header, "little")) if header else None
+        if not payload:
             code = self.process.wait()
             self.errors.seek(0)
             said = self.errors.read()[-2000:].decode("utf-8", "replace").strip()
@@ -88,46 +106,124 @@ class _Child:
                 + (f": {said.splitlines()[-1]}" if said else "")
             )
             return
+        kind, body, self.watermark = pickle.loads(payload)
         if kind == "chunk":
-            self.items.extend(payload)
+            self.items.extend(body)
         elif kind == "done":
-            self.statements = payload
+            self.statements = body
         else:
-            self.error = payload
+            self.error = body
+
+    def _exactly(self, size: int) -> bytes | None:
+        """`size` bytes, waiting for a file still being written; None once the process has
+        ended without writing them."""
+        data = bytearray()
+        while len(data) < size:
+            chunk = self.stream.read(size - len(data))
+            if chunk:
+                data += chunk
+            elif self.process.poll() is not None:
+                chunk = self.stream.read(size - len(data))  # written just before it ended
+                if not chunk:
+                    return None
+                data += chunk
+            else:
+                time.sleep(0.002)
+        return bytes(data)
 
     def stop(self) -> None:
         self.stream.close()
-        if self.process.poll() is None:  # a consumer stopped early: nothing is left running
-            self.process.kill()
-        self.process.wait()
+        _stop(self.process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:  # a consumer stopped early: nothing is left running
+        process.kill()
+    process.wait()
 
 
 class InChildProcess(BankFile):
     """Streams `parser`'s transactions, parsed by child processes and put back in file order;
-    `statements` are complete once the stream is exhausted, as with the parser itself."""
+    `statements` are complete once the stream is exhausted, as with the parser itself.
 
-    def __init__(self, parser: BankFile, processes: int | None = None) -> None:
+    A file the format can cut (camt.053) is cut into one part per process, each parsed as a
+    document of its own; a format that can skip entries is read by several processes each
+    reading every n-th entry (each parses the whole file); any other by one process."""
+
+    def __init__(self, parser: BankFile, processes: int | None = None, cut: bool = True) -> None:
         super().__init__(parser.path)
         self.format = parser.format
+        self._parser = parser
         #: the parser's class, which the child imports alone (not every format's)
         self.parser = f"{type(parser).__module__}:{type(parser).__qualname__}"
+        self.cutting = cut
         #: how many processes read the file: by default one per core (up to 4) for a format
-        #: that can skip entries, each reading every n-th; the writer needs little of a core
+        #: that can be cut or skip entries; the writer needs little of a core
         self.processes = 1
         if parser.shares_entries:
             self.processes = max(1, processes or min(4, os.cpu_count() or 1))
         #: the parsing processes while the stream is open (and after, for their exit codes)
         self.children: list[subprocess.Popen[bytes]] = []
 
+    def whole(self) -> InChildProcess:
+        """The same file, read without cutting it (after `SplitFailed`)."""
+        return InChildProcess(self._parser, self.processes, cut=False)
+
     def transactions(self) -> Iterator[BankTransaction]:
+        count = self.processes
+        # twice as many parts as processes: the importer reads a part while the next are parsed,
+        # and only the last is left to it once parsing ends
+        parts = self._parser.cut(2 * count) if self.cutting and count > 1 else None
         with contextlib.ExitStack() as stack:
-            children: list[_Child] = []
-            for index in range(self.processes):
+            readers: list[_Child] = []
+            by_part: dict[int, _Child] = {}
+            processes: list[subprocess.Popen[bytes]] = []
+            for index in range(count):
                 errors = stack.enter_context(tempfile.TemporaryFile())
-                children.append(_Child(self, (index, self.processes), errors))
-                stack.callback(children[-1].stop)
-            self.children = [c.process for c in children]
-            yield from self._merge(children)
+                if parts:
+                    mine = range(index, len(parts), count)
+                    if not mine:
+                        continue
+                    outputs = {
+                        number: stack.enter_context(
+                            tempfile.NamedTemporaryFile(prefix="invoice-sync-part-")
+                        ).name
+                        for number in mine
+                    }
+                    job = ["part", str(2 * count), *(f"{n}:{o}" for n, o in outputs.items())]
+                    process = _spawn(self, job, errors, pipe=False)
+                    by_part.update(
+                        (n, _Child(self.name, process, errors, o)) for n, o in outputs.items()
+                    )
+                else:
+                    process = _spawn(self, ["share", str(index), str(count)], errors, pipe=True)
+                    readers.append(_Child(self.name, process, errors))
+                processes.append(process)
+                stack.callback(_stop, process)
+            readers += [by_part[number] for number in sorted(by_part)]
+            for reader in readers:
+                stack.callback(reader.stream.close)
+            self.children = processes
+            if parts:
+                yield from self._in_order(readers)
+            else:
+                yield from self._merge(readers)
+
+    def _in_order(self, children: list[_Child]) -> Iterator[BankTransaction]:
+        """Part after part; a part that fails or does not continue the statement the part
+        before it ended in raises `SplitFailed`."""
+        make = BankTransaction
+        statements: list[StatementSummary] = []
+        for child in children:
+            while not child.ended:
+                child.receive()
+                while child.items:
+                    yield make(*child.items.popleft()[1])
+            if child.error is not None:
+                raise SplitFailed(f"{self.name}: a part did not parse: {child.error}")
+            assert child.statements is not None
+            _continue(statements, child.statements, self.name)
+        self.statements = statements
 
     def _merge(self, children: list[_Child]) -> Iterator[BankTransaction]:
         """Entry by entry, from the process that read it (each sends its entries in order)."""
@@ -176,6 +272,37 @@ class InChildProcess(BankFile):
         return first
 
 
+def _continue(statements: list[StatementSummary], more: list[StatementSummary], name: str) -> None:
+    """Append a part's statements; its first is the one the previous part ended in, read from
+    the same header (account, id, balances), whose entries are added up."""
+    if statements:
+        last = statements[-1]
+        first = more[0] if more else None
+        if first is None or _header(first) != _header(last):
+            raise SplitFailed(f"{name}: a part does not continue the statement before it")
+        last.transactions += first.transactions
+        last.total += first.total
+        last.currency = last.currency or first.currency
+        more = more[1:]
+    expected = statements[-1].index + 1 if statements else 0
+    for summary in more:
+        if summary.index != expected:
+            raise SplitFailed(f"{name}: a part's statements are not numbered as expected")
+        statements.append(summary)
+        expected += 1
+
+
+def _header(summary: StatementSummary) -> tuple[Any, ...]:
+    """What a statement says before its entries: every part that reads it reads this alike."""
+    return (
+        summary.index,
+        summary.account,
+        summary.statement_id,
+        summary.opening_balance,
+        summary.closing_balance,
+    )
+
+
 def _portable(exc: BaseException) -> BaseException:
     """The exception itself where it survives pickling, else one that says the same."""
     try:
@@ -185,20 +312,51 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
-def serve(parser_class: str, path: Path, share: tuple[int, int], out: IO[bytes]) -> None:
-    """Parse `path`'s share and send what `_Child.receive` reads: chunks of (entry, values),
-    then the statements or the error, each with the number of entries read so far."""
+def serve(parser_class: str, path: Path, job: list[str], out: IO[bytes] | None) -> None:
+    """Parse `path` and send what `_Child.receive` reads: chunks of (entry, values), then the
+    statements or the error, each with the number of entries read so far. `job` is
+    `share INDEX COUNT` (every COUNT-th entry, to `out`) or `part PARTS N:FILE...` (part N of
+    the file cut in PARTS, to FILE, for each given)."""
+    module, _, name = parser_class.partition(":")
+    make = getattr(importlib.import_module(module), name)
+    if job[0] == "share":
+        assert out is not None
+        _serve_one(make, path, out, share=(int(job[1]), int(job[2])))
+        return
+    parts: Any = None
+    for assignment in job[2:]:
+        number, _, output = assignment.partition(":")
+        with open(output, "wb") as written:
+            if parts is None:
+                parts = make(path).cut(int(job[1])) or []
+            _serve_one(
+                make, path, written, part=parts[int(number)] if int(number) < len(parts) else None
+            )
+
+
+def _serve_one(
+    make: Any,
+    path: Path,
+    out: IO[bytes],
+    *,
+    share: tuple[int, int] = (0, 1),
+    part: Any = "whole",
+) -> None:
     parser: BankFile | None = None
 
     def send(kind: str, payload: Any) -> None:
         position = parser.position if parser is not None else 0
-        pickle.dump((kind, payload, position), out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_frame((kind, payload, position)))
+        out.flush()
 
     try:
-        module, _, name = parser_class.partition(":")
-        parser = getattr(importlib.import_module(module), name)(path)
+        if part is None:
+            raise ValueError("the file no longer cuts into the parts it was cut into")
+        parser = make(path)
         assert isinstance(parser, BankFile)
         parser.share = share
+        if part != "whole":
+            parser.read_only(part)
         chunk: list[tuple[int, tuple[Any, ...]]] = []
         for transaction in parser.transactions():
             chunk.append((parser.position, _values(transaction)))
@@ -210,18 +368,17 @@ def serve(parser_class: str, path: Path, share: tuple[int, int], out: IO[bytes])
         send("done", parser.statements)
     except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
         send("error", _portable(exc))
-    out.flush()
 
 
 def main() -> None:
     # Ctrl-C reaches the whole process group: the parent decides, and a parent gone away ends
     # this process at its next write (a broken pipe).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever else might print stays out of the pickle stream
+    parser, path, *job = sys.argv[1:]
+    out = os.fdopen(os.dup(1), "wb") if job[0] == "share" else None
+    os.dup2(2, 1)  # whatever else might print stays out of the message stream
     try:
-        parser, path, index, count = sys.argv[1:5]
-        serve(parser, Path(path), (int(index), int(count)), out)
+        serve(parser, Path(path), job, out)
     except BrokenPipeError:
         os._exit(1)
     os._exit(0)
