@@ -219,3 +219,25 @@ def test_an_import_of_a_cut_file_that_breaks_says_what_the_whole_file_says(
         list(open_bank_file(tmp_path / "bad.xml").transactions())
     assert result.status == "failed" and result.error == str(in_process.value)
     assert f"Ntry[{broken + 1}]" in result.error
+
+
+@pytest.mark.parametrize(
+    "opaque",
+    [
+        "<!-- </Ntry> <Ntry> -->",
+        "<?pi </Ntry> <Ntry>?>",
+        "<AddtlInf><![CDATA[</Ntry> <Ntry>]]></AddtlInf>",
+    ],
+)
+def test_a_file_with_comments_cdata_or_instructions_is_not_cut(tmp_path: Path, opaque: str) -> None:
+    """In them a `<` need not start a tag, so the byte scan could cut inside one."""
+    write_camt053(tmp_path / "plain.xml", ACCOUNT, [payments(3000)])
+    text = (tmp_path / "plain.xml").read_text()
+    middle = text.index("<Ntry>", len(text) // 2)
+    (tmp_path / "odd.xml").write_text(text[:middle] + opaque + text[middle:])
+
+    assert open_bank_file(tmp_path / "plain.xml").cut(2) is not None
+    assert open_bank_file(tmp_path / "odd.xml").cut(2) is None
+    here = parsed(tmp_path / "odd.xml", 0)
+    assert parsed(tmp_path / "odd.xml", 2, cut=True) == here
+    assert len(here[0]) == 3000

@@ -25,6 +25,9 @@ _DOCUMENT = re.compile(rb"<(" + _QNAME + rb"Document)[\s>]")
 _HOLDER = re.compile(rb"<(" + _QNAME + rb"BkToCstmrStmt)[\s>]")
 _STMT = re.compile(rb"<(" + _QNAME + rb")Stmt[\s>]")
 _TAG_END = (b" ", b">", b"\t", b"\r", b"\n", b"/")
+#: text in which a `<` need not start a tag
+_OPAQUE = (b"<!--", b"<![CDATA[", b"<?")
+_DECLARATION = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml[^>]*\?>")
 _ENCODING = re.compile(rb"""\A(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']+)["']""")
 
 
@@ -88,7 +91,10 @@ def _marks(
     """Where the statements start, and for each target the first entry at or after it that
     starts right after another entry's end, with the statement it falls in. Found with
     `bytes.find` a block at a time (a regex over the whole file took a second per 50 MB);
-    blocks overlap so that no mark is split, and each is taken from the block it starts in."""
+    blocks overlap so that no mark is split, and each is taken from the block it starts in.
+
+    Up to the last cut the file must hold no comment, CDATA section or processing instruction
+    (none are cut): then every `<` starts a tag, and what the scan finds are tags."""
     block, overlap = 1 << 20, 256
     statement, entry_end = b"<" + prefix + b"Stmt", b"</" + prefix + b"Ntry>"
     next_entry = re.compile(rb"\s{0,200}(<" + re.escape(prefix) + rb"Ntry[\s>])")
@@ -98,6 +104,9 @@ def _marks(
     handle.seek(0)
     while len(cuts) < len(targets) and (data := handle.read(block + overlap)):
         limit = min(block, len(data))
+        declaration = _DECLARATION.match(data) if offset == 0 else None
+        if any(data.find(mark, declaration.end() if declaration else 0) >= 0 for mark in _OPAQUE):
+            return statements, []
         at = data.find(statement)
         while 0 <= at < limit:
             if data[at + len(statement) : at + len(statement) + 1] in _TAG_END:
@@ -146,6 +155,8 @@ class PartReader:
                 return chunk
             self._left = 0
         tail, self._tail = self._tail, b""
+        if not tail:
+            self._file.close()  # read to the end; a reader dropped earlier is closed by close()
         return tail
 
     def close(self) -> None:
