@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 import workers.bank_import as bank_import
 from connectors.bank import BankFileError, open_bank_file
-from connectors.bank.child_process import ChildProcessError, InChildProcess, SplitFailed
+from connectors.bank.child_process import InChildProcess, ParserProcessDied, SplitFailed
 from store.bank import BankStore
 from store.db import make_engine, upgrade
 from store.schema import bank_transactions
@@ -136,7 +136,7 @@ def test_a_child_that_dies_fails_the_stream_with_a_message(tmp_path: Path, cut: 
     next(stream)
     bank_file.children[-1].kill()
 
-    expected = SplitFailed if cut else ChildProcessError
+    expected = SplitFailed if cut else ParserProcessDied
     with pytest.raises(expected, match=r"many\.xml ended unexpectedly \(exit code -9\)"):
         for _ in stream:
             pass

@@ -39,7 +39,7 @@ _values = operator.attrgetter(*_FIELDS)
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
-class ChildProcessError(RuntimeError):
+class ParserProcessDied(RuntimeError):
     """A parsing process died without saying why (killed, out of memory, a broken install)."""
 
 
@@ -101,7 +101,7 @@ class _Child:
             code = self.process.wait()
             self.errors.seek(0)
             said = self.errors.read()[-2000:].decode("utf-8", "replace").strip()
-            self.error = ChildProcessError(
+            self.error = ParserProcessDied(
                 f"the process parsing {self.name} ended unexpectedly (exit code {code})"
                 + (f": {said.splitlines()[-1]}" if said else "")
             )
@@ -264,7 +264,7 @@ class InChildProcess(BankFile):
             others = child.statements
             assert others is not None
             if len(others) != len(first):
-                raise ChildProcessError("the parsing processes read different statements")
+                raise ParserProcessDied("the parsing processes read different statements")
             for summary, other in zip(first, others, strict=True):
                 summary.transactions += other.transactions
                 summary.total += other.total
