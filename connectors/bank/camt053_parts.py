@@ -5,9 +5,10 @@ A part is the file's bytes [start, end) with what makes them a document: before 
 start up to its first statement, and the start of the statement the cut falls in up to that
 statement's first entry (its account and balances); after them the end tags of what is still
 open. Cuts are found by scanning bytes, only between an entry's end tag and the next entry's
-start tag; the parts are checked against each other once parsed, and anything a scan could get
-wrong (a tag in a comment, an odd encoding) makes a part fail to parse or not fit the next one,
-and the file is then read whole instead.
+start tag. A file with a comment, CDATA section or processing instruction before the last cut,
+or in an encoding other than UTF-8, is not cut; the parts are checked against each other once
+parsed, and anything else a scan could get wrong makes a part fail to parse or not fit the next
+one, and the file is then read whole instead.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""A large bank file parsed in a process of its own, while this one writes what it has parsed.
+"""A large bank file parsed by child processes, while this process writes what they have parsed.
 
 Parsing holds the interpreter (lxml hands every element to Python), and so do turning the
-transactions into rows and copying them out: in one process they take turns on one core. A child
-process parses on the other core instead, so a large import costs about the parse alone. The
-child speaks pickle over its stdout: chunks of transactions as tuples, then the statements'
-summaries, or the error that stopped it. Nothing here touches the database.
+transactions into rows and copying them out: in one process they take turns on one core. Child
+processes parse on the other cores instead, so a large import costs about the parse alone, shared
+out. A camt.053 is cut into parts (`camt053_parts`), each child parsing its parts into files of
+their own that this process reads in file order; a file that cannot be cut is read by children
+each taking every n-th entry, sent over their stdout and merged entry by entry. Either way the
+children send framed pickles: chunks of transactions as tuples, then the statements' summaries,
+or the error that stopped them. Nothing here touches the database.
 
     python -m connectors.bank.child_process MODULE:CLASS FILE share INDEX COUNT
     python -m connectors.bank.child_process MODULE:CLASS FILE part PARTS N:OUTPUT...
@@ -53,7 +56,9 @@ def _frame(message: tuple[str, Any, int]) -> bytes:
     return len(payload).to_bytes(8, "little") + payload
 
 
-def _spawn(bank_file: InChildProcess, job: list[str], errors: IO[bytes], pipe: bool) -> Any:
+def _spawn(
+    bank_file: InChildProcess, job: list[str], errors: IO[bytes], pipe: bool
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
     return subprocess.Popen(
@@ -146,9 +151,10 @@ class InChildProcess(BankFile):
     """Streams `parser`'s transactions, parsed by child processes and put back in file order;
     `statements` are complete once the stream is exhausted, as with the parser itself.
 
-    A file the format can cut (camt.053) is cut into one part per process, each parsed as a
-    document of its own; a format that can skip entries is read by several processes each
-    reading every n-th entry (each parses the whole file); any other by one process."""
+    A file the format can cut (camt.053) is cut into twice as many parts as processes, each
+    parsed as a document of its own; one that cannot be cut is read by several processes each
+    reading every n-th entry (each parses the whole file), if the format can skip entries, else
+    by one process."""
 
     def __init__(self, parser: BankFile, processes: int | None = None, cut: bool = True) -> None:
         super().__init__(parser.path)
