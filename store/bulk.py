@@ -117,21 +117,31 @@ def _copy_type(column: Column[Any]) -> str:
         ) from None
 
 
-def select_rows(connection: Connection, query: Select[Any]) -> Iterator[tuple[Any, ...]]:
-    """The query's rows as plain tuples, converted as SQLAlchemy would convert them."""
+def select_rows(
+    connection: Connection, query: Select[Any], *, convert: bool = True
+) -> Iterator[tuple[Any, ...]]:
+    """The query's rows as the driver's plain tuples, a few thousand at a time (no SQLAlchemy
+    row objects: 100,000 rows through them took 0.6 s, and 100,000 tuples held at once were
+    20 MB of an idle cycle's peak). On SQLite values go through their columns' result
+    processors as SQLAlchemy would convert them, unless `convert` is False (the caller reads
+    only text and truthiness); psycopg already speaks Decimal, date and timestamptz."""
     dialect = connection.dialect
-    compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(str(compiled))
-    if dialect.name == "postgresql":
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positiontup is not None:  # qmark / numeric styles (SQLite)
+        params = tuple(params[name] for name in compiled.positiontup)
+    rows: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+    if convert and dialect.name != "postgresql":
+        rows = _converter(
+            [c.type._cached_result_processor(dialect, None) for c in query.selected_columns]
+        )
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
         while batch := cursor.fetchmany(5000):
-            yield from batch
-        return
-    convert = _converter(
-        [column.type._cached_result_processor(dialect, None) for column in query.selected_columns]
-    )
-    while batch := cursor.fetchmany(5000):
-        yield from map(convert, batch)
+            yield from (batch if rows is None or rows is tuple else map(rows, batch))
+    finally:
+        cursor.close()
 
 
 def _converter(processors: Sequence[_Processor]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -37,7 +37,7 @@ from connectors.versions import is_change
 from store.bulk import among as _among
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
-from store.bulk import copy_dicts
+from store.bulk import copy_dicts, select_rows
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
@@ -152,22 +152,6 @@ def _update_by_ids(
             .values(**values)
         ).rowcount
     return count
-
-
-def _fetch_raw(connection: Connection, statement: Any) -> Iterator[tuple[Any, ...]]:
-    """The rows of `statement` as the driver's plain tuples (no SQLAlchemy row objects), a
-    few thousand at a time: 100,000 tuples held at once were 20 MB of an idle cycle's peak."""
-    compiled = statement.compile(dialect=connection.dialect)
-    params: Any = compiled.params
-    if compiled.positiontup is not None:  # qmark / numeric styles (SQLite)
-        params = tuple(params[name] for name in compiled.positiontup)
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), params)
-        while rows := cursor.fetchmany(5000):
-            yield from rows
-    finally:
-        cursor.close()
 
 
 def _inserted_flag(connection: Connection) -> Any:
@@ -318,10 +302,10 @@ class Mirror:
         live: dict[str, str] = {}
         deleted: dict[str, str] = {}
         with self.engine.connect() as connection:
-            for remote_id, version, alive in _fetch_raw(connection, versions):
+            for remote_id, version, alive in select_rows(connection, versions, convert=False):
                 (live if alive else deleted)[remote_id] = version
             quarantined = frozenset(
-                remote_id for (remote_id,) in _fetch_raw(connection, quarantine)
+                remote_id for (remote_id,) in select_rows(connection, quarantine, convert=False)
             )
         return MirrorState(live=live, deleted=deleted, quarantined=quarantined)
 
