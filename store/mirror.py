@@ -330,6 +330,15 @@ class Mirror:
             )
         return [i for i in ids if i not in stored or is_change(planned[i], stored[i], ordered)]
 
+    def held(self, source: str, remote_ids: Sequence[str]) -> set[str]:
+        """Which of these ids the mirror holds (live or deleted)."""
+        column = self._id_column()
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(column).where(*self._scope(source), _among(connection, column, remote_ids))
+            )
+            return {remote_id for (remote_id,) in found}
+
     def _date_column(self) -> Any:
         return invoices.c.invoice_date
 

@@ -163,8 +163,10 @@ class Runs:
         quarantined: int,
         requests: int,
         when: dt.datetime,
+        changed: int = 0,
     ) -> bool:
-        """Record one finished batch (once, however often it is delivered); True if it was new."""
+        """Record one finished batch (once, however often it is delivered); True if it was new.
+        `changed`: of its ids listed without a version, those it wrote."""
         stmt = (
             (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(
                 sync_run_batches
@@ -177,6 +179,7 @@ class Runs:
                 quarantined=quarantined,
                 requests=requests,
                 finished_at=when,
+                changed=changed,
             )
             .on_conflict_do_nothing()
         )
@@ -191,7 +194,7 @@ class Runs:
             name: select(func.coalesce(func.sum(sync_run_batches.c[name]), 0))
             .where(sync_run_batches.c.run_id == run_id)
             .scalar_subquery()
-            for name in ("quarantined", "requests")
+            for name in ("quarantined", "requests", "changed")
         }
         with self.engine.begin() as connection:
             return bool(
@@ -209,6 +212,8 @@ class Runs:
                         finished_at=when,
                         quarantined=totals["quarantined"],
                         requests=sync_runs.c.requests + totals["requests"],
+                        changed=sync_runs.c.changed + totals["changed"],
+                        unchanged=sync_runs.c.unchanged - totals["changed"],
                     )
                 ).rowcount
             )

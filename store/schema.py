@@ -145,6 +145,8 @@ sync_run_batches = Table(
     Column("quarantined", Integer, nullable=False),
     Column("requests", Integer, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
+    #: of the ids listed without a version, how many the batch wrote (changed after all)
+    Column("changed", Integer, nullable=False, server_default="0"),
 )
 
 sync_errors = Table(

@@ -357,3 +357,30 @@ def test_the_daemon_fetches_an_invoice_dated_out_of_the_window_instead_of_deleti
     assert rows[str(inside[0])]["deleted_at"] is None
     assert rows[str(inside[0])]["invoice_date"] == first_day - dt.timedelta(days=3)
     assert rows[str(inside[1])]["deleted_at"] is not None
+
+
+def test_a_daemon_run_counts_a_paid_invoice_as_changed_like_an_inline_cycle(
+    app: App, recras: RecrasSimulator
+) -> None:
+    """An unpaid or partly paid invoice is listed without a version (its payments are read every
+    cycle): unchanged until its batch writes it, changed once it does."""
+    from tests.daemon_queue import Queue, daemon_of
+
+    queue = Queue()
+    with daemon_of(app) as daemon:
+        daemon.cycle("venue", False, queue.batch, queue.cycle)
+        queue.drain(daemon)
+        open_ones = [i for i in recras.invoice_ids() if recras.invoice(i)["status"] == "verzonden"]
+        recras.pay(open_ones[0], Decimal("10.10"))  # partly paid: still listed without a version
+        outcome = daemon.cycle("venue", False, queue.batch, queue.cycle)
+        queue.drain(daemon)
+        assert outcome.run_id is not None
+        run = daemon.app.runs.get(outcome.run_id)
+        queue.drain(daemon)
+
+    recras.pay(open_ones[1], Decimal("10.10"))
+    inline = app.sync_inline(_source_of(app))
+
+    assert run is not None and run["status"] == "ok"
+    assert (run["changed"], run["unchanged"]) == (1, run["listed"] - 1)
+    assert (inline.changed, inline.unchanged) == (1, inline.listed - 1)

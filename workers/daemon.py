@@ -253,7 +253,10 @@ class Daemon:
 
         ordered = ordered_versions(source.kind)
         needed = ids if full else mirror.behind(source_name, planned, ordered=ordered)
-        written = quarantined = requests = 0
+        # mirrored ids listed without a version count as unchanged until a batch writes them
+        unknown = [i for i in needed if planned[i] is None] if not full else []
+        refresh = mirror.held(source_name, unknown) if unknown else set()
+        written = quarantined = requests = changed = 0
         try:
             if needed:
                 with self.app.connector(source, self.limiter(source)) as connector:
@@ -267,6 +270,7 @@ class Daemon:
                     )
                     written, quarantined = result.written, result.quarantined
                     requests = connector.requests
+                    changed = len(refresh.intersection(result.written_ids))
                     self.metrics.batch(
                         source_name,
                         requests=requests,
@@ -284,6 +288,7 @@ class Daemon:
             quarantined=quarantined,
             requests=requests,
             when=utcnow(),
+            changed=changed,
         )
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source_name, run_id)

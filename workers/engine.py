@@ -197,8 +197,10 @@ def plan_cycle(
             plan.refresh.add(remote_id)
         if full or version is None or remote_id in state.quarantined:
             plan.to_fetch.append(remote_id)
-    if moved:  # dated out of the window since the last fetch: fetched to learn the new date
-        plan.changed += len(moved)
+    if moved:  # dated out of the window since the last fetch: fetched to learn the new date,
+        # and counted as any id listed without a version (changed once written)
+        plan.unchanged += len(moved)
+        plan.refresh.update(moved)
         plan.to_fetch.extend(moved)
         plan.versions = {**listed, **dict.fromkeys(moved)}
     if listing.records:
