@@ -241,3 +241,24 @@ def test_a_file_with_comments_cdata_or_instructions_is_not_cut(tmp_path: Path, o
     here = parsed(tmp_path / "odd.xml", 0)
     assert parsed(tmp_path / "odd.xml", 2, cut=True) == here
     assert len(here[0]) == 3000
+
+
+def test_the_inbox_imports_through_child_processes(store: BankStore, tmp_path: Path) -> None:
+    """The daemon's inbox calls the same import: large files go through the children too."""
+    from workers.inbox import scan_inbox
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    write_camt053(inbox / "big.xml", ACCOUNT, [payments(1200), payments(900)])
+    text = (inbox / "big.xml").read_text()
+    (inbox / "cut.xml").write_text(text[: len(text) // 2])
+
+    results = {r.file: r for r in scan_inbox(store, inbox, settle=0.05)}
+
+    big = results["big.xml"]  # the second statement repeats the first's first 900 payments
+    assert (big.status, big.new, big.present, big.statements) == ("ok", 1200, 900, 2)
+    assert results["cut.xml"].status == "failed" and "malformed XML" in (
+        results["cut.xml"].error or ""
+    )
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["big.xml"]
+    assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["cut.xml", "cut.xml.error"]
