@@ -17,7 +17,7 @@ from connectors.bank.child_process import InChildProcess, ParserProcessDied, Spl
 from store.bank import BankStore
 from store.db import make_engine, upgrade
 from store.schema import bank_transactions
-from tests.bankgen import Tx, write_camt053
+from tests.bankgen import Tx, write_camt053, write_mt940
 from workers.bank_import import import_bank_file
 
 DATA = Path(__file__).parent / "data" / "bankfiles"
@@ -262,3 +262,23 @@ def test_the_inbox_imports_through_child_processes(store: BankStore, tmp_path: P
     )
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["big.xml"]
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["cut.xml", "cut.xml.error"]
+
+
+@pytest.mark.parametrize("broken", [10, 700, 1199])
+def test_mt940_batches_read_by_two_processes_fail_as_in_process(
+    tmp_path: Path, broken: int
+) -> None:
+    """MT940 is shared by batches of `:61:` lines: each process reads every line, and hands
+    every other batch to the package; a batch that breaks says what it says in process."""
+    write_mt940(tmp_path / "a.sta", ACCOUNT, [payments(1200)])
+    whole = parsed(tmp_path / "a.sta", 0)
+    lines = (tmp_path / "a.sta").read_bytes().decode().split("\r\n")
+    statement_lines = [n for n, line in enumerate(lines) if line.startswith(":61:")]
+    at = statement_lines[broken]
+    lines[at] = lines[at].replace(",", "x", 1)  # an amount that is no amount
+    (tmp_path / "bad.sta").write_bytes("\r\n".join(lines).encode())
+
+    assert len(whole[0]) == 1200 and parsed(tmp_path / "a.sta", 2) == whole
+    here = parsed(tmp_path / "bad.sta", 0)
+    assert isinstance(here[0][0], str) and f"line {at + 1}" in here[0][0]
+    assert parsed(tmp_path / "bad.sta", 2) == here

@@ -179,6 +179,9 @@ class Mt940File(BankFile):
     """An MT940 file of one or more statements (ING, Rabobank, ABN AMRO, ASN/SNS, Triodos, Knab)."""
 
     format = "mt940"
+    #: an "entry" here is one batch of `:61:` lines handed to the package (`CHUNK`): a process
+    #: reading another's share still reads every line, but leaves the package parse to it
+    shares_entries = True
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -269,6 +272,7 @@ class Mt940File(BankFile):
     def _statements(self) -> Iterator[BankTransaction]:
         statement: _Statement | None = None
         bank_header = ""
+        self.position = 0
         for token in self._tokens():
             if isinstance(token, _Field):
                 if statement is not None:
@@ -486,6 +490,10 @@ class Mt940File(BankFile):
         assert summary is not None
         if summary.currency is None:
             raise self.error(f"line {statement.line}", "the statement names no currency")
+        mine, of = self.share
+        if self.position % of != mine:  # another process's batch
+            self.position += 1
+            return
         parsed = self._parse_located(statement.header, groups, statement.asn)
         if len(parsed.transactions) != len(groups):
             raise self.error(
@@ -502,6 +510,7 @@ class Mt940File(BankFile):
             summary.transactions += 1
             summary.total += tx.amount
             yield tx
+        self.position += 1
 
     def _transaction(
         self,
