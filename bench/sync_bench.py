@@ -95,9 +95,10 @@ def fresh_database(kind: str, workdir: Path) -> str:
 
 
 class TreeMemory:
-    """The most memory a command and its child processes held at once (the sum of their RSS),
-    sampled every 10 ms from /proc while it runs: for commands that start processes of their
-    own, whose peaks `wait4` does not add up. A peak shorter than a sample can be missed."""
+    """The most memory a command and its child processes held at once (the sum of their
+    proportional set sizes, so that what they share is counted once), sampled every 10 ms from
+    /proc while it runs: for commands that start processes of their own, whose peaks `wait4`
+    does not add up. A peak shorter than a sample can be missed."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
@@ -112,16 +113,18 @@ class TreeMemory:
             self._thread.join()
 
     def _sample(self, pid: int) -> None:
-        while (total := _tree_rss_kb(pid)) is not None:
+        while (total := _tree_pss_kb(pid)) is not None:
             self.peak_mb = max(self.peak_mb, total / 1024)
             time.sleep(0.01)
 
 
-def _tree_rss_kb(pid: int) -> int | None:
-    """RSS of `pid` and its descendants in kB; None once `pid` has exited."""
+def _tree_pss_kb(pid: int) -> int | None:
+    """Proportional set size of `pid` and its descendants in kB (pages shared between them, a
+    library or a child just forked from the parent, counted once in all, not once each); None
+    once `pid` has exited."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            rss = next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), None)
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            pss = next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), None)
         children = [
             child
             for task in Path(f"/proc/{pid}/task").iterdir()  # a thread's children are its own
@@ -129,9 +132,9 @@ def _tree_rss_kb(pid: int) -> int | None:
         ]
     except (OSError, ValueError):
         return None
-    if rss is None:  # a zombie: it has exited
+    if pss is None:  # a zombie: it has exited
         return None
-    return rss + sum(_tree_rss_kb(int(child)) or 0 for child in children)
+    return pss + sum(_tree_pss_kb(int(child)) or 0 for child in children)
 
 
 def run_command(
