@@ -122,7 +122,9 @@ def test_a_consumer_that_stops_early_leaves_no_child_running(tmp_path: Path, cut
 
     next(stream)
     children = bank_file.children
-    assert len(children) == 2 and all(c.poll() is None for c in children)
+    assert len(children) == 2
+    if not cut:  # a pipe holds a child back until it is read (parts go to files: they may be done)
+        assert all(c.poll() is None for c in children)
     stream.close()
 
     assert all(c.returncode is not None for c in children)
@@ -134,7 +136,8 @@ def test_a_child_that_dies_fails_the_stream_with_a_message(tmp_path: Path, cut: 
     bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"), 2, cut=cut)
     stream = bank_file.transactions()
     next(stream)
-    bank_file.children[-1].kill()
+    for child in bank_file.children:  # the one reading the first part is still at it
+        child.kill()
 
     expected = SplitFailed if cut else ParserProcessDied
     with pytest.raises(expected, match=r"many\.xml ended unexpectedly \(exit code -9\)"):
