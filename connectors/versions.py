@@ -8,6 +8,7 @@ timestamp that goes back at the autumn clock change) only says "changed" when it
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 #: ordered versions are compared as 64-bit integers (the database's write guard casts them)
@@ -51,3 +52,12 @@ def is_change(version: str | None, stored: str, ordered: bool) -> bool:
     if version == stored:
         return False
     return not ordered or int(version) > int(stored)
+
+
+def behind(
+    planned: Mapping[str, str | None], stored: Mapping[str, str], ordered: bool
+) -> list[str]:
+    """The planned ids the mirror (`stored`: id -> version) does not hold at the planned
+    version: missing, older (different, for a source without ordered versions), or planned
+    without a version."""
+    return [i for i in planned if i not in stored or is_change(planned[i], stored[i], ordered)]

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
-from connectors.versions import is_change
+from connectors.versions import behind
 from store.bulk import among as _among
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
@@ -318,26 +318,19 @@ class Mirror:
         A batch message delivered again, or planned twice by a superseded cycle, then costs a
         query instead of an API request.
         """
-        ids = list(planned)
+        return behind(planned, self.stored_versions(source, list(planned)), ordered)
+
+    def stored_versions(self, source: str, remote_ids: Sequence[str]) -> dict[str, str]:
+        """The mirrored version of each of these ids the mirror holds (live or deleted)."""
         column = self._id_column()
         with self.engine.connect() as connection:
-            stored: dict[str, str] = dict(
+            return dict(
                 connection.execute(
                     select(column, column.table.c.remote_version).where(
-                        *self._scope(source), _among(connection, column, ids)
+                        *self._scope(source), _among(connection, column, remote_ids)
                     )
                 ).all()
             )
-        return [i for i in ids if i not in stored or is_change(planned[i], stored[i], ordered)]
-
-    def held(self, source: str, remote_ids: Sequence[str]) -> set[str]:
-        """Which of these ids the mirror holds (live or deleted)."""
-        column = self._id_column()
-        with self.engine.connect() as connection:
-            found = connection.execute(
-                select(column).where(*self._scope(source), _among(connection, column, remote_ids))
-            )
-            return {remote_id for (remote_id,) in found}
 
     def _date_column(self) -> Any:
         return invoices.c.invoice_date

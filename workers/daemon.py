@@ -26,6 +26,7 @@ from connectors.ratelimit import Limiter
 from connectors.records import RawJSON
 from connectors.source import SourceConfig
 from connectors.streams import INVOICES
+from connectors.versions import behind
 from store.mirror import utcnow
 from store.pushes import PushStore
 from workers.app import App
@@ -252,10 +253,12 @@ class Daemon:
         from connectors.registry import ordered_versions
 
         ordered = ordered_versions(source.kind)
-        needed = ids if full else mirror.behind(source_name, planned, ordered=ordered)
-        # mirrored ids listed without a version count as unchanged until a batch writes them
-        unknown = [i for i in needed if planned[i] is None] if not full else []
-        refresh = mirror.held(source_name, unknown) if unknown else set()
+        needed, refresh = ids, set()
+        if not full:
+            stored = mirror.stored_versions(source_name, ids)
+            needed = behind(planned, stored, ordered)
+            # mirrored ids listed without a version count as unchanged until a batch writes them
+            refresh = {i for i in needed if planned[i] is None and i in stored}
         written = quarantined = requests = changed = 0
         try:
             if needed:
