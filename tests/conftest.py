@@ -16,6 +16,8 @@ import sqlalchemy as sa
 
 from connectors.moneybird.config import MoneybirdSource
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
+from store.bank import BankStore
+from store.db import make_engine, upgrade
 from workers.app import App
 from workers.config import AppConfig
 
@@ -39,6 +41,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[BankStore]:
+    """The bank side of a migrated database, on each backend."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        yield BankStore(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ parsing in process, and no child left behind whichever way the import ends."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +15,6 @@ import workers.bank_import as bank_import
 from connectors.bank import BankFileError, open_bank_file
 from connectors.bank.child_process import InChildProcess, ParserProcessDied, SplitFailed
 from store.bank import BankStore
-from store.db import make_engine, upgrade
 from store.schema import bank_transactions
 from tests.bankgen import Tx, write_camt053, write_mt940
 from workers.bank_import import import_bank_file
@@ -145,15 +144,10 @@ def test_a_child_that_dies_fails_the_stream_with_a_message(tmp_path: Path, cut: 
             pass
 
 
-@pytest.fixture
-def store(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[BankStore]:
+@pytest.fixture(autouse=True)
+def every_file_in_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports here go through the parsing processes whatever the file's size."""
     monkeypatch.setattr(bank_import, "IN_CHILD_FROM_BYTES", 0)
-    engine = make_engine(database_url)
-    upgrade(engine)
-    try:
-        yield BankStore(engine)
-    finally:
-        engine.dispose()
 
 
 def test_an_import_through_a_child_writes_every_transaction_once(

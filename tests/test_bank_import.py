@@ -9,7 +9,6 @@ import datetime as dt
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from store.bank import BankStore
-from store.db import make_engine, upgrade
 from store.schema import bank_imports, bank_transactions
 from tests.bankgen import Tx, write_camt053
 from workers.bank_import import import_bank_file
@@ -28,16 +26,6 @@ from workers.inbox import scan_inbox, settled_files
 
 DATA = Path(__file__).parent / "data" / "bankfiles"
 ACCOUNT = "NL91ABNA0417164300"  # a valid IBAN (checksum included)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[BankStore]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    try:
-        yield BankStore(engine)
-    finally:
-        engine.dispose()
 
 
 def rows(store: BankStore) -> list[dict[str, Any]]:
