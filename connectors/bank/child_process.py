@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -327,53 +327,45 @@ def serve(parser_class: str, path: Path, job: list[str], out: IO[bytes] | None) 
     make = getattr(importlib.import_module(module), name)
     if job[0] == "share":
         assert out is not None
-        _serve_one(make, path, out, share=(int(job[1]), int(job[2])))
+        parser = make(path)
+        parser.share = (int(job[1]), int(job[2]))
+        _send_all(parser, out)
         return
-    parts: Any = None
+    parts: Sequence[Any] | None = None
     for assignment in job[2:]:
         number, _, output = assignment.partition(":")
         with open(output, "wb") as written:
-            if parts is None:
-                parts = make(path).cut(int(job[1])) or []
-            _serve_one(
-                make, path, written, part=parts[int(number)] if int(number) < len(parts) else None
-            )
+            parser = make(path)
+            try:
+                parts = parser.cut(int(job[1])) if parts is None else parts
+                if not parts or int(number) >= len(parts):
+                    raise ValueError("the file no longer cuts into the parts it was cut into")
+                parser.read_only(parts[int(number)])
+            except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+                _send(written, "error", _portable(exc), 0)
+                continue
+            _send_all(parser, written)
 
 
-def _serve_one(
-    make: Any,
-    path: Path,
-    out: IO[bytes],
-    *,
-    share: tuple[int, int] = (0, 1),
-    part: Any = "whole",
-) -> None:
-    parser: BankFile | None = None
+def _send(out: IO[bytes], kind: str, payload: Any, position: int) -> None:
+    out.write(_frame((kind, payload, position)))
+    out.flush()
 
-    def send(kind: str, payload: Any) -> None:
-        position = parser.position if parser is not None else 0
-        out.write(_frame((kind, payload, position)))
-        out.flush()
 
+def _send_all(parser: BankFile, out: IO[bytes]) -> None:
+    """The parser's transactions in chunks, then its statements, or the error that stopped it."""
     try:
-        if part is None:
-            raise ValueError("the file no longer cuts into the parts it was cut into")
-        parser = make(path)
-        assert isinstance(parser, BankFile)
-        parser.share = share
-        if part != "whole":
-            parser.read_only(part)
         chunk: list[tuple[int, tuple[Any, ...]]] = []
         for transaction in parser.transactions():
             chunk.append((parser.position, _values(transaction)))
             if len(chunk) >= CHUNK:
-                send("chunk", chunk)
+                _send(out, "chunk", chunk, parser.position)
                 chunk = []
         if chunk:
-            send("chunk", chunk)
-        send("done", parser.statements)
+            _send(out, "chunk", chunk, parser.position)
+        _send(out, "done", parser.statements, parser.position)
     except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
-        send("error", _portable(exc))
+        _send(out, "error", _portable(exc), parser.position)
 
 
 def main() -> None:
