@@ -197,13 +197,14 @@ def import_bank_file(store: BankStore, path: Path, account: str | None = None) -
         bank_file = open_bank_file(path)
         if path.stat().st_size >= IN_CHILD_FROM_BYTES and sys.executable:
             bank_file = InChildProcess(bank_file)
-        rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
+        origin_file = f"{name} sha256:{sha256}"
+        rows = _Rows(bank_file, account, import_id, origin_file)
         try:
             written = store.write(rows)
         except SplitFailed:  # nothing was kept: read the file whole, which says what is wrong
             assert isinstance(bank_file, InChildProcess)
             bank_file = bank_file.whole()
-            rows = _Rows(bank_file, account, import_id, f"{name} sha256:{sha256}")
+            rows = _Rows(bank_file, account, import_id, origin_file)
             written = store.write(rows)
     except Exception as exc:  # whatever broke, the file imports nothing and says why
         error = _describe(name, exc)
