@@ -7,10 +7,14 @@ writes listing history too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connectors.records import RawJSON
+
+#: (remote id, version) pairs of a listing, a chunk at a time
+Pairs = Sequence[tuple[str, str | None]]
 
 #: no records in hand: `fetch_batch` fetches every id
 NOTHING_LISTED: Mapping[str, RawJSON] = {}
@@ -37,7 +41,7 @@ class Listing:
 
     #: remote id -> version (see `connectors.versions`); None: the listing cannot tell whether
     #: the record changed, so it is fetched every cycle
-    versions: Mapping[str, str | None]
+    versions: Mapping[str, str | None] = field(default_factory=dict)
     #: a snapshot's complete records (exact JSON text) by id, handed to `fetch_batch`
     records: dict[str, RawJSON] = field(default_factory=dict)
     #: whether an id the listing lacks is gone; False for a modified-since listing
@@ -45,3 +49,15 @@ class Listing:
     #: the invoice dates the listing covers (first, last), when it covers a window: a mirrored
     #: invoice dated outside it left the window and is not judged by this listing
     dated: tuple[dt.date, dt.date] | None = None
+    #: the same pairs in chunks, read once, for a listing too large to hold as a mapping (the
+    #: engine compares them with the mirror in the database as they come); replaces `versions`
+    streamed: Iterable[Pairs] | None = None
+
+    def chunks(self, size: int = 10_000) -> Iterator[Pairs]:
+        """The listing's (id, version) pairs, `size` at a time for a mapping."""
+        if self.streamed is not None:
+            yield from self.streamed
+            return
+        items = iter(self.versions.items())
+        while chunk := list(itertools.islice(items, size)):
+            yield chunk

@@ -215,7 +215,9 @@ def test_the_daemon_runs_the_bank_stream_beside_the_invoices(
         ("invoices", "ok", 120),
         ("financial_mutations", "ok", len(simulator.mutation_ids())),
     ]
-    assert daemon.app.bank_mirror.state("acme").live.keys() == set(simulator.mutation_ids())
+    mutations_held = daemon.app.bank_mirror.stored_versions("acme", simulator.mutation_ids())
+    assert mutations_held.keys() == set(simulator.mutation_ids())
+    assert daemon.app.bank_mirror.live("acme") == len(simulator.mutation_ids())
 
 
 def test_a_finished_sync_asks_for_one_reconciliation_and_more_asks_are_coalesced(

@@ -8,6 +8,7 @@ import pytest
 
 from connectors.errors import ConnectorError
 from connectors.moneybird.config import MoneybirdSource
+from connectors.moneybird.listing import parse_listing
 from connectors.registry import build_connector
 
 
@@ -25,7 +26,8 @@ def _read(body: str | bytes) -> dict[str, str]:
     connector = build_connector(source, "token")
     try:
         content = body.encode() if isinstance(body, str) else body
-        return connector._parse_listing(httpx.Response(200, content=content), "listing")  # type: ignore[attr-defined, no-any-return]
+        listed = parse_listing(httpx.Response(200, content=content), "listing")
+        return {remote_id: version for chunk in listed for remote_id, version in chunk}
     finally:
         connector.close()
 

@@ -126,10 +126,10 @@ def test_compact_bodies_take_the_fast_path_without_losing_a_digit() -> None:
 def _listing(body: bytes) -> dict[str, str]:
     import httpx
 
-    from connectors.moneybird.connector import MoneybirdConnector
+    from connectors.moneybird.listing import parse_listing
 
-    connector = MoneybirdConnector.__new__(MoneybirdConnector)
-    return connector._parse_listing(httpx.Response(200, content=body), "listing")
+    listed = parse_listing(httpx.Response(200, content=body), "listing")
+    return {remote_id: version for chunk in listed for remote_id, version in chunk}
 
 
 def test_the_id_version_list_is_read_in_any_spelling() -> None:

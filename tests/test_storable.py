@@ -6,8 +6,6 @@ Before migration 0003 a 101-character `payment_reference` aborted the whole batc
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -18,10 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
-from connectors.records import Invoice, InvoiceLine, Payment, RawJSON
+from connectors.records import InvoiceLine, Payment
 from store.schema import sync_errors, sync_runs
 from store.storable import unstorable
 from tests.conftest import TOKEN, TOKEN_ENV
+from tests.invoices import an_invoice
 from tests.mirror_check import assert_mirror_equals, mirror_rows
 from workers.app import App
 
@@ -177,32 +176,6 @@ def test_a_database_error_in_a_cycle_is_recorded_and_printed_in_one_line(
     assert f"acme: {run.error}" in result.stdout
 
 
-def _invoice(**changes: object) -> Invoice:
-    invoice = Invoice(
-        remote_id="1",
-        remote_version="1",
-        number="2026-0001",
-        state="open",
-        state_raw="open",
-        customer_remote_id="9",
-        customer_name="Acme",
-        invoice_date=dt.date(2026, 1, 1),
-        due_date=None,
-        currency="EUR",
-        total_excl_tax=Decimal("10"),
-        total_tax=Decimal("2.10"),
-        total_incl_tax=Decimal("12.10"),
-        total_paid=Decimal(0),
-        total_unpaid=Decimal("12.10"),
-        payment_reference="RF18",
-        remote_updated_at=None,
-        raw=RawJSON("{}"),
-        lines=(InvoiceLine("7", 1, "work", Decimal(1), Decimal(10), None, Decimal(10)),),
-        payments=(Payment("8", Decimal(1), None, "x" * 10_000, None, None),),
-    )
-    return dataclasses.replace(invoice, **changes)  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
@@ -227,7 +200,7 @@ def _invoice(**changes: object) -> Invoice:
 def test_the_check_names_the_first_value_the_database_would_refuse(
     changes: dict[str, object], problem: str | None
 ) -> None:
-    found = unstorable(_invoice(**changes))
+    found = unstorable(an_invoice(**changes))
     if problem is None:
         assert found is None
     else:

@@ -42,7 +42,7 @@ class CyclePlan:
     deleted: int = 0
     restored: int = 0
     to_fetch: list[str] = field(default_factory=list)
-    #: the listed version of every id (the listing itself, not a copy)
+    #: the listed version of every id to fetch (when the plan was asked to keep them)
     versions: Mapping[str, str | None] = field(default_factory=dict)
     #: what a snapshot listing said of the ids to fetch (their complete records' text)
     records: dict[str, RawJSON] = field(default_factory=dict)
@@ -136,73 +136,86 @@ def plan_cycle(
     full: bool,
     mass_delete_fraction: float | None = None,
     history: ListingHistory = NO_HISTORY,
+    keep_versions: bool = True,
 ) -> CyclePlan:
     """List, diff and record deletions; returns the ids that must be fetched.
 
+    The listing is compared with the mirror in the database (`Mirror.compare`), which hands
+    back only what differs: memory does not grow with the number of records listed.
     Ids listed again after a deletion are made live again here without a fetch when their
     version is unchanged; a quarantined id is fetched again every cycle until it validates, and
     so is an id whose listed version is None (the listing cannot tell whether it changed).
     Only a complete listing marks what it lacks deleted, and only within the dates it covers;
     for such a windowed listing the connector confirms each absence first (an invoice whose
-    date moved out of the window is fetched, not deleted).
+    date moved out of the window is fetched, not deleted). `keep_versions`: keep the listed
+    version of each id to fetch in `CyclePlan.versions` (the daemon's batch messages carry it).
     """
     source = connector.name
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state") as pool:
-        reading = pool.submit(mirror.state, source)  # read while the listing is on the wire
-        listing = connector.listing(history)
-        state = reading.result()
-    listed = listing.versions
+    quarantined = mirror.quarantined(source)
+    listing = connector.listing(history)
+    plan = CyclePlan(source=source, run_id=run_id, full=full, complete=listing.complete)
+    versions: dict[str, str | None] = {}
     vanished: list[str] = []
-    if listing.complete:
-        vanished = [remote_id for remote_id in state.live if remote_id not in listed]
-        if vanished and listing.dated is not None:
-            vanished = mirror.dated_within(source, vanished, *listing.dated)
-    check_mass_deletion(source, len(vanished), len(state.live), mass_delete_fraction)
-    moved: list[str] = []
+    restore: list[str] = []
+    went_back = judged = 0
+    ordered = connector.ordered_versions
+    seen_quarantined: set[str] = set()
+
+    def fetch(remote_id: str, version: str | None) -> None:
+        plan.to_fetch.append(remote_id)
+        if keep_versions:
+            versions[remote_id] = version
+
+    with mirror.compare(source, listing.chunks()) as compared:
+        for remote_id, version, stored_id, stored, alive in compared.differences(everything=full):
+            if remote_id is None:
+                if listing.complete and stored_id is not None:
+                    vanished.append(stored_id)
+                continue
+            judged += 1
+            if remote_id in quarantined:
+                seen_quarantined.add(remote_id)
+            if stored is None:
+                plan.new += 1
+                fetch(remote_id, version)
+                continue
+            if not alive:
+                plan.restored += 1
+                if not full and version is not None and not is_change(version, stored, ordered):
+                    restore.append(remote_id)
+                    continue
+            if version is not None and is_change(version, stored, ordered):
+                plan.changed += 1
+                fetch(remote_id, version)
+                continue
+            plan.unchanged += 1
+            if version is not None and version != stored:
+                went_back += older(version, stored)  # only an ordered version gets here
+            if version is None:
+                plan.refresh.add(remote_id)
+            if full or version is None or remote_id in quarantined:
+                fetch(remote_id, version)
+        plan.listed = compared.listed
+        plan.unchanged += plan.listed - judged  # the pairs the database found equal
+        unseen = [i for i in quarantined if i not in seen_quarantined]
+        listed_quarantined = compared.versions_of(unseen) if unseen else {}
+    for remote_id, version in listed_quarantined.items():  # listed unchanged: fetched again
+        fetch(remote_id, version)
+    if vanished and listing.dated is not None:
+        vanished = mirror.dated_within(source, vanished, *listing.dated)
+    if mass_delete_fraction is not None and len(vanished) >= MASS_DELETE_MIN:
+        check_mass_deletion(source, len(vanished), mirror.live(source), mass_delete_fraction)
     if vanished and listing.dated is not None:
         gone = set(connector.confirm_gone(vanished))
         moved = [remote_id for remote_id in vanished if remote_id not in gone]
         vanished = [remote_id for remote_id in vanished if remote_id in gone]
-    plan = CyclePlan(
-        source=source,
-        run_id=run_id,
-        full=full,
-        listed=len(listed),
-        versions=listed,
-        complete=listing.complete,
-    )
-    restore: list[str] = []
-    went_back = 0
-    ordered = connector.ordered_versions
-    for remote_id, version in listed.items():
-        stored = state.live.get(remote_id)
-        if stored is None:
-            stored = state.deleted.get(remote_id)
-            if stored is None:
-                plan.new += 1
-                plan.to_fetch.append(remote_id)
-                continue
-            plan.restored += 1
-            if not full and version is not None and not is_change(version, stored, ordered):
-                restore.append(remote_id)
-                continue
-        if version is not None and is_change(version, stored, ordered):
-            plan.changed += 1
-            plan.to_fetch.append(remote_id)
-            continue
-        plan.unchanged += 1
-        if version is not None and version != stored:
-            went_back += older(version, stored)  # only an ordered version gets here
-        if version is None:
-            plan.refresh.add(remote_id)
-        if full or version is None or remote_id in state.quarantined:
-            plan.to_fetch.append(remote_id)
-    if moved:  # dated out of the window since the last fetch: fetched to learn the new date,
-        # and counted as any id listed without a version (changed once written)
+        # dated out of the window since the last fetch: fetched to learn the new date, and
+        # counted as any id listed without a version (changed once written)
         plan.unchanged += len(moved)
         plan.refresh.update(moved)
-        plan.to_fetch.extend(moved)
-        plan.versions = {**listed, **dict.fromkeys(moved)}
+        for remote_id in moved:
+            fetch(remote_id, None)
+    plan.versions = versions
     if listing.records:
         wanted = set(plan.to_fetch)
         plan.records = {i: raw for i, raw in listing.records.items() if i in wanted}
@@ -216,7 +229,9 @@ def plan_cycle(
     if restore:
         mirror.restore(source, restore)
     if listing.complete:
-        gone_from_quarantine = [i for i in state.quarantined if i not in listed]
+        gone_from_quarantine = [
+            i for i in quarantined if i not in seen_quarantined and i not in listed_quarantined
+        ]
         if gone_from_quarantine:
             mirror.release_quarantine(source, gone_from_quarantine, utcnow())
     return plan
@@ -362,9 +377,9 @@ def run_cycle(
             full=full,
             mass_delete_fraction=mass_delete_fraction,
             history=NO_HISTORY if full else runs.listing_history(connector.name, mirror.stream),
+            keep_versions=False,  # only the daemon's batch messages need them
         )
         complete_listing = plan.complete
-        plan.versions = {}  # only the daemon's batch messages need them; free the memory now
         for name, value in plan.counts().items():
             setattr(result, name, value)
         if on_progress:

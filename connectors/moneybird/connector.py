@@ -22,13 +22,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
-from connectors.base import NOTHING_LISTED, Connector, RecordStream
-from connectors.errors import ConnectorError
-from connectors.http import ApiClient, decode_json
+from connectors.base import NO_HISTORY, NOTHING_LISTED, Connector, RecordStream
+from connectors.http import ApiClient
+from connectors.listing import Listing, ListingHistory
 from connectors.moneybird.config import MoneybirdSource
 from connectors.moneybird.fields import SALES_INVOICE
+from connectors.moneybird.listing import VersionList, parse_listing
 from connectors.parsing import (
     parse_date,
     parse_decimal,
@@ -56,8 +55,6 @@ _STATES = {
 }
 _OPEN_LIKE = frozenset({"open", "pending_payment", "reminded"})
 _AMOUNT_TEXT = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)")
-_LISTING_ITEM = re.compile(r'\{\s*"id"\s*:\s*"?(\d+)"?\s*,\s*"version"\s*:\s*(\d+)\s*\}', re.ASCII)
-_LISTING_SLICE = 1 << 20
 _HALF_CENT = Decimal("0.005")
 _HUNDRED = Decimal(100)
 
@@ -111,42 +108,17 @@ class MoneybirdConnector(Connector):
         until = dt.date(today.year + 10, 12, 31)
         return f"period:{self.since:%Y%m%d}..{until:%Y%m%d},state:all"
 
+    def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
+        return Listing(streamed=self.version_list())
+
     def list_versions(self) -> dict[str, str]:
+        return {i: v for chunk in self.version_list() for i, v in chunk}
+
+    def version_list(self) -> VersionList:
+        """Every invoice in scope and its version, in one request, read as it is used."""
         return self.client.call(
-            "GET", self._path, self._parse_listing, params={"filter": self.period_filter()}
+            "GET", self._path, parse_listing, params={"filter": self.period_filter()}
         )
-
-    def _parse_listing(self, response: httpx.Response, what: str) -> dict[str, str]:
-        """Read 100,000 `{"id": .., "version": ..}` pairs without building 100,000 dicts.
-
-        The regex fast path is taken only when it accounts for every object in the body;
-        anything unusual goes through the full JSON decoder and per-item validation.
-        """
-        body = response.content
-        if body.isascii() and body.lstrip()[:1] == b"[" and body.rstrip()[-1:] == b"]":
-            versions: dict[str, str] = {}
-            matched = start = 0
-            while start < len(body):  # a megabyte at a time: no copy of the whole body
-                end = body.find(b"}", start + _LISTING_SLICE)
-                end = len(body) if end < 0 else end + 1
-                pairs = _LISTING_ITEM.findall(body[start:end].decode("ascii"))
-                versions.update(pairs)
-                matched += len(pairs)
-                start = end
-            if matched == body.count(b"{"):  # every object is an id/version pair
-                return versions
-        listing = decode_json(body, what)
-        if not isinstance(listing, list):
-            raise ConnectorError(f"{what}: the id/version list is not a JSON array")
-        versions = {}
-        for position, item in enumerate(listing):
-            try:
-                versions[parse_id(item.get("id"), "id")] = _version(item.get("version"))
-            except (AttributeError, ValueError) as exc:
-                raise ConnectorError(
-                    f"{what}: item {position} of the id/version list is malformed: {exc}"
-                ) from None
-        return versions
 
     def fetch_batch(
         self, remote_ids: Sequence[str], listed: Mapping[str, RawJSON] = NOTHING_LISTED

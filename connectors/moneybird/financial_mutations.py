@@ -26,6 +26,7 @@ import structlog
 from connectors.bank.records import BankTransaction, is_iban_shaped
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory
 from connectors.errors import AuthError, ConnectorError
+from connectors.moneybird.listing import VersionList, parse_listing
 from connectors.parsing import parse_date, parse_decimal, parse_id
 from connectors.records import RawJSON, RemoteBankTransaction
 
@@ -67,18 +68,21 @@ class FinancialMutations:
             ) from None
 
     def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
-        return Listing(versions=self.list_versions())
+        return Listing(streamed=self.version_list())
 
     def confirm_gone(self, remote_ids: Sequence[str]) -> list[str]:
         return list(remote_ids)  # the listing covers every mutation: it is its own proof
 
     def list_versions(self) -> dict[str, str]:
+        return {i: v for chunk in self.version_list() for i, v in chunk}
+
+    def version_list(self) -> VersionList:
         self.accounts()
         return self._scoped(
             self.client.call,
             "GET",
             self._path,
-            self._connector._parse_listing,
+            parse_listing,
             params={"filter": self._connector.period_filter()},
         )
 

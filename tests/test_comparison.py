@@ -1,0 +1,116 @@
+"""A listing compared with the mirror in the database (`store.comparison`), on SQLite and
+PostgreSQL: only what differs comes back, and the engine's plan counts the rest unchanged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from connectors.errors import ConnectorError
+from connectors.moneybird.listing import parse_listing
+from store.db import make_engine, upgrade
+from store.mirror import Mirror, Quarantined, utcnow
+from tests.invoices import an_invoice
+
+
+@pytest.fixture
+def mirror(database_url: str) -> Iterator[Mirror]:
+    """A mirror holding ids 1-5 at version 10; 4 and 5 are deleted; source `other` holds 1."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    mirror = Mirror(engine)
+    held = [
+        an_invoice(remote_id=str(i), remote_version="10", lines=(), payments=())
+        for i in range(1, 6)
+    ]
+    mirror.write_batch("acme", held, [])
+    mirror.write_batch("other", held[:1], [])
+    mirror.mark_deleted("acme", ["4", "5"], utcnow())
+    try:
+        yield mirror
+    finally:
+        engine.dispose()
+
+
+def test_only_what_differs_comes_back(mirror: Mirror) -> None:
+    listing: list[list[tuple[str, str | None]]] = [
+        [("1", "10"), ("2", "11"), ("4", "10")],  # same; newer; deleted and listed again
+        [("6", "1"), ("3", None)],  # new; no version
+    ]
+    with mirror.compare("acme", listing) as compared:
+        found = set(compared.differences())
+        assert compared.listed == 5
+        assert compared.versions_of(["1", "6", "7"]) == {"1": "10", "6": "1"}
+
+    assert found == {
+        ("2", "11", "2", "10", True),
+        ("4", "10", "4", "10", False),
+        ("6", "1", None, None, None),
+        ("3", None, "3", "10", True),
+    }, "1 is equal, 5 is deleted and not listed: neither comes back"
+
+
+def test_every_listed_pair_and_what_vanished_come_back_for_a_full_resync(mirror: Mirror) -> None:
+    with mirror.compare("acme", [[("1", "10"), ("6", "1")]]) as compared:
+        found = set(compared.differences(everything=True))
+
+    assert found == {
+        ("1", "10", "1", "10", True),
+        ("6", "1", None, None, None),
+        (None, None, "2", "10", True),
+        (None, None, "3", "10", True),
+    }
+
+
+def test_an_empty_listing_names_every_live_record_and_leaves_nothing_behind(
+    mirror: Mirror,
+) -> None:
+    for _ in range(2):  # the temporary table is gone after each comparison
+        with mirror.compare("acme", []) as compared:
+            found = sorted(compared.differences())
+            assert compared.listed == 0
+        assert [row[2] for row in found] == ["1", "2", "3"]
+    assert mirror.live("acme") == 3 and mirror.live("other") == 1
+
+
+def test_quarantined_ids_are_read_for_their_source(mirror: Mirror) -> None:
+    mirror.write_batch("acme", [], [Quarantined("9", "2", "bad date", "{}")])
+    assert mirror.quarantined("acme") == {"9"}
+    assert mirror.quarantined("other") == frozenset()
+
+
+def _streamed(body: bytes) -> list[list[tuple[str, str]]]:
+    return list(parse_listing(httpx.Response(200, content=body), "listing"))
+
+
+def test_a_large_listing_is_handed_out_in_slices_with_the_same_pairs_as_the_decoder() -> None:
+    items = [{"id": str(10**17 + i), "version": 1_700_000_000 + i} for i in range(60_000)]
+    body = json.dumps(items, separators=(",", ":")).encode()
+    chunks = _streamed(body)
+    pairs = [pair for chunk in chunks for pair in chunk]
+
+    assert len(body) > 2 << 20 and len(chunks) >= 3, "read a megabyte at a time"
+    assert pairs == [(item["id"], str(item["version"])) for item in items]
+
+
+def test_an_unusual_item_after_the_first_slice_switches_to_the_decoder_without_a_gap() -> None:
+    items: list[dict[str, object]] = [{"id": str(i), "version": i} for i in range(1, 150_000)]
+    items[120_000] = {"version": 5, "id": "120001"}  # another key order, in a later slice
+    body = json.dumps(items, separators=(",", ":")).encode()
+    pairs = [pair for chunk in _streamed(body) for pair in chunk]
+
+    assert len(pairs) == len(items)
+    assert pairs[0] == ("1", "1") and pairs[120_000] == ("120001", "5")
+    assert pairs == [(str(item["id"]), str(item["version"])) for item in items]
+
+
+def test_a_malformed_item_in_a_later_slice_is_named_by_position() -> None:
+    items: list[dict[str, object]] = [{"id": str(i), "version": i} for i in range(1, 150_000)]
+    items[130_000] = {"id": "130001", "version": "soon"}
+    body = json.dumps(items, separators=(",", ":")).encode()
+
+    with pytest.raises(ConnectorError, match="item 130000 of the id/version list"):
+        _streamed(body)
