@@ -12,11 +12,12 @@ import email.utils
 import json
 import random
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import httpx
 import msgspec
@@ -281,6 +282,26 @@ class ApiClient:
         body is retried like a dropped connection."""
         return cast(T, self._call(method, path, parse, False, **kwargs))
 
+    def download(
+        self, method: str, path: str, parse: Callable[[IO[bytes], str], T], **kwargs: Any
+    ) -> T:
+        """`call` for an answer too large to hold: the body goes to an anonymous temporary
+        file as it arrives, and `parse(file, what)` reads it from there (inside the retry, as
+        `call`'s parse; what it returns may keep the file). Not for an API whose errors come
+        inside an HTTP 200 (`check_envelope`): the body is not looked at here."""
+        what = f"{self.name}: {method} {path}"
+
+        def once() -> T:
+            body = tempfile.TemporaryFile(prefix="invoice-sync-answer-")
+            try:
+                self._send_once(method, path, what, False, into=body, **kwargs)
+                return parse(body, what)
+            except BaseException:
+                body.close()
+                raise
+
+        return self._retrying(once)
+
     def write(
         self, method: str, path: str, parse: Callable[[httpx.Response, str], T], **kwargs: Any
     ) -> T:
@@ -346,14 +367,34 @@ class ApiClient:
         return self._retrying(once)
 
     def _send_once(
-        self, method: str, path: str, what: str, missing_ok: bool, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        what: str,
+        missing_ok: bool,
+        into: IO[bytes] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response | None:
+        """One request; `into`: a 2xx answer's body is written there, not kept."""
         self.limiter.acquire()
         with self._count_lock:
             self.requests += 1
         try:
-            response = self._http.request(method, path, **kwargs)
-            response.read()
+            if into is None:
+                response = self._http.request(method, path, **kwargs)
+                response.read()
+            else:
+                request = self._http.build_request(method, path, **kwargs)
+                response = self._http.send(request, stream=True)
+                try:
+                    if response.status_code < 300:
+                        for chunk in response.iter_bytes():
+                            into.write(chunk)
+                        into.seek(0)
+                    else:
+                        response.read()
+                finally:
+                    response.close()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise NotSent(f"{what}: could not connect ({type(exc).__name__}: {exc})") from None
         except httpx.TimeoutException as exc:
@@ -365,7 +406,8 @@ class ApiClient:
         self._note_rate_headers(response)
         status = response.status_code
         if status < 300:
-            self.check_envelope(response, what)
+            if into is None:
+                self.check_envelope(response, what)
             return response
         if status == 404 and missing_ok:
             return None

@@ -3,14 +3,10 @@ PostgreSQL: only what differs comes back, and the engine's plan counts the rest 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from connectors.errors import ConnectorError
-from connectors.moneybird.listing import parse_listing
 from store.db import make_engine, upgrade
 from store.mirror import Mirror, Quarantined, utcnow
 from tests.invoices import an_invoice
@@ -80,37 +76,3 @@ def test_quarantined_ids_are_read_for_their_source(mirror: Mirror) -> None:
     mirror.write_batch("acme", [], [Quarantined("9", "2", "bad date", "{}")])
     assert mirror.quarantined("acme") == {"9"}
     assert mirror.quarantined("other") == frozenset()
-
-
-def _streamed(body: bytes) -> list[list[tuple[str, str]]]:
-    return list(parse_listing(httpx.Response(200, content=body), "listing"))
-
-
-def test_a_large_listing_is_handed_out_in_slices_with_the_same_pairs_as_the_decoder() -> None:
-    items = [{"id": str(10**17 + i), "version": 1_700_000_000 + i} for i in range(60_000)]
-    body = json.dumps(items, separators=(",", ":")).encode()
-    chunks = _streamed(body)
-    pairs = [pair for chunk in chunks for pair in chunk]
-
-    assert len(body) > 2 << 20 and len(chunks) >= 3, "read a megabyte at a time"
-    assert pairs == [(item["id"], str(item["version"])) for item in items]
-
-
-def test_an_unusual_item_after_the_first_slice_switches_to_the_decoder_without_a_gap() -> None:
-    items: list[dict[str, object]] = [{"id": str(i), "version": i} for i in range(1, 150_000)]
-    items[120_000] = {"version": 5, "id": "120001"}  # another key order, in a later slice
-    body = json.dumps(items, separators=(",", ":")).encode()
-    pairs = [pair for chunk in _streamed(body) for pair in chunk]
-
-    assert len(pairs) == len(items)
-    assert pairs[0] == ("1", "1") and pairs[120_000] == ("120001", "5")
-    assert pairs == [(str(item["id"]), str(item["version"])) for item in items]
-
-
-def test_a_malformed_item_in_a_later_slice_is_named_by_position() -> None:
-    items: list[dict[str, object]] = [{"id": str(i), "version": i} for i in range(1, 150_000)]
-    items[130_000] = {"id": "130001", "version": "soon"}
-    body = json.dumps(items, separators=(",", ":")).encode()
-
-    with pytest.raises(ConnectorError, match="item 130000 of the id/version list"):
-        _streamed(body)

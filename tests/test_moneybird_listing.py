@@ -3,33 +3,19 @@ full JSON decoder when it does not (pure logic: the answers are built here, not 
 
 from __future__ import annotations
 
-import httpx
+import io
+import json
+
 import pytest
 
 from connectors.errors import ConnectorError
-from connectors.moneybird.config import MoneybirdSource
 from connectors.moneybird.listing import parse_listing
-from connectors.registry import build_connector
 
 
 def _read(body: str | bytes) -> dict[str, str]:
-    source = MoneybirdSource.model_validate(
-        {
-            "name": "acme",
-            "kind": "moneybird",
-            "base_url": "http://127.0.0.1:9/api/v2",
-            "administration_id": "123",
-            "token_env": "UNUSED_TOKEN",
-            "rate_limit": None,
-        }
-    )
-    connector = build_connector(source, "token")
-    try:
-        content = body.encode() if isinstance(body, str) else body
-        listed = parse_listing(httpx.Response(200, content=content), "listing")
-        return {remote_id: version for chunk in listed for remote_id, version in chunk}
-    finally:
-        connector.close()
+    content = body.encode() if isinstance(body, str) else body
+    listed = parse_listing(io.BytesIO(content), "listing")
+    return {remote_id: version for chunk in listed for remote_id, version in chunk}
 
 
 @pytest.mark.parametrize(
@@ -54,3 +40,37 @@ def test_the_listing_is_read_exactly_or_refused(body: str, expected: dict[str, s
             _read(body)
     else:
         assert _read(body) == expected
+
+
+def _streamed(body: bytes) -> list[list[tuple[str, str]]]:
+    return list(parse_listing(io.BytesIO(body), "listing"))
+
+
+def test_a_large_listing_is_handed_out_in_slices_with_the_same_pairs_as_the_decoder() -> None:
+    items = [{"id": str(10**17 + i), "version": 1_700_000_000 + i} for i in range(60_000)]
+    body = json.dumps(items, separators=(",", ":")).encode()
+    chunks = _streamed(body)
+    pairs = [pair for chunk in chunks for pair in chunk]
+
+    assert len(body) > 2 << 20 and len(chunks) >= 3, "read a megabyte at a time"
+    assert pairs == [(item["id"], str(item["version"])) for item in items]
+
+
+def test_an_unusual_item_after_the_first_slice_switches_to_the_decoder_without_a_gap() -> None:
+    items: list[dict[str, object]] = [{"id": str(i), "version": i} for i in range(1, 150_000)]
+    items[120_000] = {"version": 5, "id": "120001"}  # another key order, in a later slice
+    body = json.dumps(items, separators=(",", ":")).encode()
+    pairs = [pair for chunk in _streamed(body) for pair in chunk]
+
+    assert len(pairs) == len(items)
+    assert pairs[0] == ("1", "1") and pairs[120_000] == ("120001", "5")
+    assert pairs == [(str(item["id"]), str(item["version"])) for item in items]
+
+
+def test_a_malformed_item_in_a_later_slice_is_named_by_position() -> None:
+    items: list[dict[str, object]] = [{"id": str(i), "version": i} for i in range(1, 150_000)]
+    items[130_000] = {"id": "130001", "version": "soon"}
+    body = json.dumps(items, separators=(",", ":")).encode()
+
+    with pytest.raises(ConnectorError, match="item 130000 of the id/version list"):
+        _streamed(body)

@@ -205,7 +205,7 @@ class Daemon:
                         written=0,
                     )
                 requests = connector.requests
-                batches = plan.batches(connector.batch_size)
+                batch_size = connector.batch_size
         except MassDeletionBlocked as exc:
             self._fail(run_id, exc, status="blocked")
             raise
@@ -213,20 +213,23 @@ class Daemon:
             self._fail(run_id, exc)
             raise
         counts = plan.counts()
+        batches = plan.to_fetch.batch_count(batch_size)
         if batches:
             self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)
-        runs.expect_batches(run_id, len(batches), {**counts, "requests": requests}, plan.complete)
-        for batch_no, ids in enumerate(batches):
-            versions = [plan.versions[i] for i in ids]
+        runs.expect_batches(run_id, batches, {**counts, "requests": requests}, plan.complete)
+        for batch_no, planned in enumerate(plan.batches(batch_size)):
+            ids = [remote_id for remote_id, _version in planned]
+            versions = [version for _remote_id, version in planned]
             # A snapshot's records travel in the message: the batch needs no request for them.
             listed: dict[str, str] = {i: plan.records[i] for i in ids if i in plan.records}
             enqueue(source.name, run_id, batch_no, ids, versions, full, stream, listed or None)
+        plan.to_fetch.close()
         if runs.complete_if_done(run_id, utcnow()):
             self._finished(source.name, run_id)
         get_logger(source=source.name, run_id=run_id).info(
-            "cycle planned", batches=len(batches), **counts
+            "cycle planned", batches=batches, **counts
         )
-        return CycleOutcome(run_id, len(batches), False)
+        return CycleOutcome(run_id, batches, False)
 
     def batch(
         self,

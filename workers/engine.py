@@ -25,6 +25,7 @@ from connectors.streams import INVOICES
 from connectors.versions import is_change, older
 from store.mirror import Mirror, Quarantined, Record, utcnow
 from store.runs import RUN_COUNTERS, Runs
+from workers.fetch_list import FetchList, Planned
 from workers.logs import describe_error, get_logger
 
 PLAN_COUNTERS = ("listed", "new", "changed", "unchanged", "deleted", "restored")
@@ -41,9 +42,8 @@ class CyclePlan:
     unchanged: int = 0
     deleted: int = 0
     restored: int = 0
-    to_fetch: list[str] = field(default_factory=list)
-    #: the listed version of every id to fetch (when the plan was asked to keep them)
-    versions: Mapping[str, str | None] = field(default_factory=dict)
+    #: the ids to fetch with their listed versions (the daemon's batch messages carry them)
+    to_fetch: FetchList = field(default_factory=FetchList)
     #: what a snapshot listing said of the ids to fetch (their complete records' text)
     records: dict[str, RawJSON] = field(default_factory=dict)
     #: mirrored ids the listing could not judge (no version): fetched, and a change if written
@@ -55,8 +55,8 @@ class CyclePlan:
         """What the listing and diff found, as `sync_runs` records it."""
         return {name: getattr(self, name) for name in PLAN_COUNTERS}
 
-    def batches(self, size: int) -> list[list[str]]:
-        return [self.to_fetch[i : i + size] for i in range(0, len(self.to_fetch), size)]
+    def batches(self, size: int) -> Iterator[list[Planned]]:
+        return self.to_fetch.batches(size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,6 @@ def plan_cycle(
     full: bool,
     mass_delete_fraction: float | None = None,
     history: ListingHistory = NO_HISTORY,
-    keep_versions: bool = True,
 ) -> CyclePlan:
     """List, diff and record deletions; returns the ids that must be fetched.
 
@@ -147,24 +146,19 @@ def plan_cycle(
     so is an id whose listed version is None (the listing cannot tell whether it changed).
     Only a complete listing marks what it lacks deleted, and only within the dates it covers;
     for such a windowed listing the connector confirms each absence first (an invoice whose
-    date moved out of the window is fetched, not deleted). `keep_versions`: keep the listed
-    version of each id to fetch in `CyclePlan.versions` (the daemon's batch messages carry it).
+    date moved out of the window is fetched, not deleted).
     """
     source = connector.name
     quarantined = mirror.quarantined(source)
     listing = connector.listing(history)
     plan = CyclePlan(source=source, run_id=run_id, full=full, complete=listing.complete)
-    versions: dict[str, str | None] = {}
     vanished: list[str] = []
     restore: list[str] = []
     went_back = judged = 0
     ordered = connector.ordered_versions
     seen_quarantined: set[str] = set()
 
-    def fetch(remote_id: str, version: str | None) -> None:
-        plan.to_fetch.append(remote_id)
-        if keep_versions:
-            versions[remote_id] = version
+    fetch = plan.to_fetch.append
 
     with mirror.compare(source, listing.chunks()) as compared:
         for remote_id, version, stored_id, stored, alive in compared.differences(everything=full):
@@ -215,9 +209,8 @@ def plan_cycle(
         plan.refresh.update(moved)
         for remote_id in moved:
             fetch(remote_id, None)
-    plan.versions = versions
     if listing.records:
-        wanted = set(plan.to_fetch)
+        wanted = set(plan.to_fetch.ids())
         plan.records = {i: raw for i, raw in listing.records.items() if i in wanted}
     if went_back and not full:
         get_logger(source=source, run_id=run_id).warning(
@@ -309,7 +302,8 @@ def _in_parallel(
     done = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
 
-        def submit(ids: list[str]) -> Future[BatchResult]:
+        def submit(planned: list[Planned]) -> Future[BatchResult]:
+            ids = [remote_id for remote_id, _version in planned]
             listed = {i: plan.records.pop(i) for i in ids if i in plan.records}
             return pool.submit(
                 sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full, listed=listed
@@ -377,7 +371,6 @@ def run_cycle(
             full=full,
             mass_delete_fraction=mass_delete_fraction,
             history=NO_HISTORY if full else runs.listing_history(connector.name, mirror.stream),
-            keep_versions=False,  # only the daemon's batch messages need them
         )
         complete_listing = plan.complete
         for name, value in plan.counts().items():
@@ -393,6 +386,7 @@ def run_cycle(
                 result.unchanged -= seen_changed
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
+        plan.to_fetch.close()
         result.status = "ok"
     except Exception as exc:  # whatever it was, the run records it and the source goes on
         result.status = _FAILED_AS.get(type(exc), "failed")

@@ -116,7 +116,7 @@ class MoneybirdConnector(Connector):
 
     def version_list(self) -> VersionList:
         """Every invoice in scope and its version, in one request, read as it is used."""
-        return self.client.call(
+        return self.client.download(
             "GET", self._path, parse_listing, params={"filter": self.period_filter()}
         )
 

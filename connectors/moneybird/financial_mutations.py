@@ -79,7 +79,7 @@ class FinancialMutations:
     def version_list(self) -> VersionList:
         self.accounts()
         return self._scoped(
-            self.client.call,
+            self.client.download,
             "GET",
             self._path,
             parse_listing,

@@ -1,16 +1,16 @@
 """Moneybird's id/version list (`GET .../synchronization.json`), read a megabyte at a time.
 
-The list of a large administration is 100,000s of `{"id": .., "version": ..}` objects. Its
-pairs are handed out in chunks as they are read, so that they can go on to the database
-(`store.comparison`) without the whole list ever being held as Python objects.
+The list of a large administration is 100,000s of `{"id": .., "version": ..}` objects (49 bytes
+each). The answer goes to a temporary file as it arrives (`ApiClient.download`), and its pairs
+are handed out in chunks as they are read from there, so that they can go on to the database
+(`store.comparison`) without the list ever being held whole, as bytes or as Python objects.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
-import httpx
+from typing import IO
 
 from connectors.errors import ConnectorError
 from connectors.http import decode_json
@@ -20,41 +20,55 @@ from connectors.versions import ordered_version
 _ITEM = re.compile(r'\{\s*"id"\s*:\s*"?(\d+)"?\s*,\s*"version"\s*:\s*(\d+)\s*\}', re.ASCII)
 _SLICE = 1 << 20
 _CHUNK = 10_000
+_SPACE = b" \t\r\n"
 
 
 class VersionList:
     """The pairs of one answer, in chunks; it can be read more than once.
 
-    A slice of an ASCII array is taken the fast way (one regex) only when the regex accounts for
-    every object in it; from the first slice that holds anything unusual on, the pairs come
+    A slice of an ASCII array is taken the fast way (one regex) only when the regex accounts
+    for every object in it; from the first slice that holds anything unusual on, the pairs come
     from the full JSON decoder with per-item validation, which also names a malformed item.
     """
 
-    def __init__(self, body: bytes, what: str) -> None:
+    def __init__(self, body: IO[bytes], what: str) -> None:
         self._body = body
         self._what = what
-        #: the decoded pairs of a body the fast path cannot take
-        self._pairs = None if _fast_shaped(body) else decoded(body, what)
+        #: the decoded pairs of an answer the fast path cannot take: decoded (or refused) now,
+        #: inside the request's retry
+        self._pairs = None if _fast_shaped(body) else decoded(self._whole(), what)
 
     def __iter__(self) -> Iterator[list[tuple[str, str]]]:
-        body = self._body
-        done = start = 0
+        done = 0
         if self._pairs is None:
-            while start < len(body):
-                end = body.find(b"}", start + _SLICE)
-                end = len(body) if end < 0 else end + 1
-                piece = body[start:end]
+            for piece in self._slices():
                 pairs = _ITEM.findall(piece.decode("ascii"))
                 if len(pairs) != piece.count(b"{"):
                     break
                 done += len(pairs)
                 yield pairs
-                start = end
             else:
                 return
-        pairs = self._pairs if self._pairs is not None else decoded(body, self._what)[done:]
-        for first in range(0, len(pairs), _CHUNK):
+        pairs = self._pairs if self._pairs is not None else decoded(self._whole(), self._what)
+        for first in range(done, len(pairs), _CHUNK):
             yield pairs[first : first + _CHUNK]
+
+    def _slices(self) -> Iterator[bytes]:
+        """The body in pieces of about a megabyte, each ending after a `}`."""
+        self._body.seek(0)
+        carry = b""
+        while block := self._body.read(_SLICE):
+            data = carry + block
+            cut = data.rfind(b"}") + 1
+            carry, piece = data[cut:], data[:cut]
+            if piece:
+                yield piece
+        if carry.strip(_SPACE + b"]"):
+            yield carry
+
+    def _whole(self) -> bytes:
+        self._body.seek(0)
+        return self._body.read()
 
 
 def decoded(body: bytes, what: str) -> list[tuple[str, str]]:
@@ -73,12 +87,18 @@ def decoded(body: bytes, what: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _fast_shaped(body: bytes) -> bool:
-    return body.isascii() and body.lstrip()[:1] == b"[" and body.rstrip()[-1:] == b"]"
+def _fast_shaped(body: IO[bytes]) -> bool:
+    """Whether the answer is an ASCII JSON array, read a megabyte at a time."""
+    body.seek(0)
+    first = last = b""
+    while block := body.read(_SLICE):
+        if not block.isascii():
+            return False
+        first = first or block.lstrip(_SPACE)[:1]
+        last = block.rstrip(_SPACE)[-1:] or last
+    return first == b"[" and last == b"]"
 
 
-def parse_listing(response: httpx.Response, what: str) -> VersionList:
-    """The answer's pairs. An answer the fast path cannot take is decoded here, inside the
-    request's retry (a cut-off body is sent for again) and refused here if malformed; the
-    rest is read as it is used."""
-    return VersionList(response.content, what)
+def parse_listing(body: IO[bytes], what: str) -> VersionList:
+    """The answer's pairs, read as they are used (see `VersionList`)."""
+    return VersionList(body, what)
