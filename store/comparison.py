@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, Text, and_, or_, select
+from sqlalchemy import Column, MetaData, Select, Table, Text, and_, null, or_, select
 from sqlalchemy.engine import Connection
 
 from store.bulk import among, chunk_size, chunks, copy_rows, select_rows
@@ -40,16 +40,8 @@ class ListingComparison:
     def __init__(self, connection: Connection, id_column: Any, scope: Sequence[Any]) -> None:
         self._connection = connection
         self._postgresql = connection.dialect.name == "postgresql"
-        stored = id_column.table
-        self._stored = (
-            select(
-                id_column.label("remote_id"),
-                stored.c.remote_version.label("remote_version"),
-                stored.c.deleted_at.label("deleted_at"),
-            )
-            .where(*scope)
-            .subquery("stored")
-        )
+        self._id = id_column
+        self._scope = list(scope)
         if not self._postgresql:  # SQLite keeps a temporary table until the connection closes
             connection.exec_driver_sql("DROP TABLE IF EXISTS temp.listed_versions")
         listed_versions.create(connection, checkfirst=False)
@@ -80,36 +72,63 @@ class ListingComparison:
         """Every pair whose mirrored row is missing, deleted, or at another version (or that
         has no version), and every live mirrored row the listing lacks; `everything`: every
         listed pair too (a full resync fetches them all)."""
-        listed, stored = listed_versions, self._stored
-        only_mirrored = and_(listed.c.remote_id.is_(None), stored.c.deleted_at.is_(None))
-        if everything:
-            wanted = or_(listed.c.remote_id.is_not(None), only_mirrored)
-        else:
-            wanted = or_(
-                only_mirrored,
-                and_(
-                    listed.c.remote_id.is_not(None),
-                    or_(
-                        stored.c.remote_id.is_(None),
-                        listed.c.version.is_(None),
-                        listed.c.version.is_distinct_from(stored.c.remote_version),
-                        stored.c.deleted_at.is_not(None),
-                    ),
-                ),
-            )
-        query = (
-            select(
-                listed.c.remote_id,
-                listed.c.version,
-                stored.c.remote_id,
-                stored.c.remote_version,
-                stored.c.deleted_at.is_(None),
-            )
-            .select_from(listed.join(stored, stored.c.remote_id == listed.c.remote_id, full=True))
-            .where(wanted)
+        queries = self._full_join(everything) if self._postgresql else self._two_ways(everything)
+        for query in queries:
+            for row in select_rows(self._connection, query, convert=False, server_side=True):
+                yield row[0], row[1], row[2], row[3], None if row[2] is None else bool(row[4])
+
+    def _differs(self, stored_id: Any, stored: Any) -> Any:
+        """A listed pair the mirror does not hold as listed (the stored side joined)."""
+        listed = listed_versions.c
+        return or_(
+            stored_id.is_(None),
+            listed.version.is_(None),
+            listed.version.is_distinct_from(stored.c.remote_version),
+            stored.c.deleted_at.is_not(None),
         )
-        for row in select_rows(self._connection, query, convert=False, server_side=True):
-            yield row[0], row[1], row[2], row[3], None if row[2] is None else bool(row[4])
+
+    def _full_join(self, everything: bool) -> list[Select[Any]]:
+        """PostgreSQL: one hash FULL JOIN of the listing and the source's rows."""
+        table = self._id.table
+        stored = (
+            select(
+                self._id.label("remote_id"),
+                table.c.remote_version.label("remote_version"),
+                table.c.deleted_at.label("deleted_at"),
+            )
+            .where(*self._scope)
+            .subquery("stored")
+        )
+        listed = listed_versions.c
+        only_mirrored = and_(listed.remote_id.is_(None), stored.c.deleted_at.is_(None))
+        if everything:
+            wanted = or_(listed.remote_id.is_not(None), only_mirrored)
+        else:
+            pair = and_(listed.remote_id.is_not(None), self._differs(stored.c.remote_id, stored))
+            wanted = or_(only_mirrored, pair)
+        joined = listed_versions.join(stored, stored.c.remote_id == listed.remote_id, full=True)
+        columns = (stored.c.remote_id, stored.c.remote_version, stored.c.deleted_at.is_(None))
+        query = select(listed.remote_id, listed.version, *columns).select_from(joined)
+        return [query.where(wanted)]
+
+    def _two_ways(self, everything: bool) -> list[Select[Any]]:
+        """SQLite: its FULL JOIN of a subquery scans the subquery once per listed pair, so the
+        listing is joined to the table through the mirror's unique index, and the rows it
+        lacks are found with one NOT IN (which SQLite answers from a temporary index)."""
+        table, listed = self._id.table, listed_versions.c
+        on = and_(self._id == listed.remote_id, *self._scope)
+        columns = (self._id, table.c.remote_version, table.c.deleted_at.is_(None))
+        pairs = select(listed.remote_id, listed.version, *columns).select_from(
+            listed_versions.outerjoin(table, on)
+        )
+        if not everything:
+            pairs = pairs.where(self._differs(self._id, table))
+        lacking = select(null(), null(), *columns).where(
+            *self._scope,
+            table.c.deleted_at.is_(None),
+            self._id.not_in(select(listed.remote_id)),
+        )
+        return [pairs, lacking]
 
     def versions_of(self, remote_ids: Sequence[str]) -> dict[str, str | None]:
         """The listed version of each of these ids the listing names."""

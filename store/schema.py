@@ -5,6 +5,8 @@ Change them only through an Alembic migration in store/migrations/versions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from store.types import Money, RawPayload, UTCDateTime
@@ -32,6 +35,17 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def _partial(condition: str) -> dict[str, Any]:
+    """An index of only the rows `condition` holds for (migration 0013)."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
+#: the deletion watermark reads only deleted rows
+_ONLY_DELETED = _partial("deleted_at IS NOT NULL")
+#: a bank stream's rows have a source; a statement file's rows have none
+_ONLY_FROM_A_SOURCE = _partial("source IS NOT NULL")
 
 invoices = Table(
     "invoices",
@@ -62,7 +76,7 @@ invoices = Table(
     Column("raw", RawPayload, nullable=False),
     UniqueConstraint("source", "remote_id"),
     Index(None, "synced_at"),
-    Index(None, "deleted_at"),
+    Index(None, "deleted_at", **_ONLY_DELETED),
 )
 
 invoice_lines = Table(
@@ -217,8 +231,8 @@ bank_transactions = Table(
     Column("imported_at", UTCDateTime, nullable=False),
     UniqueConstraint("account_iban", "dedup_key"),
     Index(None, "account_iban", "booking_date"),
-    Index(None, "source", "bank_reference"),
-    Index(None, "deleted_at"),
+    Index(None, "source", "bank_reference", **_ONLY_FROM_A_SOURCE),
+    Index(None, "deleted_at", **_ONLY_DELETED),
 )
 
 _ID = BigInteger().with_variant(Integer, "sqlite")

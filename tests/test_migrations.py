@@ -78,3 +78,32 @@ def test_documented_text_types_match_the_columns() -> None:
                 assert f"varchar({length})" in documented, (
                     f"{table.name}.{column.name} is varchar({length})"
                 )
+
+
+def test_the_deletion_and_bank_stream_indexes_hold_only_their_rows(database_url: str) -> None:
+    """Migration 0013 (Alembic's comparison does not look at an index's WHERE)."""
+    import sqlalchemy as sa
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                query = "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_%'"
+            else:
+                query = (
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'"
+                )
+            definitions = {name: str(sql) for name, sql in connection.execute(sa.text(query))}
+    finally:
+        engine.dispose()
+    wheres = {
+        name: definition.split(" WHERE ", 1)[1].strip("() ").upper()
+        for name, definition in definitions.items()
+        if " WHERE " in definition
+    }
+    assert wheres == {
+        "ix_invoices_deleted_at": "DELETED_AT IS NOT NULL",
+        "ix_bank_transactions_deleted_at": "DELETED_AT IS NOT NULL",
+        "ix_bank_transactions_source_bank_reference": "SOURCE IS NOT NULL",
+    }
