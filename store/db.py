@@ -21,6 +21,10 @@ HEAD_REVISION = "0013"
 _LOCK_KEY = 0x1A5C_0001  # pg_advisory_lock key for migrations
 
 
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer invoice-sync than this one."""
+
+
 def normalize_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here, the driver we install, not psycopg2."""
     parsed = make_url(url)
@@ -76,8 +80,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     import Alembic (10 MB and a tenth of a second). Otherwise one process migrates under a
     lock (an advisory lock in PostgreSQL, a lock file beside a SQLite file) while the others wait.
     """
-    if revision == "head" and current_revision(engine) == HEAD_REVISION:
+    current = current_revision(engine)
+    if revision == "head" and current == HEAD_REVISION:
         return
+    if current is not None and current.isdigit() and current > HEAD_REVISION:
+        raise SchemaTooNew(
+            f"the database is at schema revision {current}, newer than this invoice-sync knows "
+            f"({HEAD_REVISION}): a newer version migrated it. Run that version, or restore a "
+            "backup taken before it"
+        )
     from alembic import command
 
     with _migration_lock(engine):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
@@ -107,3 +109,27 @@ def test_the_deletion_and_bank_stream_indexes_hold_only_their_rows(database_url:
         "ix_bank_transactions_deleted_at": "DELETED_AT IS NOT NULL",
         "ix_bank_transactions_source_bank_reference": "SOURCE IS NOT NULL",
     }
+
+
+def test_a_database_migrated_by_a_newer_version_is_refused_in_one_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from workers.cli import cli
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
+    finally:
+        engine.dispose()
+    config = tmp_path / "invoice-sync.toml"
+    config.write_text(f'database_url = "{database_url}"\n')
+
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+
+    assert result.exit_code == 1, result.output
+    assert "schema revision 0999, newer than this invoice-sync knows" in result.stderr
+    assert "Traceback" not in result.output + result.stderr

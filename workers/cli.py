@@ -43,11 +43,15 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            from store.db import SchemaTooNew
             from workers.config import ConfigError
 
             if isinstance(exc, ConfigError):
                 click.echo(f"invoice-sync: config error: {exc}", err=True)
                 sys.exit(2)
+            if isinstance(exc, SchemaTooNew):
+                click.echo(f"invoice-sync: database error: {exc}", err=True)
+                sys.exit(1)
             if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "psycopg", "sqlite3"):
                 raise
             from workers.logs import describe_error
