@@ -15,7 +15,7 @@ from typing import IO
 Planned = tuple[str, str | None]
 
 #: pairs held in memory before they go to the file, and pairs per pickle in it
-CHUNK = 10_000
+CHUNK = 2_000
 
 
 class FetchList:
