@@ -17,6 +17,7 @@ from sqlalchemy import Column, MetaData, Select, Table, Text, and_, null, or_, s
 from sqlalchemy.engine import Connection
 
 from store.bulk import among, chunk_size, chunks, copy_rows, select_rows
+from store.storable import text_problem
 
 #: (listed id, listed version, mirrored id, mirrored version, mirrored row not deleted); the
 #: listed half is None for a mirrored id the listing lacks, the mirrored half for a new id
@@ -47,16 +48,19 @@ class ListingComparison:
         listed_versions.create(connection, checkfirst=False)
         #: how many (id, version) pairs the listing held
         self.listed = 0
+        #: listed pairs whose id the database cannot hold
+        self._set_aside: list[tuple[str, str | None]] = []
 
     def load(self, chunks_of_pairs: Iterable[Sequence[tuple[str, str | None]]]) -> int:
         """Put the listing into the table as it is read; returns how many pairs it held. An id
         the listing names twice is compared twice (a source that does so has a bug; the
         fetches and the writes are the same either way)."""
+        chunks_of_pairs = self._storable(chunks_of_pairs)
         if self._postgresql:
             pairs = itertools.chain.from_iterable(chunks_of_pairs)
-            self.listed = copy_rows(
-                self._connection, listed_versions.name, list(listed_versions.c), pairs
-            )
+            columns = list(listed_versions.c)
+            copied = copy_rows(self._connection, listed_versions.name, columns, pairs)
+            self.listed = copied + len(self._set_aside)
             return self.listed
         cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
@@ -66,12 +70,37 @@ class ListingComparison:
                 self.listed += len(chunk)
         finally:
             cursor.close()
+        self.listed += len(self._set_aside)
         return self.listed
+
+    def _storable(
+        self, chunks_of_pairs: Iterable[Sequence[tuple[str, str | None]]]
+    ) -> Iterator[Sequence[tuple[str, str | None]]]:
+        """The pairs the table can hold. An id the database cannot store (a NUL, a lone
+        surrogate) cannot be mirrored either: it is set aside and handed back as new, so that
+        its fetch quarantines it by name. A version it cannot store is listed as unknown (the
+        record is fetched, and judged, every cycle)."""
+        for chunk in chunks_of_pairs:
+            text = "".join(i for i, _ in chunk) + "".join(v for _, v in chunk if v is not None)
+            if text.isascii() and "\x00" not in text:
+                yield chunk
+                continue
+            kept: list[tuple[str, str | None]] = []
+            for remote_id, version in chunk:
+                if text_problem(remote_id) is not None:
+                    self._set_aside.append((remote_id, version))
+                elif version is not None and text_problem(version) is not None:
+                    kept.append((remote_id, None))
+                else:
+                    kept.append((remote_id, version))
+            yield kept
 
     def differences(self, *, everything: bool = False) -> Iterator[Difference]:
         """Every pair whose mirrored row is missing, deleted, or at another version (or that
         has no version), and every live mirrored row the listing lacks; `everything`: every
         listed pair too (a full resync fetches them all)."""
+        for remote_id, version in self._set_aside:
+            yield remote_id, version, None, None, None
         queries = self._full_join(everything) if self._postgresql else self._two_ways(everything)
         for query in queries:
             for row in select_rows(self._connection, query, convert=False, server_side=True):

@@ -25,17 +25,25 @@ _NUMERIC_INT_DIGITS = 131_072
 _NUMERIC_SCALE = 16_383
 
 
+def text_problem(value: str) -> str | None:
+    """Why neither database can hold this text, or None when both can."""
+    if "\x00" in value:
+        return "contains a NUL character, which PostgreSQL text cannot store"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone UTF-16 surrogate, which is not valid Unicode text"
+    return None
+
+
 def _column_problem(value: Any, column: Column[Any]) -> str | None:
     if value is None:
         return None if column.nullable else "is missing, and the column requires a value"
     if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character, which PostgreSQL text cannot store"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "contains a lone UTF-16 surrogate, which is not valid Unicode text"
+        problem = text_problem(value)
+        if problem is not None:
+            return problem
         length = getattr(column.type, "length", None)
         if isinstance(column.type, String) and length is not None and len(value) > length:
             return f"is {len(value)} characters long; the column holds at most {length}"
