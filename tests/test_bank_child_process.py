@@ -4,6 +4,8 @@ parsing in process, and no child left behind whichever way the import ends."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+import time
 from collections.abc import Generator
 from decimal import Decimal
 from pathlib import Path
@@ -127,6 +129,32 @@ def test_a_consumer_that_stops_early_leaves_no_child_running(tmp_path: Path, cut
     stream.close()
 
     assert all(c.returncode is not None for c in children)
+
+
+def test_the_parts_have_no_names_on_disk_once_their_children_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So an importer killed outright (SIGKILL, out of memory) leaves no part file behind: each
+    child removes the names of its parts as it opens them, and this process reads through the
+    handles it opened first."""
+    write_camt053(tmp_path / "many.xml", ACCOUNT, [payments(6000)])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    bank_file = InChildProcess(open_bank_file(tmp_path / "many.xml"), 2)
+    stream = bank_file.transactions()
+    transactions = [next(stream)]
+    assert len(bank_file.children) == 2, "cut into parts, two children"
+
+    deadline = time.monotonic() + 30
+    while list(scratch.glob("invoice-sync-part-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    named = list(scratch.glob("invoice-sync-part-*"))
+    transactions += list(stream)
+
+    assert named == [], "every child has opened its parts and removed their names"
+    assert transactions == parsed(tmp_path / "many.xml", 0)[0]
+    assert list(scratch.iterdir()) == []
 
 
 @pytest.mark.parametrize("cut", [True, False])

@@ -80,12 +80,12 @@ class _Child:
         name: str,
         process: subprocess.Popen[bytes],
         errors: IO[bytes],
-        output: str | None = None,
+        output: IO[bytes] | None = None,
     ) -> None:
         self.name = name
         self.process = process
         self.errors = errors
-        stream = process.stdout if output is None else open(output, "rb")  # noqa: SIM115
+        stream = process.stdout if output is None else output
         assert stream is not None
         self.stream: IO[bytes] = stream
         self.items: deque[tuple[int, tuple[Any, ...]]] = deque()
@@ -141,6 +141,21 @@ class _Child:
         _stop(self.process)
 
 
+def _part_file(stack: contextlib.ExitStack) -> tuple[IO[bytes], str]:
+    """A file for a child to write a part into, opened here for reading first: the child
+    removes its name once it has opened it, so that nothing is left on disk however this
+    process ends (the name is removed here too, if the child never got that far)."""
+    handle, name = tempfile.mkstemp(prefix="invoice-sync-part-")
+    stream = stack.enter_context(os.fdopen(handle, "rb"))
+    stack.callback(_remove, name)
+    return stream, name
+
+
+def _remove(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:  # a consumer stopped early: nothing is left running
         process.kill()
@@ -190,16 +205,11 @@ class InChildProcess(BankFile):
                     mine = range(index, len(parts), count)
                     if not mine:
                         continue
-                    outputs = {
-                        number: stack.enter_context(
-                            tempfile.NamedTemporaryFile(prefix="invoice-sync-part-")
-                        ).name
-                        for number in mine
-                    }
-                    job = ["part", str(2 * count), *(f"{n}:{o}" for n, o in outputs.items())]
+                    outputs = {number: _part_file(stack) for number in mine}
+                    job = ["part", str(2 * count), *(f"{n}:{o[1]}" for n, o in outputs.items())]
                     process = _spawn(self, job, errors, pipe=False)
                     by_part.update(
-                        (n, _Child(self.name, process, errors, o)) for n, o in outputs.items()
+                        (n, _Child(self.name, process, errors, o[0])) for n, o in outputs.items()
                     )
                 else:
                     process = _spawn(self, ["share", str(index), str(count)], errors, pipe=True)
@@ -332,9 +342,13 @@ def serve(parser_class: str, path: Path, job: list[str], out: IO[bytes] | None) 
         _send_all(parser, out)
         return
     parts: Sequence[Any] | None = None
-    for assignment in job[2:]:
+    outputs: list[tuple[str, IO[bytes]]] = []
+    for assignment in job[2:]:  # every name removed at once: the parent reads its own handles
         number, _, output = assignment.partition(":")
-        with open(output, "wb") as written:
+        outputs.append((number, open(output, "wb")))  # noqa: SIM115 - closed below
+        _remove(output)
+    for number, written in outputs:
+        with written:
             parser = make(path)
             try:
                 parts = parser.cut(int(job[1])) if parts is None else parts
