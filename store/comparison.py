@@ -1,7 +1,8 @@
 """A listing compared with the mirror inside the database.
 
-The listing's ids and versions go into a temporary table as the connector reads them, and one
-FULL JOIN with the mirror returns only the rows that differ. A cycle then never holds the whole
+The listing's ids and versions go into a temporary table as the connector reads them, and a
+join with the mirror returns only the rows that differ (PostgreSQL: one hash FULL JOIN;
+SQLite: a LEFT JOIN and a NOT IN, see `_two_ways`). A cycle then never holds the whole
 listing or the mirror's versions in Python: an idle cycle's memory no longer grows with the
 number of invoices (two dicts of 100,000 strings were 35 MB of its peak), and the database,
 which has them indexed, does the comparing.
