@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+import workers.fetch_list as fetch_list
 from connectors.errors import TransientError
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
 from tests.conftest import make_source
@@ -248,3 +249,22 @@ def test_a_reconciliation_that_finds_one_running_comes_back_after_it(daemon: Dae
         assert daemon.reconcile(full=True) == "deferred"
     assert sent == [(True, 5_000)]
     assert daemon.reconcile(full=True) == "ok"
+
+
+def test_a_plan_whose_ids_went_to_its_file_sends_every_batch_with_its_versions(
+    daemon: Daemon, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """120 invoices with 7 ids held in memory: the batch messages are read back from the fetch
+    list's file, each id with its listed version, and the mirror ends up whole."""
+    monkeypatch.setattr(fetch_list, "CHUNK", 7)
+    queue = Queue()
+
+    outcome = daemon.cycle("acme", False, queue.batch, queue.cycle)
+
+    assert outcome.batches == 2
+    sent = {i: v for batch in queue.batches for i, v in zip(batch[3], batch[4], strict=True)}
+    with daemon.app.connector(daemon.app.config.sources[0]) as connector:
+        listed = connector.list_versions()
+    assert sent == listed and len(sent) == 120
+    queue.drain(daemon)
+    assert_mirror_equals(daemon.app.engine, simulator)

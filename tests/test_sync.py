@@ -6,8 +6,10 @@ import math
 from decimal import Decimal
 from typing import cast
 
+import pytest
 import sqlalchemy as sa
 
+import workers.fetch_list as fetch_list
 from connectors.moneybird.simulator import MoneybirdSimulator
 from connectors.source import SourceConfig
 from store.schema import invoices, sync_errors, sync_runs
@@ -32,6 +34,18 @@ def test_initial_sync_equals_the_simulator_field_by_field(
     assert (result.listed, result.new, result.changed, result.deleted) == (120, 120, 0, 0)
     assert result.requests == 1 + math.ceil(120 / 100) == len(simulator.requests)
     assert all(n <= 100 for n in _posts(simulator))
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_a_first_sync_whose_ids_went_to_the_fetch_lists_file_is_as_whole(
+    app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetch_list, "CHUNK", 7)  # 120 ids: 17 chunks through the file
+
+    result = app.sync_inline(_source(app))
+
+    assert (result.status, result.new) == ("ok", 120), result.error
+    assert all(n == 100 or n == 20 for n in _posts(simulator))
     assert_mirror_equals(app.engine, simulator)
 
 

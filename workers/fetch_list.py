@@ -21,8 +21,8 @@ CHUNK = 2_000
 class FetchList:
     """Appended to while a cycle is planned, then read (as often as needed) in batches."""
 
-    def __init__(self, chunk: int = CHUNK) -> None:
-        self._chunk = chunk
+    def __init__(self, chunk: int | None = None) -> None:
+        self._chunk = chunk or CHUNK
         self._tail: list[Planned] = []
         self._file: IO[bytes] | None = None
         self._spilled = 0
