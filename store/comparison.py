@@ -61,17 +61,17 @@ class ListingComparison:
             pairs = itertools.chain.from_iterable(chunks_of_pairs)
             columns = list(listed_versions.c)
             copied = copy_rows(self._connection, listed_versions.name, columns, pairs)
-            self.listed = copied + len(self._set_aside)
-            return self.listed
-        cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            statement = "INSERT INTO temp.listed_versions VALUES (?, ?)"
-            for chunk in chunks_of_pairs:
-                cursor.executemany(statement, chunk)
-                self.listed += len(chunk)
-        finally:
-            cursor.close()
-        self.listed += len(self._set_aside)
+        else:
+            copied = 0
+            cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                statement = "INSERT INTO temp.listed_versions VALUES (?, ?)"
+                for chunk in chunks_of_pairs:
+                    cursor.executemany(statement, chunk)
+                    copied += len(chunk)
+            finally:
+                cursor.close()
+        self.listed = copied + len(self._set_aside)
         return self.listed
 
     def _storable(

@@ -35,7 +35,6 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
-from connectors.versions import behind
 from store.bulk import among as _among
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
@@ -309,17 +308,6 @@ class Mirror:
         )
         with self.engine.connect() as connection:
             return frozenset(remote_id for (remote_id,) in select_rows(connection, query))
-
-    def behind(
-        self, source: str, planned: dict[str, str | None], ordered: bool = True
-    ) -> list[str]:
-        """The ids whose mirrored version is still older than planned, or for a source without
-        ordered versions different from it (or that are missing, or planned without a version).
-
-        A batch message delivered again, or planned twice by a superseded cycle, then costs a
-        query instead of an API request.
-        """
-        return behind(planned, self.stored_versions(source, list(planned)), ordered)
 
     def stored_versions(self, source: str, remote_ids: Sequence[str]) -> dict[str, str]:
         """The mirrored version of each of these ids the mirror holds (live or deleted)."""

@@ -14,8 +14,7 @@ from connectors.moneybird.listing import parse_listing
 
 def _read(body: str | bytes) -> dict[str, str]:
     content = body.encode() if isinstance(body, str) else body
-    listed = parse_listing(io.BytesIO(content), "listing")
-    return {remote_id: version for chunk in listed for remote_id, version in chunk}
+    return parse_listing(io.BytesIO(content), "listing").as_dict()
 
 
 @pytest.mark.parametrize(

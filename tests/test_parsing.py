@@ -128,8 +128,7 @@ def _listing(body: bytes) -> dict[str, str]:
 
     from connectors.moneybird.listing import parse_listing
 
-    listed = parse_listing(io.BytesIO(body), "listing")
-    return {remote_id: version for chunk in listed for remote_id, version in chunk}
+    return parse_listing(io.BytesIO(body), "listing").as_dict()
 
 
 def test_the_id_version_list_is_read_in_any_spelling() -> None:

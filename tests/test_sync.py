@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import workers.fetch_list as fetch_list
 from connectors.moneybird.simulator import MoneybirdSimulator
 from connectors.source import SourceConfig
+from connectors.versions import behind
 from store.schema import invoices, sync_errors, sync_runs
 from tests.mirror_check import assert_mirror_equals, mirror_rows
 from workers.app import App
@@ -359,9 +360,10 @@ def test_a_source_without_ordered_versions_takes_any_different_version_as_a_chan
     assert row["remote_version"] == str(stored - 1000)
     assert '"an older version, now current"' in row["raw"]
     assert (again.changed, again.unchanged) == (0, first.listed), "equal versions are left alone"
-    assert app.mirror.behind("acme", {remote_id: str(stored)}, ordered=False) == [remote_id]
-    assert app.mirror.behind("acme", {remote_id: str(stored - 1000)}, ordered=False) == []
-    assert app.mirror.behind("acme", {remote_id: str(stored - 2000)}, ordered=True) == []
+    held = app.mirror.stored_versions("acme", [remote_id])  # what a daemon batch compares
+    assert behind({remote_id: str(stored)}, held, ordered=False) == [remote_id]
+    assert behind({remote_id: str(stored - 1000)}, held, ordered=False) == []
+    assert behind({remote_id: str(stored - 2000)}, held, ordered=True) == []
 
 
 def test_a_partial_listing_fetches_what_it_names_and_deletes_nothing(

@@ -112,7 +112,7 @@ class MoneybirdConnector(Connector):
         return Listing(streamed=self.version_list())
 
     def list_versions(self) -> dict[str, str]:
-        return {i: v for chunk in self.version_list() for i, v in chunk}
+        return self.version_list().as_dict()
 
     def version_list(self) -> VersionList:
         """Every invoice in scope and its version, in one request, read as it is used."""

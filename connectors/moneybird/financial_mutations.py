@@ -74,7 +74,7 @@ class FinancialMutations:
         return list(remote_ids)  # the listing covers every mutation: it is its own proof
 
     def list_versions(self) -> dict[str, str]:
-        return {i: v for chunk in self.version_list() for i, v in chunk}
+        return self.version_list().as_dict()
 
     def version_list(self) -> VersionList:
         self.accounts()

@@ -53,6 +53,10 @@ class VersionList:
         for first in range(done, len(pairs), _CHUNK):
             yield pairs[first : first + _CHUNK]
 
+    def as_dict(self) -> dict[str, str]:
+        """Every pair at once (for a caller that wants the mapping, not the stream)."""
+        return {remote_id: version for chunk in self for remote_id, version in chunk}
+
     def _slices(self) -> Iterator[bytes]:
         """The body in pieces of about a megabyte, each ending after a `}`."""
         self._body.seek(0)
