@@ -136,10 +136,6 @@ class _Child:
                 time.sleep(0.002)
         return bytes(data)
 
-    def stop(self) -> None:
-        self.stream.close()
-        _stop(self.process)
-
 
 def _part_file(stack: contextlib.ExitStack) -> tuple[IO[bytes], str]:
     """A file for a child to write a part into, opened here for reading first: the child
