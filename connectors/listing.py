@@ -29,6 +29,9 @@ class ListingHistory:
     last_success: dt.datetime | None = None
     #: the last successful run whose listing was complete (deletions seen up to then)
     last_complete: dt.datetime | None = None
+    #: the run just before this one, when it ended `ok` having found the mirror equal to its
+    #: listing: that listing's digest (`Listing.digest`) and how many records it listed
+    equal_to: tuple[str, int] | None = None
 
 
 #: a first cycle, or one for a connector that always lists completely
@@ -52,6 +55,9 @@ class Listing:
     #: the same pairs in chunks, read once, for a listing too large to hold as a mapping (the
     #: engine compares them with the mirror in the database as they come); replaces `versions`
     streamed: Iterable[Pairs] | None = None
+    #: sha256 of the listing's answer, for a complete listing whose bytes say everything it
+    #: says: the same digest again means the same listing (`ListingHistory.equal_to`)
+    digest: str | None = None
 
     def chunks(self, size: int = 10_000) -> Iterator[Pairs]:
         """The listing's (id, version) pairs, `size` at a time for a mapping."""

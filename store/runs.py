@@ -111,10 +111,14 @@ class Runs:
         counts: dict[str, int],
         error: str | None = None,
         complete_listing: bool | None = None,
+        listing_digest: str | None = None,
     ) -> None:
         """`complete_listing`: whether the run's listing named every record (None: it did
-        not get that far, and the column stays as it was)."""
-        listing = {} if complete_listing is None else {"complete_listing": complete_listing}
+        not get that far, and the column stays as it was). `listing_digest`: the digest of
+        the listing the run found the mirror equal to, if it did."""
+        listing: dict[str, Any] = {"listing_digest": listing_digest}
+        if complete_listing is not None:
+            listing["complete_listing"] = complete_listing
         with self.engine.begin() as connection:
             connection.execute(
                 update(sync_runs)
@@ -122,8 +126,14 @@ class Runs:
                 .values(status=status, finished_at=when, error=error, **counts, **listing)
             )
 
-    def listing_history(self, source: str, stream: str = INVOICES) -> ListingHistory:
-        """When the last successful run started, and the last whose listing was complete."""
+    def listing_history(
+        self, source: str, stream: str = INVOICES, *, before: int | None = None
+    ) -> ListingHistory:
+        """When the last successful run started, and the last whose listing was complete;
+        with `before` (the run asking), whether the run just before it found the mirror equal
+        to a listing (`ListingHistory.equal_to`). Only the run just before counts: any other
+        run in between (failed, interrupted, still running, or one that wrote) may have
+        changed the mirror since."""
         started = sync_runs.c.started_at
         with self.engine.connect() as connection:
             last, complete = connection.execute(
@@ -132,7 +142,18 @@ class Runs:
                     func.max(case((sync_runs.c.complete_listing.is_(True), started))),
                 ).where(*_of(source, stream), sync_runs.c.status == "ok")
             ).one()
-        return ListingHistory(last_success=last, last_complete=complete)
+            previous = None
+            if before is not None:
+                previous = connection.execute(
+                    select(sync_runs.c.status, sync_runs.c.listing_digest, sync_runs.c.listed)
+                    .where(*_of(source, stream), sync_runs.c.id < before)
+                    .order_by(sync_runs.c.id.desc())
+                    .limit(1)
+                ).first()
+        equal_to = None
+        if previous is not None and previous.status == "ok" and previous.listing_digest:
+            equal_to = (previous.listing_digest, previous.listed)
+        return ListingHistory(last_success=last, last_complete=complete, equal_to=equal_to)
 
     def note_error(self, run_id: int, error: str) -> None:
         """The latest trouble of a run still in progress (a batch that will be retried)."""
@@ -142,15 +163,26 @@ class Runs:
             )
 
     def expect_batches(
-        self, run_id: int, batches: int, counts: dict[str, int], complete_listing: bool
+        self,
+        run_id: int,
+        batches: int,
+        counts: dict[str, int],
+        complete_listing: bool,
+        listing_digest: str | None = None,
     ) -> None:
         """A daemon cycle has planned: record its counts, whether its listing was complete,
-        and how many batches will report."""
+        the digest of a listing it found the mirror equal to, and how many batches will
+        report."""
         with self.engine.begin() as connection:
             connection.execute(
                 update(sync_runs)
                 .where(sync_runs.c.id == run_id)
-                .values(batches=batches, complete_listing=complete_listing, **counts)
+                .values(
+                    batches=batches,
+                    complete_listing=complete_listing,
+                    listing_digest=listing_digest,
+                    **counts,
+                )
             )
 
     def batch_done(

@@ -13,6 +13,7 @@ import redis
 import workers.fetch_list as fetch_list
 from connectors.errors import TransientError
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
+from tests.comparisons import count_comparisons
 from tests.conftest import make_source
 from tests.daemon_queue import REDIS_URL, Queue
 from tests.mirror_check import assert_mirror_equals, mirror_rows
@@ -266,5 +267,28 @@ def test_a_plan_whose_ids_went_to_its_file_sends_every_batch_with_its_versions(
     with daemon.app.connector(daemon.app.config.sources[0]) as connector:
         listed = connector.list_versions()
     assert sent == listed and len(sent) == 120
+    queue.drain(daemon)
+    assert_mirror_equals(daemon.app.engine, simulator)
+
+
+def test_a_daemon_plan_equal_to_the_previous_one_compares_nothing(
+    daemon: Daemon, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = Queue()
+    daemon.cycle("acme", False, queue.batch, queue.cycle)
+    queue.drain(daemon)
+    equal = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    compared = count_comparisons(monkeypatch)
+
+    again = daemon.cycle("acme", False, queue.batch, queue.cycle)
+
+    assert compared == [] and queue.batches == []
+    first, second = (daemon.app.runs.get(o.run_id) for o in (equal, again))  # type: ignore[arg-type]
+    assert first["listing_digest"] and second["listing_digest"] == first["listing_digest"]
+    assert (second["status"], second["listed"], second["unchanged"]) == ("ok", 120, 120)
+    simulator.change_invoice(simulator.ids()[0], reference="changed")
+    changed = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    assert compared == ["acme"] and len(queue.batches) == 1
+    assert daemon.app.runs.get(changed.run_id)["listing_digest"] is None  # type: ignore[arg-type]
     queue.drain(daemon)
     assert_mirror_equals(daemon.app.engine, simulator)

@@ -14,6 +14,7 @@ from connectors.moneybird.simulator import MoneybirdSimulator
 from connectors.source import SourceConfig
 from connectors.versions import behind
 from store.schema import invoices, sync_errors, sync_runs
+from tests.comparisons import count_comparisons
 from tests.mirror_check import assert_mirror_equals, mirror_rows
 from workers.app import App
 
@@ -397,3 +398,86 @@ def test_a_partial_listing_fetches_what_it_names_and_deletes_nothing(
     assert all(row["deleted_at"] is None for row in rows.values()), (
         "a partial listing deletes nothing"
     )
+
+
+def _digests(app: App) -> list[str | None]:
+    with app.engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.select(sync_runs.c.listing_digest).order_by(sync_runs.c.id)
+            ).scalars()
+        )
+
+
+def test_a_listing_the_previous_run_found_equal_is_not_compared_again(
+    app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.sync_inline(_source(app))  # wrote 120: not equal, no digest
+    compared = count_comparisons(monkeypatch)
+    equal = app.sync_inline(_source(app))  # compared, found equal: digest kept
+    simulator.requests.clear()
+
+    again = app.sync_inline(_source(app))
+
+    assert compared == ["acme"], "the third cycle compared nothing"
+    assert (again.status, again.listed, again.unchanged, again.requests) == ("ok", 120, 120, 1)
+    assert (again.new, again.changed, again.deleted, again.restored) == (0, 0, 0, 0)
+    first, second, third = _digests(app)
+    assert first is None and second is not None and len(second) == 64
+    assert third == second, "the chain goes on while nothing changes"
+    assert equal.unchanged == 120
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_a_change_at_the_source_after_an_equal_listing_is_compared_and_fetched(
+    app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.sync_inline(_source(app))
+    app.sync_inline(_source(app))
+    changed, gone = simulator.ids()[:2]
+    simulator.change_invoice(changed, reference="after the quiet spell")
+    simulator.delete_invoice(gone)
+    compared = count_comparisons(monkeypatch)
+
+    result = app.sync_inline(_source(app))
+    after = app.sync_inline(_source(app))  # equal again, but only known by comparing
+
+    assert compared == ["acme", "acme"]
+    assert (result.changed, result.deleted, result.unchanged) == (1, 1, 118)
+    assert (after.changed, after.deleted, after.unchanged) == (0, 0, 119)
+    assert _digests(app)[2] is None, "a run that wrote keeps no digest"
+    assert _digests(app)[3] is not None
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_any_other_run_in_between_makes_the_next_cycle_compare(
+    app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.sync_inline(_source(app))
+    app.sync_inline(_source(app))
+    full = app.sync_inline(_source(app), full=True)  # rewrites the mirror: not trusted after
+    compared = count_comparisons(monkeypatch)
+
+    result = app.sync_inline(_source(app))
+
+    assert full.status == "ok" and compared == ["acme"]
+    assert (result.status, result.unchanged) == ("ok", 120)
+    with app.engine.begin() as connection:  # a run that failed, after an equal one
+        connection.execute(sa.update(sync_runs).values(status="failed"))
+    app.sync_inline(_source(app))
+    assert compared == ["acme", "acme"]
+
+
+def test_a_listed_quarantined_invoice_keeps_every_cycle_comparing(
+    app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad_id = simulator.ids()[5]
+    simulator.add_fault("invalid", endpoint="fetch", remote_id=bad_id, times=10)
+    app.sync_inline(_source(app))
+    compared = count_comparisons(monkeypatch)
+
+    results = [app.sync_inline(_source(app)) for _ in range(2)]
+
+    assert compared == ["acme", "acme"], "a quarantined id is fetched again each cycle"
+    assert [r.quarantined for r in results] == [1, 1]
+    assert _digests(app)[1:] == [None, None]

@@ -195,7 +195,9 @@ class Daemon:
                         run_id,
                         full=full,
                         mass_delete_fraction=source.mass_delete_fraction,
-                        history=NO_HISTORY if full else runs.listing_history(source.name, stream),
+                        history=NO_HISTORY
+                        if full
+                        else runs.listing_history(source.name, stream, before=run_id),
                     )
                 finally:
                     self.metrics.batch(
@@ -216,7 +218,13 @@ class Daemon:
         batches = plan.to_fetch.batch_count(batch_size)
         if batches:
             self.redis.set(self._marker(run_id), "1", ex=MARKER_TTL)
-        runs.expect_batches(run_id, batches, {**counts, "requests": requests}, plan.complete)
+        runs.expect_batches(
+            run_id,
+            batches,
+            {**counts, "requests": requests},
+            plan.complete,
+            plan.listing_digest,
+        )
         for batch_no, planned in enumerate(plan.batches(batch_size)):
             ids = [remote_id for remote_id, _version in planned]
             versions = [version for _remote_id, version in planned]

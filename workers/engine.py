@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import NO_HISTORY, NOTHING_LISTED, ListingHistory, RecordStream
+from connectors.base import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory, RecordStream
 from connectors.errors import ConnectorError
 from connectors.records import RawJSON
 from connectors.streams import INVOICES
@@ -50,6 +50,8 @@ class CyclePlan:
     refresh: set[str] = field(default_factory=set)
     #: whether the listing named every record (it could see deletions) or only changes
     complete: bool = True
+    #: the listing's digest when the mirror was found equal to it (the run records it)
+    listing_digest: str | None = None
 
     def counts(self) -> dict[str, int]:
         """What the listing and diff found, as `sync_runs` records it."""
@@ -147,11 +149,24 @@ def plan_cycle(
     Only a complete listing marks what it lacks deleted, and only within the dates it covers;
     for such a windowed listing the connector confirms each absence first (an invoice whose
     date moved out of the window is fetched, not deleted).
+
+    A listing byte for byte the one the previous run found the mirror equal to is not compared
+    again (`ListingHistory.equal_to`) while nothing waits in quarantine: nothing has changed at
+    the source, and only a run could have changed the mirror since, the last of which wrote
+    nothing.
     """
     source = connector.name
     quarantined = mirror.quarantined(source)
     listing = connector.listing(history)
     plan = CyclePlan(source=source, run_id=run_id, full=full, complete=listing.complete)
+    if _same_as_before(listing, history, full) and not quarantined:
+        assert history.equal_to is not None
+        plan.listed = plan.unchanged = history.equal_to[1]
+        plan.listing_digest = listing.digest
+        get_logger(source=source, run_id=run_id).info(
+            "listing unchanged since the previous cycle, which found the mirror equal to it"
+        )
+        return plan
     vanished: list[str] = []
     restore: list[str] = []
     went_back = judged = 0
@@ -221,13 +236,28 @@ def plan_cycle(
         plan.deleted = mirror.mark_deleted(source, vanished, utcnow())
     if restore:
         mirror.restore(source, restore)
+    gone_from_quarantine: list[str] = []
     if listing.complete:
         gone_from_quarantine = [
             i for i in quarantined if i not in seen_quarantined and i not in listed_quarantined
         ]
         if gone_from_quarantine:
             mirror.release_quarantine(source, gone_from_quarantine, utcnow())
+    equal = not (len(plan.to_fetch) or vanished or restore or went_back or gone_from_quarantine)
+    if equal and not full and listing.complete and not (plan.deleted or plan.restored):
+        plan.listing_digest = listing.digest
     return plan
+
+
+def _same_as_before(listing: Listing, history: ListingHistory, full: bool) -> bool:
+    """Whether this listing is the one the previous run found the mirror equal to."""
+    return (
+        not full
+        and listing.complete
+        and listing.digest is not None
+        and history.equal_to is not None
+        and history.equal_to[0] == listing.digest
+    )
 
 
 def sync_batch(
@@ -363,6 +393,7 @@ def run_cycle(
     log = get_logger(source=connector.name, run_id=run_id)
     requests_before = connector.requests
     complete_listing: bool | None = None
+    listing_digest: str | None = None
     try:
         plan = plan_cycle(
             connector,
@@ -370,7 +401,9 @@ def run_cycle(
             run_id,
             full=full,
             mass_delete_fraction=mass_delete_fraction,
-            history=NO_HISTORY if full else runs.listing_history(connector.name, mirror.stream),
+            history=NO_HISTORY
+            if full
+            else runs.listing_history(connector.name, mirror.stream, before=run_id),
         )
         complete_listing = plan.complete
         for name, value in plan.counts().items():
@@ -387,6 +420,7 @@ def run_cycle(
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
         plan.to_fetch.close()
+        listing_digest = plan.listing_digest
         result.status = "ok"
     except Exception as exc:  # whatever it was, the run records it and the source goes on
         result.status = _FAILED_AS.get(type(exc), "failed")
@@ -407,6 +441,7 @@ def run_cycle(
                 counts=result.counts(),
                 error=result.error,
                 complete_listing=complete_listing,
+                listing_digest=listing_digest,
             )
         except SQLAlchemyError as exc:
             log.error("could not record the end of the sync run", error=str(exc))

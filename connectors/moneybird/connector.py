@@ -109,7 +109,8 @@ class MoneybirdConnector(Connector):
         return f"period:{self.since:%Y%m%d}..{until:%Y%m%d},state:all"
 
     def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
-        return Listing(streamed=self.version_list())
+        pairs = self.version_list()
+        return Listing(streamed=pairs, digest=pairs.digest)
 
     def list_versions(self) -> dict[str, str]:
         return self.version_list().as_dict()

@@ -68,7 +68,8 @@ class FinancialMutations:
             ) from None
 
     def listing(self, history: ListingHistory = NO_HISTORY) -> Listing:
-        return Listing(streamed=self.version_list())
+        pairs = self.version_list()
+        return Listing(streamed=pairs, digest=pairs.digest)
 
     def confirm_gone(self, remote_ids: Sequence[str]) -> list[str]:
         return list(remote_ids)  # the listing covers every mutation: it is its own proof

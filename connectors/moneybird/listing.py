@@ -8,6 +8,7 @@ are handed out in chunks as they are read from there, so that they can go on to 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from typing import IO
@@ -34,9 +35,10 @@ class VersionList:
     def __init__(self, body: IO[bytes], what: str) -> None:
         self._body = body
         self._what = what
+        fast, self.digest = _look(body)
         #: the decoded pairs of an answer the fast path cannot take: decoded (or refused) now,
         #: inside the request's retry
-        self._pairs = None if _fast_shaped(body) else decoded(self._whole(), what)
+        self._pairs = None if fast else decoded(self._whole(), what)
 
     def __iter__(self) -> Iterator[list[tuple[str, str]]]:
         done = 0
@@ -91,16 +93,19 @@ def decoded(body: bytes, what: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _fast_shaped(body: IO[bytes]) -> bool:
-    """Whether the answer is an ASCII JSON array, read a megabyte at a time."""
+def _look(body: IO[bytes]) -> tuple[bool, str]:
+    """Whether the answer is an ASCII JSON array (the fast path can take it), and the sha256 of
+    its bytes (the listing's `digest`), read a megabyte at a time."""
     body.seek(0)
+    digest = hashlib.sha256()
     first = last = b""
+    ascii_only = True
     while block := body.read(_SLICE):
-        if not block.isascii():
-            return False
+        digest.update(block)
+        ascii_only = ascii_only and block.isascii()
         first = first or block.lstrip(_SPACE)[:1]
         last = block.rstrip(_SPACE)[-1:] or last
-    return first == b"[" and last == b"]"
+    return ascii_only and first == b"[" and last == b"]", digest.hexdigest()
 
 
 def parse_listing(body: IO[bytes], what: str) -> VersionList:
