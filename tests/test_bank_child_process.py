@@ -4,6 +4,9 @@ parsing in process, and no child left behind whichever way the import ends."""
 from __future__ import annotations
 
 import datetime as dt
+import pickle
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Generator
@@ -307,3 +310,56 @@ def test_mt940_batches_read_by_two_processes_fail_as_in_process(
     here = parsed(tmp_path / "bad.sta", 0)
     assert isinstance(here[0][0], str) and f"line {at + 1}" in here[0][0]
     assert parsed(tmp_path / "bad.sta", 2) == here
+
+
+def _frames(data: bytes) -> list[tuple[str, object, int]]:
+    frames = []
+    while len(data) >= 8:
+        size = int.from_bytes(data[:8], "little")
+        frames.append(pickle.loads(data[8 : 8 + size]))
+        data = data[8 + size :]
+    return frames
+
+
+def _ended(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.parametrize("orphaned", [True, False])
+def test_a_child_whose_importer_was_killed_stops_at_its_next_chunk(
+    tmp_path: Path, orphaned: bool
+) -> None:
+    """A part goes to a file, which a killed importer does not close: the child finds itself
+    orphaned before its next message and stops, instead of parsing the rest for nobody."""
+    write_camt053(tmp_path / "many.xml", ACCOUNT, [payments(8000)])
+    output = tmp_path / "part-0"
+    output.touch()
+    start = (
+        "import os, subprocess, sys; "
+        "from connectors.bank.child_process import PARENT_PID_ENV; "
+        "child = subprocess.Popen([sys.executable, '-m', 'connectors.bank.child_process', "
+        f"'connectors.bank.camt053:Camt053File', {str(tmp_path / 'many.xml')!r}, 'part', '2', "
+        f"'0:{output}'], env={{**os.environ, PARENT_PID_ENV: str(os.getpid())}}); "
+        "print(child.pid, flush=True); " + ("" if orphaned else "child.wait()")
+    )
+    with output.open("rb") as written:  # the importer's own handle, as `_part_file` keeps
+        parent = subprocess.run(
+            [sys.executable, "-c", start], capture_output=True, text=True, check=True, timeout=120
+        )
+        child = int(parent.stdout.split()[0])
+        deadline = time.monotonic() + 60
+        while not _ended(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        frames = _frames(written.read())
+
+    assert _ended(child)
+    kinds = [kind for kind, _payload, _position in frames]
+    if orphaned:
+        assert kinds == [], "stopped before sending anything: its importer had gone"
+    else:
+        assert kinds[-1] == "done" and set(kinds[:-1]) == {"chunk"}, "the whole part, sent"
+        assert len(kinds) >= 4, "about half of 8,000 entries, 1,000 a chunk"

@@ -38,6 +38,9 @@ from connectors.bank.records import BankTransaction, StatementSummary
 CHUNK = 1000
 _FIELDS = tuple(f.name for f in dataclasses.fields(BankTransaction))
 _values = operator.attrgetter(*_FIELDS)
+#: the environment variable that tells a child its importer's process id (it may be gone
+#: before the child gets to ask for its parent)
+PARENT_PID_ENV = "INVOICE_SYNC_IMPORTER_PID"
 #: the directory `connectors` is imported from, for the child's `sys.path`
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
@@ -61,6 +64,7 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, env.get("PYTHONPATH"))))
+    env[PARENT_PID_ENV] = str(os.getpid())
     return subprocess.Popen(
         [sys.executable, "-m", __name__, bank_file.parser, str(bank_file.path), *job],
         stdin=subprocess.DEVNULL,
@@ -357,7 +361,15 @@ def serve(parser_class: str, path: Path, job: list[str], out: IO[bytes] | None) 
             _send_all(parser, written)
 
 
+#: the importer that started this process (from `PARENT_PID_ENV`, set in `main`): a part's
+#: output is a file, which a parent gone away does not close, so each message first checks that
+#: this process is still its child
+_PARENT: int | None = None
+
+
 def _send(out: IO[bytes], kind: str, payload: Any, position: int) -> None:
+    if _PARENT is not None and os.getppid() != _PARENT:
+        os._exit(1)  # orphaned (the importer was killed): nobody will read the rest
     out.write(_frame((kind, payload, position)))
     out.flush()
 
@@ -380,7 +392,9 @@ def _send_all(parser: BankFile, out: IO[bytes]) -> None:
 
 def main() -> None:
     # Ctrl-C reaches the whole process group: the parent decides, and a parent gone away ends
-    # this process at its next write (a broken pipe).
+    # this process at its next message (a broken pipe, or `_send` finding it orphaned).
+    global _PARENT
+    _PARENT = int(os.environ.get(PARENT_PID_ENV) or os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parser, path, *job = sys.argv[1:]
     out = os.fdopen(os.dup(1), "wb") if job[0] == "share" else None
