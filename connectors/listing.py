@@ -29,7 +29,7 @@ class ListingHistory:
     last_success: dt.datetime | None = None
     #: the last successful run whose listing was complete (deletions seen up to then)
     last_complete: dt.datetime | None = None
-    #: the run just before this one, when it ended `ok` having found the mirror equal to its
+    #: the run just before this one, when it ended `ok` and left the mirror equal to its
     #: listing: that listing's digest (`Listing.digest`) and how many records it listed
     equal_to: tuple[str, int] | None = None
 

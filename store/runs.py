@@ -115,7 +115,7 @@ class Runs:
     ) -> None:
         """`complete_listing`: whether the run's listing named every record (None: it did
         not get that far, and the column stays as it was). `listing_digest`: the digest of
-        the listing the run found the mirror equal to, if it did."""
+        the listing the run left the mirror equal to, if it did."""
         listing: dict[str, Any] = {"listing_digest": listing_digest}
         if complete_listing is not None:
             listing["complete_listing"] = complete_listing
@@ -130,10 +130,10 @@ class Runs:
         self, source: str, stream: str = INVOICES, *, before: int | None = None
     ) -> ListingHistory:
         """When the last successful run started, and the last whose listing was complete;
-        with `before` (the run asking), whether the run just before it found the mirror equal
+        with `before` (the run asking), whether the run just before it left the mirror equal
         to a listing (`ListingHistory.equal_to`). Only the run just before counts: any other
-        run in between (failed, interrupted, still running, or one that wrote) may have
-        changed the mirror since."""
+        run in between (failed, interrupted, still running, or one that wrote something else
+        than its listing said) may have changed the mirror since."""
         started = sync_runs.c.started_at
         with self.engine.connect() as connection:
             last, complete = connection.execute(
@@ -171,8 +171,8 @@ class Runs:
         listing_digest: str | None = None,
     ) -> None:
         """A daemon cycle has planned: record its counts, whether its listing was complete,
-        the digest of a listing it found the mirror equal to, and how many batches will
-        report."""
+        the digest of a listing it found the mirror equal to (with nothing to fetch), and how
+        many batches will report."""
         with self.engine.begin() as connection:
             connection.execute(
                 update(sync_runs)

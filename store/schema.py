@@ -141,7 +141,7 @@ sync_runs = Table(
     Column("error", Text),
     Column("batches", Integer),
     Column("complete_listing", Boolean),
-    #: sha256 of the listing answer a run found the mirror equal to (see `Runs.listing_history`)
+    #: sha256 of the listing answer a run left the mirror equal to (see `Runs.listing_history`)
     Column("listing_digest", String(64)),
     Index(None, "source", "stream", "started_at"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -409,27 +409,27 @@ def _digests(app: App) -> list[str | None]:
         )
 
 
-def test_a_listing_the_previous_run_found_equal_is_not_compared_again(
+def test_a_listing_the_previous_run_left_the_mirror_equal_to_is_not_compared_again(
     app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app.sync_inline(_source(app))  # wrote 120: not equal, no digest
     compared = count_comparisons(monkeypatch)
-    equal = app.sync_inline(_source(app))  # compared, found equal: digest kept
+    first = app.sync_inline(_source(app))  # compares, writes all 120 as listed: digest kept
     simulator.requests.clear()
 
-    again = app.sync_inline(_source(app))
+    again = [app.sync_inline(_source(app)) for _ in range(2)]
 
-    assert compared == ["acme"], "the third cycle compared nothing"
-    assert (again.status, again.listed, again.unchanged, again.requests) == ("ok", 120, 120, 1)
-    assert (again.new, again.changed, again.deleted, again.restored) == (0, 0, 0, 0)
-    first, second, third = _digests(app)
-    assert first is None and second is not None and len(second) == 64
-    assert third == second, "the chain goes on while nothing changes"
-    assert equal.unchanged == 120
+    assert first.new == 120 and compared == ["acme"], "only the first cycle compared"
+    assert [(r.status, r.listed, r.unchanged, r.requests) for r in again] == [
+        ("ok", 120, 120, 1)
+    ] * 2
+    assert [(r.new, r.changed, r.deleted, r.restored) for r in again] == [(0, 0, 0, 0)] * 2
+    digests = _digests(app)
+    assert digests[0] is not None and len(digests[0]) == 64
+    assert digests == [digests[0]] * 3, "the chain goes on while nothing changes"
     assert_mirror_equals(app.engine, simulator)
 
 
-def test_a_change_at_the_source_after_an_equal_listing_is_compared_and_fetched(
+def test_a_cycle_that_writes_what_its_listing_says_lets_the_next_one_skip(
     app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app.sync_inline(_source(app))
@@ -439,14 +439,41 @@ def test_a_change_at_the_source_after_an_equal_listing_is_compared_and_fetched(
     simulator.delete_invoice(gone)
     compared = count_comparisons(monkeypatch)
 
-    result = app.sync_inline(_source(app))
-    after = app.sync_inline(_source(app))  # equal again, but only known by comparing
+    result = app.sync_inline(_source(app))  # compares, fetches one, deletes one
+    after = app.sync_inline(_source(app))  # the same listing: the mirror is as it says
 
-    assert compared == ["acme", "acme"]
+    assert compared == ["acme"]
     assert (result.changed, result.deleted, result.unchanged) == (1, 1, 118)
-    assert (after.changed, after.deleted, after.unchanged) == (0, 0, 119)
-    assert _digests(app)[2] is None, "a run that wrote keeps no digest"
-    assert _digests(app)[3] is not None
+    assert (after.changed, after.deleted, after.unchanged, after.listed) == (0, 0, 119, 119)
+    assert _digests(app)[2] is not None and _digests(app)[3] == _digests(app)[2]
+    assert_mirror_equals(app.engine, simulator)
+
+
+def test_a_record_changed_again_before_its_fetch_makes_the_next_cycle_compare(
+    app: App, simulator: MoneybirdSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.moneybird.connector import MoneybirdConnector
+
+    app.sync_inline(_source(app))
+    target = simulator.ids()[3]
+    simulator.change_invoice(target, reference="listed")
+    fetch_batch = MoneybirdConnector.fetch_batch
+
+    def changed_meanwhile(self: MoneybirdConnector, ids: Any, listed: Any = None) -> Any:
+        if target in ids:
+            simulator.change_invoice(target, reference="changed after the listing")
+        return fetch_batch(self, ids, listed) if listed is not None else fetch_batch(self, ids)
+
+    monkeypatch.setattr(MoneybirdConnector, "fetch_batch", changed_meanwhile)
+    result = app.sync_inline(_source(app))
+    monkeypatch.setattr(MoneybirdConnector, "fetch_batch", fetch_batch)
+    compared = count_comparisons(monkeypatch)
+    after = app.sync_inline(_source(app))
+
+    assert result.changed == 1 and _digests(app)[1] is None, "written at a newer version"
+    assert compared == ["acme"], "so the next cycle compares (and finds the mirror equal)"
+    assert (after.changed, after.unchanged) == (0, 120) and _digests(app)[2] is not None
+    assert '"changed after the listing"' in mirror_rows(app.engine)[target]["raw"]
     assert_mirror_equals(app.engine, simulator)
 
 

@@ -223,7 +223,7 @@ class Daemon:
             batches,
             {**counts, "requests": requests},
             plan.complete,
-            plan.listing_digest,
+            None if batches else plan.listing_digest,  # batches land later, each on its own
         )
         for batch_no, planned in enumerate(plan.batches(batch_size)):
             ids = [remote_id for remote_id, _version in planned]

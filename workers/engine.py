@@ -50,7 +50,9 @@ class CyclePlan:
     refresh: set[str] = field(default_factory=set)
     #: whether the listing named every record (it could see deletions) or only changes
     complete: bool = True
-    #: the listing's digest when the mirror was found equal to it (the run records it)
+    #: the listing's digest, when the mirror equals the listing once every id to fetch is
+    #: written at its listed version (at once, when there is nothing to fetch); the run records
+    #: it if that is how its batches land
     listing_digest: str | None = None
 
     def counts(self) -> dict[str, int]:
@@ -69,6 +71,16 @@ class BatchResult:
     quarantined: int
     missing: int
     written_ids: frozenset[str] = frozenset()
+    #: records written at another version than the listing named (changed since it was
+    #: taken); only counted when the caller passes the listed versions
+    off_listing: int = 0
+
+    @property
+    def as_listed(self) -> bool:
+        """Every requested id was written, each at the version the listing named."""
+        return self.written == self.requested and not (
+            self.not_newer or self.quarantined or self.missing or self.off_listing
+        )
 
 
 @dataclass(slots=True)
@@ -150,10 +162,10 @@ def plan_cycle(
     for such a windowed listing the connector confirms each absence first (an invoice whose
     date moved out of the window is fetched, not deleted).
 
-    A listing byte for byte the one the previous run found the mirror equal to is not compared
+    A listing byte for byte the one the previous run left the mirror equal to is not compared
     again (`ListingHistory.equal_to`) while nothing waits in quarantine: nothing has changed at
-    the source, and only a run could have changed the mirror since, the last of which wrote
-    nothing.
+    the source, and only a run could have changed the mirror since, the last of which left it
+    as that listing says (it found it so, or wrote every id it fetched at its listed version).
     """
     source = connector.name
     quarantined = mirror.quarantined(source)
@@ -243,8 +255,7 @@ def plan_cycle(
         ]
         if gone_from_quarantine:
             mirror.release_quarantine(source, gone_from_quarantine, utcnow())
-    equal = not (len(plan.to_fetch) or vanished or restore or went_back or gone_from_quarantine)
-    if equal and not full and listing.complete and not (plan.deleted or plan.restored):
+    if listing.complete and not (full or went_back or plan.refresh):
         plan.listing_digest = listing.digest
     return plan
 
@@ -268,10 +279,12 @@ def sync_batch(
     run_id: int | None,
     full: bool,
     listed: Mapping[str, RawJSON] = NOTHING_LISTED,
+    versions: Mapping[str, str | None] | None = None,
 ) -> BatchResult:
     """Fetch, normalize and write one batch (the unit a batch message carries); a bad record
     is quarantined and the rest of the batch lands in one transaction. `listed` is what a
-    snapshot listing already said of these ids."""
+    snapshot listing already said of these ids; `versions`, the versions the listing named
+    (the result then counts what was written at another)."""
     log = get_logger(source=connector.name, run_id=run_id)
     by_id: dict[str, Record] = {}
     quarantined: list[Quarantined] = []
@@ -303,6 +316,11 @@ def sync_batch(
         ordered=ordered,
     )
     returned = set(by_id) | {q.remote_id for q in quarantined}
+    off_listing = 0
+    if versions is not None:
+        off_listing = sum(
+            1 for i in write.written_ids if by_id[i].remote_version != versions.get(i)
+        )
     return BatchResult(
         requested=len(remote_ids),
         written=write.written,
@@ -310,6 +328,7 @@ def sync_batch(
         quarantined=write.quarantined,
         missing=sum(1 for remote_id in remote_ids if remote_id not in returned),
         written_ids=write.written_ids,
+        off_listing=off_listing,
     )
 
 
@@ -336,7 +355,14 @@ def _in_parallel(
             ids = [remote_id for remote_id, _version in planned]
             listed = {i: plan.records.pop(i) for i in ids if i in plan.records}
             return pool.submit(
-                sync_batch, connector, mirror, ids, run_id=run_id, full=plan.full, listed=listed
+                sync_batch,
+                connector,
+                mirror,
+                ids,
+                run_id=run_id,
+                full=plan.full,
+                listed=listed,
+                versions=dict(planned),
             )
 
         def in_time() -> bool:
@@ -411,7 +437,9 @@ def run_cycle(
         if on_progress:
             on_progress(0, len(plan.to_fetch))
         workers = mirror.write_concurrency
+        as_listed = True
         for done, outcome in _in_parallel(connector, mirror, plan, run_id, workers, deadline):
+            as_listed = as_listed and outcome.as_listed
             result.quarantined += outcome.quarantined
             if plan.refresh and not full:
                 seen_changed = len(plan.refresh.intersection(outcome.written_ids))
@@ -420,7 +448,7 @@ def run_cycle(
             if on_progress:
                 on_progress(done, len(plan.to_fetch))
         plan.to_fetch.close()
-        listing_digest = plan.listing_digest
+        listing_digest = plan.listing_digest if as_listed else None
         result.status = "ok"
     except Exception as exc:  # whatever it was, the run records it and the source goes on
         result.status = _FAILED_AS.get(type(exc), "failed")

@@ -1,7 +1,8 @@
-"""`sync_runs.listing_digest`: the sha256 of a run's listing answer, kept when the run found the
-mirror equal to that listing (nothing new, changed, deleted or restored) and ended `ok`. The next
-cycle whose listing is the same bytes knows the answer without loading the listing into the
-database and joining it with the mirror (at 100,000 invoices about 0.35 s of an idle cycle).
+"""`sync_runs.listing_digest`: the sha256 of a run's listing answer, kept when the run ended `ok`
+and left the mirror as that listing says (it found it so, or wrote every invoice it fetched at
+the listed version). The next cycle whose listing is the same bytes knows the answer without
+loading the listing into the database and joining it with the mirror (at 100,000 invoices about
+0.35 s of an idle cycle).
 
 Revision ID: 0014
 Revises: 0013
