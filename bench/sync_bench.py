@@ -1,8 +1,8 @@
 """Benchmark: initial mirror, a 1 % change cycle, two idle cycles and a deletion cycle.
 
-The first idle cycle compares the listing with the mirror; the second gets the same listing
-and skips the comparison (`sync_runs.listing_digest`): a cron job every five minutes mostly
-runs the second kind.
+Both idle cycles get the listing the cycle before them left the mirror equal to, so neither
+compares it with the mirror (`sync_runs.listing_digest`); the second is the steady state of a
+cron job every five minutes.
 
 The simulator runs in its own process (rate limit off); every cycle runs as a fresh
 `invoice-sync sync --inline` child process, so the peak RSS reported is that cycle's alone
@@ -228,8 +228,8 @@ def main() -> None:
             phases = [
                 ("initial", {}),
                 ("1% changed", {"change": n // 100}),
-                ("no change", {}),  # compares, finds the mirror equal: keeps the digest
-                ("no change again", {}),  # the same listing again: nothing compared
+                ("no change", {}),
+                ("no change again", {}),
                 ("1% deleted", {"delete": n // 100}),
             ]
             for phase, counts in phases:
