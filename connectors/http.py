@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import json
 import random
 import re
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 import msgspec
@@ -35,6 +36,9 @@ from connectors.errors import (
 )
 from connectors.ratelimit import Limiter, Unlimited
 from connectors.records import RawJSON
+
+if TYPE_CHECKING:
+    import ssl
 
 T = TypeVar("T")
 
@@ -173,6 +177,15 @@ def _shaped(content: bytes, shape: Shape) -> list[tuple[Any, RawJSON]] | None:
     return shaped
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context every client of this process shares (what httpx builds for
+    `verify=True`, honouring `SSL_CERT_FILE`/`SSL_CERT_DIR`). httpx builds one per client,
+    loading the CA bundle each time (0.05 s of CPU here), and the daemon makes a client for
+    every batch message; a context is safe to share between threads."""
+    return httpx.create_ssl_context()
+
+
 def _backoff(exc: Exception) -> bool | float:
     if isinstance(exc, RateLimited):
         base = exc.retry_after if exc.retry_after is not None else 5.0
@@ -208,6 +221,7 @@ class ApiClient:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers=dict(headers),
+            verify=tls_context(),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             # A connection for every thread that may send at once (the engine's batches times a
             # connector's own concurrency): threads queueing for fewer connections made

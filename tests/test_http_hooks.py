@@ -172,3 +172,24 @@ def test_a_write_that_never_left_is_retried_then_reported(api: tuple[PagedApi, s
         client.write("POST", "pay", _json, json={"amount": "12.10"})
     assert client.requests == 2, "a request that never left is safe to send again"
     assert issubclass(NotSent, TransientError)
+
+
+def test_every_client_shares_one_verifying_tls_context() -> None:
+    """httpx would build a context per client, loading the CA bundle each time (0.05 s of CPU),
+    and the daemon makes a client per batch message. Shared, it still verifies."""
+    import ssl
+
+    from connectors.http import tls_context
+
+    clients = [
+        ApiClient(name=name, base_url="https://example.invalid/api", headers={})
+        for name in ("first", "second")
+    ]
+    try:
+        used = [client._http._transport._pool._ssl_context for client in clients]  # type: ignore[attr-defined]
+    finally:
+        for client in clients:
+            client.close()
+
+    assert used[0] is used[1] is tls_context()
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED and tls_context().check_hostname
