@@ -421,7 +421,7 @@ class Daemon:
         self.redis.delete(self._marker(run_id))
         self.request_reconcile()
         run = self.app.runs.get(run_id)
-        self.metrics.run_finished(source_name, run, self.app.runs.status([source_name])[0])
+        self.metrics.run_finished(source_name, run, lambda: self.app.runs.status([source_name])[0])
         get_logger(source=source_name, run_id=run_id).info(
             "run finished", requests=run["requests"], quarantined=run["quarantined"]
         )

@@ -8,6 +8,7 @@ are created after the worker process boots (when that directory is set) and land
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 
@@ -61,12 +62,15 @@ class Metrics:
         self.throttled.labels(source).inc(throttled)
         self.written.labels(source).inc(written)
 
-    def run_finished(self, source: str, run: dict[str, Any], status: Any) -> None:
+    def run_finished(self, source: str, run: dict[str, Any], status: Callable[[], Any]) -> None:
+        """`status` reads the source's counts (`Runs.status`: a count of its mirrored rows),
+        asked only here, where a gauge shows them."""
         finished: dt.datetime = run["finished_at"]
         self.last_success.labels(source).set(finished.timestamp())
         self.cycle_duration.labels(source).observe((finished - run["started_at"]).total_seconds())
-        self.mirrored.labels(source).set(status.mirrored)
-        self.quarantined.labels(source).set(status.quarantined)
+        counts = status()
+        self.mirrored.labels(source).set(counts.mirrored)
+        self.quarantined.labels(source).set(counts.quarantined)
 
 
 class NoMetrics:
@@ -75,5 +79,5 @@ class NoMetrics:
     def batch(self, source: str, *, requests: int, throttled: int, written: int) -> None:
         return None
 
-    def run_finished(self, source: str, run: dict[str, Any], status: Any) -> None:
+    def run_finished(self, source: str, run: dict[str, Any], status: Callable[[], Any]) -> None:
         return None
