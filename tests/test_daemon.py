@@ -437,11 +437,15 @@ def test_four_threads_share_one_rate_limit_and_never_see_a_429(
     database_url: str,
     namespace: str,
 ) -> None:
+    """Four windows of their own would send 16 requests a window. The shared one allows 4 (one
+    below the server's 5): the server stamps a request when its thread gets to it, and under
+    the whole suite's load on two cores that came more than the limiter's 0.25 s margin after
+    the send (two 429s in one run of the suite, never alone)."""
     simulator, _config, _worker = daemon_setup(
         invoices=1500,
         threads=4,
         sim={"rate_limit": 5, "rate_window": 1.0},
-        rate_limit="5",
+        rate_limit="4",
         rate_window='"1s"',
     )
     enqueue_cycle(namespace)
