@@ -459,10 +459,10 @@ def test_a_record_changed_again_before_its_fetch_makes_the_next_cycle_compare(
     simulator.change_invoice(target, reference="listed")
     fetch_batch = MoneybirdConnector.fetch_batch
 
-    def changed_meanwhile(self: MoneybirdConnector, ids: Any, listed: Any = None) -> Any:
+    def changed_meanwhile(self: MoneybirdConnector, ids: Any, *listed: Any) -> Any:
         if target in ids:
             simulator.change_invoice(target, reference="changed after the listing")
-        return fetch_batch(self, ids, listed) if listed is not None else fetch_batch(self, ids)
+        return fetch_batch(self, ids, *listed)
 
     monkeypatch.setattr(MoneybirdConnector, "fetch_batch", changed_meanwhile)
     result = app.sync_inline(_source(app))

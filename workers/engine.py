@@ -171,12 +171,12 @@ def plan_cycle(
     quarantined = mirror.quarantined(source)
     listing = connector.listing(history)
     plan = CyclePlan(source=source, run_id=run_id, full=full, complete=listing.complete)
-    if _same_as_before(listing, history, full) and not quarantined:
-        assert history.equal_to is not None
-        plan.listed = plan.unchanged = history.equal_to[1]
+    listed_before = _listed_before(listing, history, full)
+    if listed_before is not None and not quarantined:
+        plan.listed = plan.unchanged = listed_before
         plan.listing_digest = listing.digest
         get_logger(source=source, run_id=run_id).info(
-            "listing unchanged since the previous cycle, which found the mirror equal to it"
+            "listing unchanged since the previous cycle, which left the mirror equal to it"
         )
         return plan
     vanished: list[str] = []
@@ -260,15 +260,13 @@ def plan_cycle(
     return plan
 
 
-def _same_as_before(listing: Listing, history: ListingHistory, full: bool) -> bool:
-    """Whether this listing is the one the previous run found the mirror equal to."""
-    return (
-        not full
-        and listing.complete
-        and listing.digest is not None
-        and history.equal_to is not None
-        and history.equal_to[0] == listing.digest
-    )
+def _listed_before(listing: Listing, history: ListingHistory, full: bool) -> int | None:
+    """How many records the previous run listed, when this listing is the one that run left
+    the mirror equal to; else None."""
+    if full or not listing.complete or history.equal_to is None:
+        return None
+    digest, listed = history.equal_to
+    return listed if digest == listing.digest else None
 
 
 def sync_batch(
