@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import queue
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection
 from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
 from connectors.streams import FINANCIAL_MUTATIONS
-from store.bulk import copy_dicts
+from store.bulk import any_present, copy_dicts
 from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
@@ -191,8 +192,11 @@ def _copy_and_merge(connection: Connection, rows: Iterable[dict[str, Any]]) -> t
     new = 0
 
     for chunk in _read_ahead(rows, _CHUNK):
-        copy_dicts(connection, "stage_bank", bank_transactions, COLUMNS, chunk)
         offered += len(chunk)
+        if _copied_if_all_new(connection, chunk):
+            new += len(chunk)
+            continue
+        copy_dicts(connection, "stage_bank", bank_transactions, COLUMNS, chunk)
         staged += len(chunk)
         if staged >= _MERGE_EVERY:
             new += merge()
@@ -200,6 +204,21 @@ def _copy_and_merge(connection: Connection, rows: Iterable[dict[str, Any]]) -> t
     if staged:
         new += merge()
     return offered, new
+
+
+def _copied_if_all_new(connection: Connection, chunk: list[dict[str, Any]]) -> bool:
+    """A chunk the table holds none of (a first import) is COPYed straight in: staging and
+    merging it cost the server as much again. A key there after all (one transaction twice in
+    a file, another import meanwhile) undoes it to a savepoint, and the chunk is staged."""
+    keys = [(row["account_iban"], row["dedup_key"]) for row in chunk]
+    if any_present(connection, bank_transactions, ("account_iban", "dedup_key"), keys):
+        return False
+    try:
+        with connection.begin_nested():
+            copy_dicts(connection, "bank_transactions", bank_transactions, COLUMNS, chunk)
+    except sys.modules["psycopg"].errors.UniqueViolation:
+        return False
+    return True
 
 
 def _insert_chunks(connection: Connection, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:

@@ -200,6 +200,24 @@ def among(connection: Connection, col: Any, values: Sequence[Any]) -> Any:
     return col.in_(values)
 
 
+def any_present(
+    connection: Connection, table: Table, columns: Sequence[str], keys: Sequence[Sequence[str]]
+) -> bool:
+    """PostgreSQL: whether `table` holds any of these keys (text tuples in `columns` order, a
+    unique index's columns), by one index probe per key that no plan can turn into a scan: while
+    a first sync or import loads a table it has no statistics, and `IN`, `ANY` or a join let the
+    planner walk the whole index for every batch."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    arrays = ", ".join(f"%(k{i})s::text[]" for i in range(len(columns)))
+    match = " AND ".join(f't."{c}" = k."{c}"' for c in columns)
+    found = connection.exec_driver_sql(
+        f"SELECT 1 FROM unnest({arrays}) AS k({names}) CROSS JOIN LATERAL "
+        f'(SELECT FROM "{table.name}" AS t WHERE {match} LIMIT 1) AS hit LIMIT 1',
+        {f"k{i}": [key[i] for key in keys] for i in range(len(columns))},
+    )
+    return found.first() is not None
+
+
 def delete_keys(connection: Connection, table: Table, column: str, keys: Sequence[Any]) -> None:
     """Delete the rows whose `column` is one of `keys`, in as few statements as `chunk_size`
     allows."""

@@ -37,9 +37,9 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
 from store.bulk import among as _among
+from store.bulk import any_present, copy_dicts, select_rows
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
-from store.bulk import copy_dicts, select_rows
 from store.comparison import ListingComparison
 from store.schema import invoice_lines, invoices, payments, sync_errors
 from store.storable import may_be_unstorable, unstorable
@@ -548,15 +548,8 @@ class Mirror:
         invoices): COPY straight into the table with ids drawn from its sequence; None when
         one is already there (the upsert then decides). Staging and upserting such a batch
         cost the server about as much again as the COPY, and its stage emptied at commit."""
-        # One index probe per id, whatever the planner believes: while the first sync loads
-        # the table it has no statistics, and an ANY(..) or a join let it walk the whole index.
-        stored = connection.exec_driver_sql(
-            "SELECT 1 FROM unnest(%(ids)s::text[]) AS batch(remote_id) CROSS JOIN LATERAL "
-            "(SELECT FROM invoices WHERE source = %(source)s AND remote_id = batch.remote_id "
-            "LIMIT 1) AS stored LIMIT 1",
-            {"ids": [r.remote_id for r in records], "source": source},
-        )
-        if stored.first() is not None:
+        keys = [(source, r.remote_id) for r in records]
+        if any_present(connection, invoices, ("source", "remote_id"), keys):
             return None
         local_ids = (
             connection.exec_driver_sql(

@@ -88,6 +88,20 @@ def test_overlapping_statements_never_double_and_identical_payments_stay_two(
     ]
 
 
+def test_a_file_whose_statements_overlap_writes_the_shared_transaction_once(
+    store: BankStore, tmp_path: Path
+) -> None:
+    """On PostgreSQL a first import COPYs a chunk straight into the table; this chunk names one
+    key twice, so that COPY fails on the unique key and the chunk is staged and merged."""
+    shared = tx(2, "25.00", "contributie maart")
+    write_camt053(tmp_path / "both.xml", ACCOUNT, [[tx(1, "100.00"), shared], [shared]])
+
+    result = import_bank_file(store, tmp_path / "both.xml")
+
+    assert (result.status, result.new, result.present) == ("ok", 2, 1)
+    assert sorted(r["amount"] for r in rows(store)) == [Decimal("25.00"), Decimal("100.00")]
+
+
 def test_a_large_file_is_written_in_chunks_all_or_nothing(
     store: BankStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
