@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Table, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
@@ -241,6 +241,7 @@ class BankMirror(Mirror):
     `bank_reference`, diffed, deleted and quarantined like invoices."""
 
     stream: ClassVar[str] = FINANCIAL_MUTATIONS
+    tables: ClassVar[tuple[Table, ...]] = (bank_transactions,)
     origin: ClassVar[str] = "moneybird"
 
     def _id_column(self) -> Any:

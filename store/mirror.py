@@ -46,6 +46,8 @@ from store.storable import may_be_unstorable, unstorable
 from store.types import RawPayload
 
 _STAGES = "invoice_sync_stages"  # connection.info key: stage tables this session has
+#: a cycle that wrote fewer records than this never analyzes (`Mirror.analyze_if_grown`)
+ANALYZE_AFTER = 1000
 
 
 def utcnow() -> dt.datetime:
@@ -302,6 +304,8 @@ class Mirror:
     """
 
     stream: ClassVar[str] = INVOICES
+    #: the tables a cycle of this stream writes, analyzed after it grew them (`analyze_if_grown`)
+    tables: ClassVar[tuple[Table, ...]] = (invoices, invoice_lines, payments)
 
     def _id_column(self) -> Any:
         return invoices.c.remote_id
@@ -336,6 +340,21 @@ class Mirror:
                 yield comparison
             finally:
                 comparison.close()
+
+    def analyze_if_grown(self, written: int, listed: int) -> bool:
+        """PostgreSQL: ANALYZE the stream's tables after a cycle that wrote a tenth or more of
+        what it listed (the initial mirror), as autovacuum would a while later, and as it never
+        does on a server that runs without it. Until then the planner takes the freshly loaded
+        tables for nearly empty, and the next cycle's deletes of replaced lines scanned all of
+        them (measured after a first mirror of 100,000: 25-45 ms a batch, 1 % changed 0.96-1.17 s
+        against 0.89-0.96 s analyzed; the ANALYZE itself 0.9 s)."""
+        if self.engine.dialect.name != "postgresql" or written < ANALYZE_AFTER:
+            return False
+        if written * 10 < listed:
+            return False
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE " + ", ".join(f'"{t.name}"' for t in self.tables))
+        return True
 
     def live(self, source: str) -> int:
         """How many of the source's mirrored records are not deleted."""

@@ -92,3 +92,16 @@ def assert_mirror_equals(engine: sa.Engine, simulator: Any, source: str = "acme"
     assert set(live) == set(payloads)
     for remote_id, payload in payloads.items():
         assert_matches(live[remote_id], payload)
+
+
+def analyze_counts(app: Any) -> dict[str, int]:
+    """PostgreSQL: how often each mirror table of the test's schema was analyzed."""
+    with app.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT relname, analyze_count FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND relname IN "
+                "('invoices', 'invoice_lines', 'payments', 'sync_runs')"
+            )
+        )
+        return {name: int(count) for name, count in rows}

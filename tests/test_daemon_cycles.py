@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import redis
 
+import store.mirror
 import workers.fetch_list as fetch_list
 from connectors.errors import TransientError
 from connectors.moneybird.simulator import MoneybirdSimulator, SimulatorServer
 from tests.comparisons import count_comparisons
 from tests.conftest import make_source
 from tests.daemon_queue import REDIS_URL, Queue
-from tests.mirror_check import assert_mirror_equals, mirror_rows
+from tests.mirror_check import analyze_counts, assert_mirror_equals, mirror_rows
 from workers.app import App
 from workers.config import AppConfig
 from workers.daemon import Daemon
@@ -292,3 +293,23 @@ def test_a_daemon_plan_equal_to_the_previous_one_compares_nothing(
     assert daemon.app.runs.get(changed.run_id)["listing_digest"] is None  # type: ignore[arg-type]
     queue.drain(daemon)
     assert_mirror_equals(daemon.app.engine, simulator)
+
+
+def test_a_daemon_run_that_grew_the_mirror_analyzes_its_tables_when_its_last_batch_lands(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store.mirror, "ANALYZE_AFTER", 100)
+    queue = Queue()
+
+    first = daemon.cycle("acme", False, queue.batch, queue.cycle)
+    queue.drain(daemon)
+
+    assert daemon.app.runs.get(first.run_id)["status"] == "ok"  # type: ignore[arg-type]
+    if daemon.app.engine.dialect.name == "postgresql":
+        assert analyze_counts(daemon.app)["invoices"] == 1
+        idle = daemon.cycle("acme", False, queue.batch, queue.cycle)
+        queue.drain(daemon)
+        assert daemon.app.runs.get(idle.run_id)["new"] == 0  # type: ignore[arg-type]
+        assert analyze_counts(daemon.app)["invoices"] == 1, "an idle run does not analyze"
+    else:
+        assert not daemon.app.mirror.analyze_if_grown(written=10_000, listed=10_000)

@@ -31,7 +31,7 @@ from store.mirror import utcnow
 from store.pushes import PushStore
 from workers.app import App
 from workers.config import ConfigError
-from workers.engine import MassDeletionBlocked, plan_cycle, sync_batch
+from workers.engine import MassDeletionBlocked, plan_cycle, refresh_statistics, sync_batch
 from workers.limiter import RedisWindowLimiter, account_key
 from workers.logs import describe_error, get_logger
 from workers.metrics import Metrics, NoMetrics
@@ -421,6 +421,12 @@ class Daemon:
         self.redis.delete(self._marker(run_id))
         self.request_reconcile()
         run = self.app.runs.get(run_id)
+        refresh_statistics(
+            self.app.mirror_of(run["stream"]),
+            (run["new"] or 0) + (run["changed"] or 0),
+            run["listed"] or 0,
+            get_logger(source=source_name, run_id=run_id),
+        )
         self.metrics.run_finished(source_name, run, lambda: self.app.runs.status([source_name])[0])
         get_logger(source=source_name, run_id=run_id).info(
             "run finished", requests=run["requests"], quarantined=run["quarantined"]

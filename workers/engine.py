@@ -330,6 +330,15 @@ def sync_batch(
     )
 
 
+def refresh_statistics(mirror: Mirror, written: int, listed: int, log: Any) -> None:
+    """After a cycle that grew the mirror (`Mirror.analyze_if_grown`); a failure only logs."""
+    try:
+        if mirror.analyze_if_grown(written, listed):
+            log.info("mirror tables analyzed: the cycle wrote a tenth or more of them")
+    except SQLAlchemyError as exc:
+        log.warning("could not analyze the mirror's tables", error=str(exc))
+
+
 class CycleTimeout(Exception):
     """An inline cycle reached its time limit (`sync --inline --timeout`)."""
 
@@ -447,6 +456,7 @@ def run_cycle(
                 on_progress(done, len(plan.to_fetch))
         plan.to_fetch.close()
         listing_digest = plan.listing_digest if as_listed else None
+        refresh_statistics(mirror, result.new + result.changed, result.listed, log)
         result.status = "ok"
     except Exception as exc:  # whatever it was, the run records it and the source goes on
         result.status = _FAILED_AS.get(type(exc), "failed")
