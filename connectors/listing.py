@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connectors.records import RawJSON
+from connectors.spool import SpooledRecords
 
 #: (remote id, version) pairs of a listing, a chunk at a time
 Pairs = Sequence[tuple[str, str | None]]
@@ -46,7 +47,7 @@ class Listing:
     #: the record changed, so it is fetched every cycle
     versions: Mapping[str, str | None] = field(default_factory=dict)
     #: a snapshot's complete records (exact JSON text) by id, handed to `fetch_batch`
-    records: dict[str, RawJSON] = field(default_factory=dict)
+    records: dict[str, RawJSON] | SpooledRecords = field(default_factory=dict)
     #: whether an id the listing lacks is gone; False for a modified-since listing
     complete: bool = True
     #: the invoice dates the listing covers (first, last), when it covers a window: a mirrored

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import NO_HISTORY, NOTHING_LISTED, Listing, ListingHistory, RecordStream
 from connectors.errors import ConnectorError
 from connectors.records import RawJSON
+from connectors.spool import SpooledRecords
 from connectors.streams import INVOICES
 from connectors.versions import is_change, older
 from store.mirror import Mirror, Quarantined, Record, utcnow
@@ -45,7 +46,7 @@ class CyclePlan:
     #: the ids to fetch with their listed versions (the daemon's batch messages carry them)
     to_fetch: FetchList = field(default_factory=FetchList)
     #: what a snapshot listing said of the ids to fetch (their complete records' text)
-    records: dict[str, RawJSON] = field(default_factory=dict)
+    records: dict[str, RawJSON] | SpooledRecords = field(default_factory=dict)
     #: mirrored ids the listing could not judge (no version): fetched, and a change if written
     refresh: set[str] = field(default_factory=set)
     #: whether the listing named every record (it could see deletions) or only changes
@@ -238,7 +239,10 @@ def plan_cycle(
             fetch(remote_id, None)
     if listing.records:
         wanted = set(plan.to_fetch.ids())
-        plan.records = {i: raw for i, raw in listing.records.items() if i in wanted}
+        if isinstance(listing.records, SpooledRecords):
+            plan.records = listing.records.keep(wanted)  # read from disk as batches start
+        else:
+            plan.records = {i: raw for i, raw in listing.records.items() if i in wanted}
     if went_back and not full:
         get_logger(source=source, run_id=run_id).warning(
             "listed versions older than the mirror's were kept; `sync --full` takes the source's",

@@ -41,6 +41,7 @@ from connectors.records import Invoice, RawJSON
 from connectors.recras.config import RecrasSource
 from connectors.recras.normalize import normalize_invoice
 from connectors.source import SourceConfig
+from connectors.spool import Span, SpooledRecords, TextSpool
 from connectors.versions import content_version
 
 #: days of invoice dates one `factuurregels` request covers
@@ -143,18 +144,22 @@ class RecrasConnector(Connector):
             ("api2/factuurregels", {"begin": begin.isoformat(), "eind": end.isoformat()})
             for begin, end in self.slices()
         ]
-        headers, *slices = bounded(lambda request: self._read(*request), requests, CONCURRENCY)
-        lines: dict[str, list[str]] = {}
+        spool = TextSpool()
+        headers, *slices = bounded(
+            lambda request: self._read(*request, spool), requests, CONCURRENCY
+        )
+        lines: dict[str, list[Span]] = {}
         for answer in slices:
-            for remote_id, raw in answer:
-                lines.setdefault(remote_id, []).append(raw)
+            for remote_id, span in answer:
+                lines.setdefault(remote_id, []).append(span)
         versions: dict[str, str | None] = {}
-        records: dict[str, RawJSON] = {}
-        for (remote_id, status, datum), raw in headers:
+        records = SpooledRecords(spool)
+        for (remote_id, status, datum), span in headers:
             if datum is not None and datum > last.isoformat():
                 continue  # past the window's end: its lines were not asked for
-            text = RawJSON(f'{{"factuur":{raw},"regels":[{",".join(lines.pop(remote_id, ()))}]}}')
-            records[remote_id] = text
+            regels = ",".join(spool.read(line) for line in lines.pop(remote_id, ()))
+            text = RawJSON(f'{{"factuur":{spool.read(span)},"regels":[{regels}]}}')
+            records.add(remote_id, text)
             versions[remote_id] = None if status in UNSETTLED else content_version(text)
         for remote_id in lines:  # lines of an invoice created after its header was read
             versions[remote_id] = None
@@ -174,10 +179,11 @@ class RecrasConnector(Connector):
         answers = bounded(gone, remote_ids, CONCURRENCY)
         return [remote_id for remote_id, absent in zip(remote_ids, answers, strict=True) if absent]
 
-    def _read(self, path: str, params: dict[str, str]) -> list[tuple[Any, RawJSON]]:
-        """One listing answer, kept as each item's exact text and the little the listing needs
-        of it (the decoded items are dropped at once: 10,000 invoices of them weigh ~50 MB)."""
-        kept: list[tuple[Any, RawJSON]] = []
+    def _read(self, path: str, params: dict[str, str], spool: TextSpool) -> list[tuple[Any, Span]]:
+        """One listing answer: each item's exact text goes to the spool, and the little the
+        listing needs of it stays (the decoded items are dropped at once: 10,000 invoices of
+        them weigh ~50 MB)."""
+        kept: list[tuple[Any, Span]] = []
         lines = path.endswith("factuurregels")
         for position, (item, raw) in enumerate(
             self.client.request_json_array("GET", path, params=params)
@@ -188,7 +194,7 @@ class RecrasConnector(Connector):
                 what = "carries no Factuur.id" if lines else "has no id"
                 raise ConnectorError(f"{self.name}: {path}: item {position} {what}")
             if lines:
-                kept.append((str(remote_id), raw))
+                kept.append((str(remote_id), spool.write(raw)))
             else:
                 datum = item.get("datum")
                 summary = (
@@ -196,7 +202,7 @@ class RecrasConnector(Connector):
                     item.get("status"),
                     datum[:10] if isinstance(datum, str) else None,
                 )
-                kept.append((summary, raw))
+                kept.append((summary, spool.write(raw)))
         return kept
 
     def fetch_batch(
