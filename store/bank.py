@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import queue
-import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Connection
 from connectors.bank.records import BankTransaction
 from connectors.records import RemoteBankTransaction
 from connectors.streams import FINANCIAL_MUTATIONS
-from store.bulk import any_present, copy_dicts
+from store.bulk import AlreadyThere, any_present, copy_dicts, copy_new
 from store.mirror import BatchWrite, Guard, Mirror, Quarantined, _upsert, utcnow
 from store.schema import bank_imports, bank_transactions
 
@@ -215,8 +214,8 @@ def _copied_if_all_new(connection: Connection, chunk: list[dict[str, Any]]) -> b
         return False
     try:
         with connection.begin_nested():
-            copy_dicts(connection, "bank_transactions", bank_transactions, COLUMNS, chunk)
-    except sys.modules["psycopg"].errors.UniqueViolation:
+            copy_new(connection, bank_transactions, COLUMNS, chunk)
+    except AlreadyThere:
         return False
     return True
 

@@ -218,6 +218,24 @@ def any_present(
     return found.first() is not None
 
 
+class AlreadyThere(Exception):
+    """`copy_new` met a unique key the table already holds."""
+
+
+def copy_new(
+    connection: Connection, table: Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """PostgreSQL: `copy_dicts` of rows the table is expected not to hold (`any_present` said
+    so); one it holds after all raises `AlreadyThere`, and the transaction (or the savepoint
+    around this) is lost."""
+    import psycopg
+
+    try:
+        copy_dicts(connection, table.name, table, names, rows)
+    except psycopg.errors.UniqueViolation as exc:
+        raise AlreadyThere(table.name) from exc
+
+
 def delete_keys(connection: Connection, table: Table, column: str, keys: Sequence[Any]) -> None:
     """Delete the rows whose `column` is one of `keys`, in as few statements as `chunk_size`
     allows."""

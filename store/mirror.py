@@ -36,8 +36,8 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from connectors.records import Invoice, RemoteBankTransaction
 from connectors.streams import INVOICES
+from store.bulk import AlreadyThere, any_present, copy_dicts, copy_new, select_rows
 from store.bulk import among as _among
-from store.bulk import any_present, copy_dicts, select_rows
 from store.bulk import chunk_size as _chunk_size
 from store.bulk import chunks as _chunks
 from store.comparison import ListingComparison
@@ -282,20 +282,6 @@ def _invoice_row(source: str, r: Invoice, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-class _NotAllNew(Exception):
-    """A row `_copy_new` wrote was already there after all: redo the batch as an upsert."""
-
-
-def _copy_new(connection: Connection, target: Table, rows: list[dict[str, Any]]) -> None:
-    """COPY rows the table is not expected to hold; a unique key already there raises
-    `_NotAllNew` (the transaction is then lost, and the batch is written again)."""
-    errors = sys.modules["psycopg"].errors
-    try:
-        copy_dicts(connection, target.name, target, list(rows[0]), rows)
-    except errors.UniqueViolation as exc:
-        raise _NotAllNew(target.name) from exc
-
-
 class Mirror:
     """The store's public surface for the sync engine: the invoice stream's mirror.
 
@@ -520,7 +506,7 @@ class Mirror:
         write = functools.partial(self._write_invoices, source, records, quarantined, run_id, guard)
         try:
             return write(direct=True)
-        except _NotAllNew:
+        except AlreadyThere:
             return write(direct=False)
 
     def _write_invoices(
@@ -583,7 +569,7 @@ class Mirror:
             dict(_invoice_row(source, r, now), id=i)
             for r, i in zip(records, local_ids, strict=True)
         ]
-        _copy_new(connection, invoices, rows)
+        copy_new(connection, invoices, list(rows[0]), rows)
         return {row["remote_id"]: row["id"] for row in rows}
 
     def _upsert_invoices(
@@ -685,10 +671,11 @@ class Mirror:
         vanished = [pid for pid, remote_id in existing if remote_id not in keep]
         if vanished:
             connection.execute(delete(payments).where(_among(connection, payments.c.id, vanished)))
-        if payment_rows and copied:
-            _copy_new(connection, payments, list(payment_rows.values()))
-        elif payment_rows:
-            _upsert(connection, payments, list(payment_rows.values()), keys=("source", "remote_id"))
+        rows = list(payment_rows.values())
+        if rows and copied:
+            copy_new(connection, payments, list(rows[0]), rows)
+        elif rows:
+            _upsert(connection, payments, rows, keys=("source", "remote_id"))
 
     def _resolve_errors(
         self, connection: Connection, source: str, remote_ids: list[str], now: dt.datetime

@@ -421,13 +421,8 @@ class Daemon:
         self.redis.delete(self._marker(run_id))
         self.request_reconcile()
         run = self.app.runs.get(run_id)
-        refresh_statistics(
-            self.app.mirror_of(run["stream"]),
-            (run["new"] or 0) + (run["changed"] or 0),
-            run["listed"] or 0,
-            get_logger(source=source_name, run_id=run_id),
-        )
+        log = get_logger(source=source_name, run_id=run_id)
+        written = (run["new"] or 0) + (run["changed"] or 0)
+        refresh_statistics(self.app.mirror_of(run["stream"]), written, run["listed"] or 0, log)
         self.metrics.run_finished(source_name, run, lambda: self.app.runs.status([source_name])[0])
-        get_logger(source=source_name, run_id=run_id).info(
-            "run finished", requests=run["requests"], quarantined=run["quarantined"]
-        )
+        log.info("run finished", requests=run["requests"], quarantined=run["quarantined"])
