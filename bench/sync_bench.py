@@ -7,8 +7,13 @@ cron job every five minutes.
 The simulator runs in its own process (rate limit off); every cycle runs as a fresh
 `invoice-sync sync --inline` child process, so the peak RSS reported is that cycle's alone
 (from `wait4`), and `seconds` is the cycle as the engine timed it, without interpreter start-up.
+An initial mirror into PostgreSQL runs its batches in worker processes (`--processes`): a second
+initial mirror into an emptied database samples the memory of the command and its workers
+together (their proportional set sizes, every 10 ms: reading them costs enough CPU to slow the
+run, so that run's time is not a figure); `--one-process` adds one with `--processes 1`.
 
     .venv/bin/python bench/sync_bench.py [--invoices 100000] [--databases sqlite,postgresql]
+        [--one-process]
 """
 
 from __future__ import annotations
@@ -193,10 +198,14 @@ def run_command(
     return out, wall, peak_kb / 1024
 
 
-def peak_rss_mb(config: Path) -> tuple[dict[str, float | int | str], float]:
-    """Run one cycle; its summary row, wall time and the child's own peak RSS."""
+def peak_rss_mb(
+    config: Path, *options: str, tree: TreeMemory | None = None
+) -> tuple[dict[str, float | int | str], float]:
+    """Run one cycle; its summary row, wall time and the command's own peak RSS. With `tree`,
+    the memory of the command and its batch worker processes together is sampled meanwhile
+    (which costs CPU: such a run's time is not a timing figure)."""
     env = {**COMMAND_ENV, "BENCH_MONEYBIRD_TOKEN": TOKEN}
-    out, wall, rss = run_command(config, "sync", "--inline", env=env)
+    out, wall, rss = run_command(config, "sync", "--inline", *options, env=env, tree=tree)
     header, row = out.splitlines()[:2]
     values: dict[str, float | int | str] = dict(zip(header.split(), row.split(), strict=True))
     values["wall"] = round(wall, 2)
@@ -209,6 +218,12 @@ def main() -> None:
     )
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="also time the initial mirror with `--processes 1` (batches in the command's "
+        "own threads), into a fresh database",
+    )
     args = parser.parse_args()
     n = args.invoices
     workdir = Path(tempfile.mkdtemp(prefix="invoice-sync-bench-"))
@@ -225,17 +240,24 @@ def main() -> None:
                 f'token_env = "BENCH_MONEYBIRD_TOKEN"\nsince = "2000-01-01"\nrate_limit = 1000000\n'
                 f'timeout = "120s"\n'
             )
-            phases = [
-                ("initial", {}),
-                ("1% changed", {"change": n // 100}),
-                ("no change", {}),
-                ("no change again", {}),
-                ("1% deleted", {"delete": n // 100}),
+            # (phase, changes first, options, from an empty database, sample the workers' memory)
+            phases: list[tuple[str, dict[str, int], tuple[str, ...], bool, bool]] = [
+                ("initial", {}, (), False, False),
+                ("initial, memory with workers", {}, (), True, True),
+                ("1% changed", {"change": n // 100}, (), False, False),
+                ("no change", {}, (), False, False),
+                ("no change again", {}, (), False, False),
+                ("1% deleted", {"delete": n // 100}, (), False, False),
             ]
-            for phase, counts in phases:
+            if args.one_process:
+                phases.insert(1, ("initial, one process", {}, ("--processes", "1"), True, False))
+            for phase, counts, options, fresh, sample in phases:
                 if counts:
                     mutate(base_url, **counts)
-                values, rss = peak_rss_mb(config)
+                if fresh:  # the same initial mirror again
+                    fresh_database(kind, workdir)
+                tree = TreeMemory() if sample else None
+                values, rss = peak_rss_mb(config, *options, tree=tree)
                 seconds = float(values["seconds"])
                 fetched = int(values["new"]) + int(values["changed"])
                 results.append(
@@ -249,6 +271,7 @@ def main() -> None:
                         "wall": values["wall"],
                         "invoices_per_s": round(fetched / seconds) if fetched and seconds else None,
                         "peak_rss_mb": round(rss, 1),
+                        "peak_pss_with_workers_mb": round(tree.peak_mb, 1) if tree else None,
                         "deleted": int(values["deleted"]),
                     }
                 )
@@ -265,15 +288,16 @@ def main() -> None:
     print()
     print(
         "| database | phase | fetched | requests | seconds | wall s | invoices/s (wall) "
-        "| peak RSS MB |"
+        "| peak RSS MB | with batch workers, PSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         fetched, wall = int(r["fetched"]), float(r["wall"])
         rate = f"{round(fetched / wall):,}" if fetched and wall else "-"
         print(
             f"| {r['database']} | {r['phase']} | {r['fetched']} | {r['requests']} | {r['seconds']} "
-            f"| {r['wall']} | {rate} | {r['peak_rss_mb']} |"
+            f"| {r['wall']} | {rate} | {r['peak_rss_mb']} "
+            f"| {r['peak_pss_with_workers_mb'] or '-'} |"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -85,18 +86,26 @@ class App:
         timeout: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         stream: str = INVOICES,
+        processes: int = 1,
     ) -> CycleResult:
+        """`processes`: worker processes a large cycle may write its batches with
+        (`workers.batch_processes`); 1 keeps every batch in this process."""
+        from workers.batch_processes import Assignment, offer
         from workers.engine import run_cycle
 
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         with self.connector(source) as connector:
+            records = connector.stream(stream)
+            assignment = Assignment(self.config, source, stream, records.batch_size, level)
             return run_cycle(
-                connector.stream(stream),
+                records,
                 self.mirror_of(stream),
                 self.runs,
                 full=full,
                 mass_delete_fraction=None if allow_mass_delete else source.mass_delete_fraction,
                 timeout=timeout,
                 on_progress=on_progress,
+                processes=offer(assignment, processes),
             )
 
     def close(self) -> None:

@@ -132,6 +132,14 @@ def db_upgrade(obj: Context) -> None:
 )
 @click.option("--wait", is_flag=True, help="Without --inline: follow the cycles to their end.")
 @click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --inline: worker processes that fetch and write the batches of a cycle with "
+    "5,000 or more invoices to fetch, on PostgreSQL (default: one per core, up to 4; 1 keeps "
+    "them in this process).",
+)
+@click.option(
     "--timeout",
     default=3600.0,
     show_default=True,
@@ -146,15 +154,19 @@ def sync(
     full: bool,
     allow_mass_delete: bool,
     wait: bool,
+    processes: int | None,
     timeout: float,
 ) -> None:
     """Run one sync cycle per source (in the daemon, or here with --inline); print a summary."""
     import time
 
     from workers.app import App
+    from workers.batch_processes import default_count
 
     if allow_mass_delete and not inline:
         raise click.UsageError("--allow-mass-delete needs --inline (an ops decision, made here)")
+    if processes is not None and not inline:
+        raise click.UsageError("--processes needs --inline (the daemon has its own workers)")
     if not inline:
         _enqueue(obj, sources, full, wait, timeout)
         return
@@ -169,9 +181,14 @@ def sync(
         for source in selected:
             for stream in source.streams:
                 remaining = max(0.0, deadline - time.monotonic())
-                results.append(
-                    _sync_with_progress(app, source, stream, full, allow_mass_delete, remaining)
-                )
+                options = {
+                    "full": full,
+                    "allow_mass_delete": allow_mass_delete,
+                    "timeout": remaining,
+                    "stream": stream,
+                    "processes": processes or default_count(),
+                }
+                results.append(_sync_with_progress(app, source, **options))
     finally:
         app.close()
     click.echo(format_summary(results))
@@ -266,15 +283,7 @@ def _redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sync_with_progress(
-    app: Any, source: Any, stream: str, full: bool, allow_mass_delete: bool, timeout: float
-) -> CycleResult:
-    options = {
-        "full": full,
-        "allow_mass_delete": allow_mass_delete,
-        "timeout": timeout,
-        "stream": stream,
-    }
+def _sync_with_progress(app: Any, source: Any, **options: Any) -> CycleResult:
     if not sys.stderr.isatty():
         return app.sync_inline(source, **options)
     bar: Any = None
@@ -283,7 +292,7 @@ def _sync_with_progress(
         nonlocal bar
         if bar is None and total:
             bar = click.progressbar(
-                length=total, label=f"{source.name}: fetching {stream}", file=sys.stderr
+                length=total, label=f"{source.name}: fetching {options['stream']}", file=sys.stderr
             )
             bar.__enter__()
         if bar is not None:
@@ -989,29 +998,15 @@ def demo(invoices: int, database: str) -> None:
     run_demo(invoices=invoices, database=database, echo=click.echo)
 
 
-def _return_large_blocks() -> None:
-    """glibc serves a block of 128 KB or more with its own mapping, returned to the system when
-    freed, until the first such free: then it raises that threshold and keeps the freed blocks
-    (a batch's answer, its COPY buffers) in the heap for the rest of the command. Held at 128 KB,
-    a first mirror of 100,000 peaked 3-4 MB lower. Elsewhere than glibc this does nothing."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):
-        pass
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-
-
 def main() -> None:
     """The console script. Once a command is done, the process ends at once: an interpreter's
     teardown after SQLAlchemy, psycopg and httpx were loaded took 0.15-0.2 s on this machine, a
     fifth of an idle cron sync. Each command has already committed and closed what it opened;
     here the logs and the output are flushed, and only the teardown is skipped (not under a
     profiler or a tracer, which write their results at exit)."""
-    _return_large_blocks()
+    from workers.memory import return_large_blocks
+
+    return_large_blocks()
     try:
         cli(prog_name="invoice-sync")  # standalone mode: always ends in SystemExit
     except SystemExit as exc:

@@ -13,8 +13,9 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -75,6 +76,9 @@ class BatchResult:
     #: records written at another version than the listing named (changed since it was
     #: taken); only counted when the caller passes the listed versions
     off_listing: int = 0
+    #: requests sent for the batch by a connector of another process (`workers.batch_processes`);
+    #: the cycle's own connector counts those it sends itself
+    requests: int = 0
 
     @property
     def as_listed(self) -> bool:
@@ -343,54 +347,99 @@ def refresh_statistics(mirror: Mirror, written: int, listed: int, log: Any) -> N
         log.warning("could not analyze the mirror's tables", error=str(exc))
 
 
+class WorkerProcessError(RuntimeError):
+    """A batch failed in or with a worker process (`workers.batch_processes`); the message
+    says what happened."""
+
+
 class CycleTimeout(Exception):
     """An inline cycle reached its time limit (`sync --inline --timeout`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """One batch of a cycle, as whoever runs it needs it (see `sync_batch`)."""
+
+    remote_ids: list[str]
+    run_id: int
+    full: bool
+    listed: dict[str, RawJSON]
+    versions: dict[str, str | None]
+
+    def run(self, connector: RecordStream, mirror: Mirror) -> BatchResult:
+        return sync_batch(
+            connector,
+            mirror,
+            self.remote_ids,
+            run_id=self.run_id,
+            full=self.full,
+            listed=self.listed,
+            versions=self.versions,
+        )
+
+
+class Batches(Protocol):
+    """Where a cycle's batches are fetched, normalized and written: threads of this process
+    (`InThreads`) or worker processes (`workers.batch_processes.BatchProcesses`)."""
+
+    #: batches worth having under way at once
+    in_flight: int
+
+    def submit(self, job: BatchJob) -> Future[BatchResult]: ...
+
+
+#: what offers a cycle worker processes: called with the number of ids to fetch once the cycle
+#: is planned, it returns the processes to use, or None to keep the batches in this process
+ProcessesFor = Callable[[int], AbstractContextManager[Batches] | None]
+
+
+class InThreads:
+    """Batches in threads of this process: the network, the database server and this process
+    then work at the same time, though only one thread runs Python at a time."""
+
+    def __init__(self, connector: RecordStream, mirror: Mirror) -> None:
+        self.connector, self.mirror = connector, mirror
+        self.in_flight = mirror.write_concurrency
+        self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="batch")
+
+    def __enter__(self) -> InThreads:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, job: BatchJob) -> Future[BatchResult]:
+        return self._pool.submit(job.run, self.connector, self.mirror)
+
+
 def _in_parallel(
-    connector: RecordStream,
-    mirror: Mirror,
-    plan: CyclePlan,
-    run_id: int,
-    workers: int,
-    deadline: float | None,
+    batches_to: Batches, plan: CyclePlan, run_id: int, batch_size: int, deadline: float | None
 ) -> Iterator[tuple[int, BatchResult]]:
-    """Run up to `workers` batches at once, each fetched and written by one thread: the
-    network, the database server and this process then work at the same time. At most
-    `workers` batches are held in memory."""
-    batches = iter(plan.batches(connector.batch_size))
+    """Keep `batches_to.in_flight` batches under way; at most that many are held in memory."""
+    batches = iter(plan.batches(batch_size))
     done = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
 
-        def submit(planned: list[Planned]) -> Future[BatchResult]:
-            ids = [remote_id for remote_id, _version in planned]
-            listed = {i: plan.records.pop(i) for i in ids if i in plan.records}
-            return pool.submit(
-                sync_batch,
-                connector,
-                mirror,
-                ids,
-                run_id=run_id,
-                full=plan.full,
-                listed=listed,
-                versions=dict(planned),
-            )
+    def submit(planned: list[Planned]) -> Future[BatchResult]:
+        ids = [remote_id for remote_id, _version in planned]
+        listed = {i: plan.records.pop(i) for i in ids if i in plan.records}
+        return batches_to.submit(BatchJob(ids, run_id, plan.full, listed, dict(planned)))
 
-        def in_time() -> bool:
-            return deadline is None or time.monotonic() < deadline
+    def in_time() -> bool:
+        return deadline is None or time.monotonic() < deadline
 
-        running = {submit(ids) for ids in itertools.islice(batches, workers if in_time() else 0)}
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                outcome = future.result()
-                done += outcome.requested
-                yield done, outcome
-                if not in_time():
-                    continue  # let the running batches land, start no more
-                following = next(batches, None)
-                if following is not None:
-                    running.add(submit(following))
+    first = itertools.islice(batches, batches_to.in_flight if in_time() else 0)
+    running = {submit(ids) for ids in first}
+    while running:
+        finished, running = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            outcome = future.result()
+            done += outcome.requested
+            yield done, outcome
+            if not in_time():
+                continue  # let the running batches land, start no more
+            following = next(batches, None)
+            if following is not None:
+                running.add(submit(following))
     if done < len(plan.to_fetch):
         raise CycleTimeout(
             f"stopped at the time limit after {done:,} of {len(plan.to_fetch):,} invoices to "
@@ -404,7 +453,9 @@ _FAILED_AS = {MassDeletionBlocked: "blocked", CycleTimeout: "interrupted"}
 
 def _expected(exc: BaseException) -> bool:
     """Failures whose message says it all; anything else is logged with its traceback."""
-    return isinstance(exc, (ConnectorError, SQLAlchemyError, OSError, *_FAILED_AS))
+    return isinstance(
+        exc, (ConnectorError, SQLAlchemyError, OSError, WorkerProcessError, *_FAILED_AS)
+    )
 
 
 def run_cycle(
@@ -416,10 +467,13 @@ def run_cycle(
     mass_delete_fraction: float | None = None,
     timeout: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    processes: ProcessesFor | None = None,
 ) -> CycleResult:
-    """One whole cycle in this process, recorded in `sync_runs` whatever happens.
+    """One whole cycle run from this process, recorded in `sync_runs` whatever happens.
 
     `timeout` (seconds) stops starting batches once it has passed; the run is `interrupted`.
+    `processes` may take the batches of a large cycle to worker processes (the listing, the
+    diff and the run's record stay here).
     """
     started = time.perf_counter()
     deadline = time.monotonic() + timeout if timeout is not None else None
@@ -429,6 +483,7 @@ def run_cycle(
     )
     log = get_logger(source=connector.name, run_id=run_id)
     requests_before = connector.requests
+    requests_elsewhere = 0
     complete_listing: bool | None = None
     listing_digest: str | None = None
     try:
@@ -447,17 +502,21 @@ def run_cycle(
             setattr(result, name, value)
         if on_progress:
             on_progress(0, len(plan.to_fetch))
-        workers = mirror.write_concurrency
         as_listed = True
-        for done, outcome in _in_parallel(connector, mirror, plan, run_id, workers, deadline):
-            as_listed = as_listed and outcome.as_listed
-            result.quarantined += outcome.quarantined
-            if plan.refresh and not full:
-                seen_changed = len(plan.refresh.intersection(outcome.written_ids))
-                result.changed += seen_changed
-                result.unchanged -= seen_changed
-            if on_progress:
-                on_progress(done, len(plan.to_fetch))
+        elsewhere = processes(len(plan.to_fetch)) if processes is not None else None
+        with elsewhere or InThreads(connector, mirror) as batches_to:
+            for done, outcome in _in_parallel(
+                batches_to, plan, run_id, connector.batch_size, deadline
+            ):
+                as_listed = as_listed and outcome.as_listed
+                result.quarantined += outcome.quarantined
+                requests_elsewhere += outcome.requests
+                if plan.refresh and not full:
+                    seen_changed = len(plan.refresh.intersection(outcome.written_ids))
+                    result.changed += seen_changed
+                    result.unchanged -= seen_changed
+                if on_progress:
+                    on_progress(done, len(plan.to_fetch))
         plan.to_fetch.close()
         listing_digest = plan.listing_digest if as_listed else None
         refresh_statistics(mirror, result.new + result.changed, result.listed, log)
@@ -469,7 +528,7 @@ def run_cycle(
         if not _expected(exc):
             log.debug("sync cycle failure traceback", exc_info=True)
     finally:
-        result.requests = connector.requests - requests_before
+        result.requests = connector.requests - requests_before + requests_elsewhere
         result.seconds = round(time.perf_counter() - started, 3)
         if result.status == "running":  # KeyboardInterrupt, SystemExit
             result.status, result.error = "interrupted", "the process was stopped mid-cycle"
