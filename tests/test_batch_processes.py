@@ -100,6 +100,7 @@ def test_a_batch_error_in_a_worker_fails_the_run_with_its_own_type_and_words(
     assert result.status == "failed"
     assert result.error is not None and result.error.startswith("AuthError: "), result.error
     assert TOKEN not in result.error
+    assert multiprocessing.active_children() == []  # the workers ended with the run
     simulator.token = TOKEN
     again = app.sync_inline(app.config.sources[0], processes=2)
     assert (again.status, again.new) == ("ok", 120), again.error

@@ -14,12 +14,15 @@ process that started the cycle (`offer`).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import pickle
 import signal
+import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workers.engine import BatchJob, BatchResult, ProcessesFor, WorkerProcessError
 
@@ -98,21 +101,34 @@ class BatchProcesses:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        context = multiprocessing.get_context("spawn")
         self.in_flight = 2 * count
+        #: set to 1 when the cycle has failed or was interrupted: the workers end at once. A flag
+        #: in shared memory, not an `Event`: setting an event waits for every process waiting on
+        #: it to wake, which a killed worker never does.
+        self._stop = context.RawValue("b", 0)
         self._pool = ProcessPoolExecutor(
             max_workers=count,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_start,
-            initargs=(assignment,),
+            initargs=(assignment, self._stop),
         )
 
     def __enter__(self) -> BatchProcesses:
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        # After a failure the batches under way still land (each is its own transaction), but
-        # this process does not wait for them: it records the run's end and exits.
-        self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
+        import multiprocessing
+
+        if exc_type is not None:  # a batch under way is rolled back: the run has ended
+            self._stop.value = 1
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        # The pool's queues hold semaphores, released here and not at an interpreter teardown
+        # this process may skip (they would be reported as leaked): the pool and the ended
+        # workers' process objects hold them in reference cycles, and so may a traceback.
+        del self._pool
+        multiprocessing.active_children()  # reaps the ended workers' process objects
+        gc.collect()
 
     def submit(self, job: BatchJob) -> Future[BatchResult]:
         from concurrent.futures.process import BrokenProcessPool
@@ -153,11 +169,12 @@ class _Worker:
 _WORKER: _Worker | BaseException | None = None
 
 
-def _start(assignment: Assignment) -> None:
+def _start(assignment: Assignment, stop: Any) -> None:
     """Build the worker's connector and mirror as the starting process built its own. Ctrl-C
-    is left to that process: it stops handing out batches, and a batch under way lands."""
+    is left to that process, which stops handing out batches and records the run's end."""
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with(os.getppid(), stop)
     from workers.logs import configure
     from workers.memory import return_large_blocks
 
@@ -171,6 +188,20 @@ def _start(assignment: Assignment) -> None:
         _WORKER = _Worker(connector, app.mirror_of(assignment.stream))
     except Exception as exc:  # noqa: BLE001 - raised by every batch, which says what it was
         _WORKER = _portable(exc)
+
+
+def _end_with(parent: int, stop: Any) -> None:
+    """End this worker at once when the cycle has failed or was interrupted (`stop`), or the
+    process that started it has gone (killed): nothing else would end a worker waiting for a
+    batch, since it holds both ends of that pipe. A batch under way is rolled back with the
+    connection."""
+
+    def watch() -> None:
+        while os.getppid() == parent and not stop.value:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _run(job: BatchJob) -> BatchResult:
