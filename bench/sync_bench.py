@@ -243,12 +243,13 @@ def main() -> None:
             # (phase, changes first, options, from an empty database, sample the workers' memory)
             phases: list[tuple[str, dict[str, int], tuple[str, ...], bool, bool]] = [
                 ("initial", {}, (), False, False),
-                ("initial, memory with workers", {}, (), True, True),
                 ("1% changed", {"change": n // 100}, (), False, False),
                 ("no change", {}, (), False, False),
                 ("no change again", {}, (), False, False),
                 ("1% deleted", {"delete": n // 100}, (), False, False),
             ]
+            if kind == "postgresql":  # SQLite's batches stay in the command
+                phases.insert(1, ("initial, memory with workers", {}, (), True, True))
             if args.one_process:
                 phases.insert(1, ("initial, one process", {}, ("--processes", "1"), True, False))
             for phase, counts, options, fresh, sample in phases:
