@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-import pickle
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from connectors.portable import portable
 from workers.engine import BatchJob, BatchResult, ProcessesFor, WorkerProcessError
 
 if TYPE_CHECKING:
@@ -217,11 +217,6 @@ def _run(job: BatchJob) -> BatchResult:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """The exception itself where it survives pickling, else one that says the same."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - any failure to round-trip means: send words instead
-        from workers.logs import describe_error
+    from workers.logs import describe_error
 
-        return BatchFailed(describe_error(exc))
-    return exc
+    return portable(exc, lambda gone: BatchFailed(describe_error(gone)))

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from connectors.bank.base import BankFile
 from connectors.bank.records import BankTransaction, StatementSummary
+from connectors.portable import portable
 
 #: transactions per message: large enough that pickling is cheap, small enough to start early
 CHUNK = 1000
@@ -320,12 +321,7 @@ def _header(summary: StatementSummary) -> tuple[Any, ...]:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """The exception itself where it survives pickling, else one that says the same."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - any failure to round-trip means: send words instead
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-    return exc
+    return portable(exc, lambda gone: RuntimeError(f"{type(gone).__name__}: {gone}"))
 
 
 def serve(parser_class: str, path: Path, job: list[str], out: IO[bytes] | None) -> None:
