@@ -44,14 +44,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[BankStore]:
-    """The bank side of a migrated database, on each backend."""
+def migrated_engine(database_url: str) -> Iterator[sa.Engine]:
+    """A database at the latest migration, on each backend."""
     engine = make_engine(database_url)
     upgrade(engine)
     try:
-        yield BankStore(engine)
+        yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def store(migrated_engine: sa.Engine) -> BankStore:
+    """The bank side of a migrated database, on each backend."""
+    return BankStore(migrated_engine)
 
 
 @pytest.fixture

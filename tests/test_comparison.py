@@ -3,21 +3,17 @@ PostgreSQL: only what differs comes back, and the engine's plan counts the rest 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+import sqlalchemy as sa
 
-from store.db import make_engine, upgrade
 from store.mirror import Mirror, Quarantined, utcnow
 from tests.invoices import an_invoice
 
 
 @pytest.fixture
-def mirror(database_url: str) -> Iterator[Mirror]:
+def mirror(migrated_engine: sa.Engine) -> Mirror:
     """A mirror holding ids 1-5 at version 10; 4 and 5 are deleted; source `other` holds 1."""
-    engine = make_engine(database_url)
-    upgrade(engine)
-    mirror = Mirror(engine)
+    mirror = Mirror(migrated_engine)
     held = [
         an_invoice(remote_id=str(i), remote_version="10", lines=(), payments=())
         for i in range(1, 6)
@@ -25,10 +21,7 @@ def mirror(database_url: str) -> Iterator[Mirror]:
     mirror.write_batch("acme", held, [])
     mirror.write_batch("other", held[:1], [])
     mirror.mark_deleted("acme", ["4", "5"], utcnow())
-    try:
-        yield mirror
-    finally:
-        engine.dispose()
+    return mirror
 
 
 def test_only_what_differs_comes_back(mirror: Mirror) -> None:

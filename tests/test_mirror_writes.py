@@ -7,7 +7,6 @@ same result, including when the COPY finds a row there after all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,20 +14,14 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.records import Payment
-from store.db import make_engine, upgrade
 from store.mirror import Mirror
 from store.schema import invoice_lines, invoices, payments
 from tests.invoices import an_invoice
 
 
 @pytest.fixture
-def mirror(database_url: str) -> Iterator[Mirror]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    try:
-        yield Mirror(engine)
-    finally:
-        engine.dispose()
+def mirror(migrated_engine: sa.Engine) -> Mirror:
+    return Mirror(migrated_engine)
 
 
 def stored(mirror: Mirror) -> dict[str, Any]:
